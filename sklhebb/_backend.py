@@ -1,0 +1,315 @@
+"""Where arrays live: backend (NumPy, PyTorch, CuPy) and device resolution.
+
+One code path for every backend: estimators ask :func:`resolve` for a
+:class:`Backend`, move host data onto it with :meth:`Backend.asarray`, compute
+with ``bk.xp`` (an array-API namespace from ``array-api-compat``) plus the few
+operations the array API lacks (defined here once per backend: sliding
+windows, row scatter-add, top-rank selection), and bring fitted state home with
+:func:`to_numpy`.
+
+Rules of the house
+------------------
+* NumPy input computes on ``backend``/``device`` chosen by the estimator's
+  parameters and results come back as NumPy.
+* A torch or CuPy array passed in is computed in its own namespace and on its
+  own device, and results come back in it (the estimator's ``backend`` and
+  ``device`` parameters are then ignored).
+* Random numbers are always drawn on the host (NumPy ``RandomState``) and then
+  moved, so every backend starts from the same weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from array_api_compat import (
+    array_namespace,
+    is_cupy_array,
+    is_numpy_array,
+    is_torch_array,
+)
+
+BACKENDS = ("numpy", "torch", "cupy")
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "resolve",
+    "to_numpy",
+    "is_foreign_array",
+    "DeviceMemoryError",
+]
+
+
+class DeviceMemoryError(MemoryError):
+    """The accelerator ran out of memory; the message names what to lower."""
+
+
+def _import(name: str, extra: str):
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            f"backend={extra!r} needs the {name!r} package, which is not installed. "
+            f"Install it with `pip install sklhebb[{extra}]` or choose backend='numpy'."
+        ) from exc
+
+
+def is_foreign_array(X) -> bool:
+    """True for torch tensors and CuPy arrays (arrays that keep their own backend)."""
+    return is_torch_array(X) or is_cupy_array(X)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A compute location: backend name, array namespace ``xp`` and device.
+
+    ``native`` is the library module itself (``numpy``, ``torch`` or ``cupy``)
+    for the handful of operations outside the array API.
+    """
+
+    name: str
+    xp: Any
+    device: Any
+    native: Any
+
+    # ------------------------------------------------------------------ moves
+    def asarray(self, a, dtype: str | None = None):
+        """Move ``a`` (NumPy or same-backend array) onto this backend/device.
+
+        ``dtype`` is a name ('float32', 'float64') so that one call works on
+        every backend.
+        """
+        dtype = None if dtype is None else self.dtype(str(np.dtype(dtype)))
+        if self.name == "numpy":
+            return np.asarray(a, dtype=dtype)
+        if self.name == "torch":
+            torch = self.native
+            if is_torch_array(a):
+                return a.to(device=self.device, dtype=dtype) if (dtype is not None or a.device != self.device) else a
+            a = np.asarray(a)
+            if not a.flags.writeable or not (a.flags.c_contiguous or a.flags.f_contiguous):
+                a = np.array(a)  # torch.from_numpy warns on read-only memory
+            t = torch.from_numpy(a)
+            return t.to(device=self.device, dtype=dtype)
+        # cupy
+        cp = self.native
+        with cp.cuda.Device(self._cupy_device_id()):
+            return cp.asarray(a, dtype=dtype)
+
+    def dtype(self, name: str):
+        """The backend's dtype called ``name`` ('float32', 'float64', 'int64', ...)."""
+        return getattr(self.native, name)
+
+    def zeros(self, shape, dtype):
+        if self.name == "cupy":
+            with self.native.cuda.Device(self._cupy_device_id()):
+                return self.native.zeros(shape, dtype=dtype)
+        return self.xp.zeros(shape, dtype=dtype, device=self.device)
+
+    def arange(self, n):
+        if self.name == "cupy":
+            with self.native.cuda.Device(self._cupy_device_id()):
+                return self.native.arange(n)
+        return self.xp.arange(n, device=self.device)
+
+    def _cupy_device_id(self):
+        dev = self.device
+        return getattr(dev, "id", 0 if dev is None else dev)
+
+    def synchronize(self):
+        """Wait for queued device work (for honest timings)."""
+        if self.name == "torch" and str(self.device).startswith("cuda"):
+            self.native.cuda.synchronize(self.device)
+        elif self.name == "cupy":
+            self.native.cuda.Device(self._cupy_device_id()).synchronize()
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.name == "cupy" or (self.name == "torch" and str(self.device).startswith("cuda"))
+
+    # ------------------------------------------------- ops beyond the array API
+    def sliding_windows(self, x, axis: int, size: int, step: int = 1):
+        """View of ``x`` with windows of ``size`` along ``axis`` appended as a last axis.
+
+        The window axis is removed from position ``axis`` and replaced by the
+        window positions ``(x.shape[axis] - size) // step + 1``; no copy.
+        """
+        axis = axis % x.ndim
+        if self.name == "torch":
+            return x.unfold(axis, size, step)
+        if self.name == "numpy":
+            v = np.lib.stride_tricks.sliding_window_view(x, size, axis=axis)
+        else:
+            cp = self.native
+            n_out = x.shape[axis] - size + 1
+            shape = x.shape[:axis] + (n_out,) + x.shape[axis + 1 :] + (size,)
+            strides = x.strides + (x.strides[axis],)
+            v = cp.lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
+        if step != 1:
+            sl = [slice(None)] * v.ndim
+            sl[axis] = slice(None, None, step)
+            v = v[tuple(sl)]
+        return v
+
+    def scatter_add_rows(self, out, index, values):
+        """``out[index[b]] += values[b]`` for every row b (repeated indices add up).
+
+        out: (K, N), index: (B,) integers in [0, K), values: (B, N). In place;
+        returns ``out``. O(B * N) work, no dense (K, B) matrix.
+        """
+        if self.name == "torch":
+            return out.index_add_(0, index, values)
+        if self.name == "cupy":
+            import cupyx
+
+            cupyx.scatter_add(out, index, values)
+            return out
+        # NumPy: a CSR matrix with one entry per row of `values` is the fastest
+        # scatter on the CPU (measured: 0.13 ms against 0.60 ms for np.add.at and
+        # 0.36 ms for the dense product, K=400, B=1000, N=48).
+        import scipy.sparse as sp
+
+        K, B = out.shape[0], index.shape[0]
+        ones = np.ones(B, dtype=values.dtype)
+        S = sp.csr_matrix((ones, (index, np.arange(B))), shape=(K, B))
+        out += S @ values
+        return out
+
+    def bincount(self, index, weights, minlength: int):
+        """Sum of ``weights`` per value of ``index`` (length ``minlength``)."""
+        if self.name == "torch":
+            return self.native.bincount(index, weights=weights, minlength=minlength).to(weights.dtype)
+        return self.native.bincount(index, weights=weights, minlength=minlength).astype(weights.dtype, copy=False)
+
+    def take_rows(self, x, index):
+        """``x[b, index[b]]`` for every row b of a 2-D array."""
+        return x[self.arange(x.shape[0]), index]
+
+    def top_rank(self, x, ranks):
+        """Column index of the largest, second-largest, ... entry of each row.
+
+        Returns a list with one (B,) index array per requested rank (1-based),
+        computed by repeated ``argmax`` with masking: no sort (measured: two
+        argmax passes over (1000, 400) beat argpartition/topk by 10-30x).
+        """
+        ranks = sorted(set(int(r) for r in ranks))
+        m = ranks[-1]
+        if m > x.shape[1]:
+            raise ValueError(f"rank {m} exceeds the number of units {x.shape[1]}")
+        out = {}
+        if m == 1:
+            out[1] = self.xp.argmax(x, axis=1)
+            return [out[r] for r in ranks]
+        if m <= 8:
+            work = self.xp.asarray(x, copy=True)
+            rows = self.arange(x.shape[0])
+            neg_inf = -math.inf
+            for r in range(1, m + 1):
+                idx = self.xp.argmax(work, axis=1)
+                out[r] = idx
+                if r < m:
+                    work[rows, idx] = neg_inf
+            return [out[r] for r in ranks]
+        # deep ranks: one top-k call
+        if self.name == "torch":
+            top = self.native.topk(x, m, dim=1, sorted=True).indices
+        else:
+            part = self.native.argpartition(-x, m - 1, axis=1)[:, :m]
+            vals = self.native.take_along_axis(x, part, axis=1)
+            order = self.native.argsort(-vals, axis=1)
+            top = self.native.take_along_axis(part, order, axis=1)
+        return [top[:, r - 1] for r in ranks]
+
+    # ------------------------------------------------------------ memory hints
+    @contextlib.contextmanager
+    def memory_hint(self, *params: str):
+        """Turn a device out-of-memory error into one that names what to lower."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is an OOM
+            name = type(exc).__name__
+            if name == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+                names = " or ".join(f"`{p}`" for p in params)
+                raise DeviceMemoryError(
+                    f"The {self.name} device {self.device} ran out of memory. Lower {names} "
+                    f"(they bound the memory used per step), or use a device with more memory. "
+                    f"Original error: {exc}"
+                ) from exc
+            raise
+
+
+def _torch_device(torch, device):
+    dev = torch.device("cpu" if device is None else device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but torch reports no CUDA device "
+            "(torch.cuda.is_available() is False). Use device='cpu'."
+        )
+    return dev
+
+
+def resolve(backend: str = "numpy", device=None, X=None) -> Backend:
+    """Return the :class:`Backend` to compute on.
+
+    A torch tensor or CuPy array ``X`` decides for itself (its namespace and
+    device); otherwise ``backend`` ('numpy', 'torch', 'cupy') and ``device``
+    (None, 'cpu', 'cuda', 'cuda:1', ...) decide.
+    """
+    if X is not None and is_torch_array(X):
+        torch = _import("torch", "torch")
+        return Backend("torch", array_namespace(X), X.device, torch)
+    if X is not None and is_cupy_array(X):
+        cp = _import("cupy", "cupy")
+        return Backend("cupy", array_namespace(X), X.device, cp)
+    if backend == "numpy":
+        if device not in (None, "cpu"):
+            raise ValueError(
+                f"backend='numpy' runs on the CPU only; got device={device!r}. "
+                "Use backend='torch' or backend='cupy' for a GPU."
+            )
+        import array_api_compat.numpy as xnp
+
+        return Backend("numpy", xnp, "cpu", np)
+    if backend == "torch":
+        torch = _import("torch", "torch")
+        import array_api_compat.torch as xtorch
+
+        return Backend("torch", xtorch, _torch_device(torch, device), torch)
+    if backend == "cupy":
+        cp = _import("cupy", "cupy")
+        import array_api_compat.cupy as xcp
+
+        if device in (None, "cuda"):
+            dev = cp.cuda.Device(0)
+        elif isinstance(device, str) and device.startswith("cuda:"):
+            dev = cp.cuda.Device(int(device.split(":")[1]))
+        elif isinstance(device, int):
+            dev = cp.cuda.Device(device)
+        else:
+            raise ValueError(f"backend='cupy' needs device None, 'cuda' or 'cuda:N'; got {device!r}")
+        return Backend("cupy", xcp, dev, cp)
+    raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+
+
+def to_numpy(a) -> np.ndarray:
+    """Copy any backend array to a host NumPy array (NumPy arrays pass through)."""
+    if is_numpy_array(a) or isinstance(a, np.ndarray):
+        return a
+    if is_torch_array(a):
+        return a.detach().cpu().numpy()
+    if is_cupy_array(a):
+        return a.get()
+    return np.asarray(a)
+
+
+def to_output(a, X):
+    """Return ``a`` in the caller's namespace: NumPy for NumPy input, else as is."""
+    if X is not None and is_foreign_array(X):
+        return a
+    return to_numpy(a)

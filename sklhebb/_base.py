@@ -1,0 +1,98 @@
+"""What every sklhebb estimator shares: backend parameters, dtype policy,
+input validation for images and foreign arrays, and persistence hygiene."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import validate_data
+
+from . import __version__
+from ._backend import is_foreign_array, resolve
+from .image import as_image_stack
+
+BACKEND_CONSTRAINTS = {
+    "backend": [StrOptions({"numpy", "torch", "cupy"})],
+    "device": [None, str, object],  # str or a torch.device / cupy Device
+}
+
+
+def compute_dtype(X) -> str:
+    """float64 input computes in float64; everything else (uint8 images,
+    integers, float32) in float32, the precision the papers used."""
+    name = str(getattr(X, "dtype", "")).split(".")[-1]
+    return "float64" if name == "float64" else "float32"
+
+
+class BackendMixin:
+    """Backend resolution and persistence for sklhebb estimators.
+
+    Fitted public attributes are NumPy arrays, so the pickled state never
+    holds a device object; the state carries the sklhebb version and a
+    mismatch at load time gives a warning.
+    """
+
+    def _backend(self, X=None):
+        return resolve(self.backend, self.device, X)
+
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state["_sklhebb_version"] = __version__
+        return state
+
+    def __setstate__(self, state):
+        version = state.pop("_sklhebb_version", None)
+        if version is not None and version != __version__:
+            warnings.warn(
+                f"Loading a {type(self).__name__} saved with sklhebb {version} into sklhebb "
+                f"{__version__}; results may differ. Refit, or install sklhebb=={version}.",
+                UserWarning,
+                stacklevel=2,
+            )
+        if hasattr(super(), "__setstate__"):
+            super().__setstate__(state)
+        else:  # pragma: no cover
+            self.__dict__.update(state)
+
+
+def validate_images(est, X, *, image_shape=None, reset: bool):
+    """Validate ``X`` as images, set or check ``n_features_in_`` / ``image_shape_``.
+
+    Returns the (n, H, W, C) stack (a view of ``X`` where possible). 2-D input
+    (and DataFrames) goes through scikit-learn's ``validate_data`` for
+    feature-name and feature-count bookkeeping; 3-D/4-D input records its
+    image shape. After fit, 2-D input is reshaped to the fitted image shape.
+    """
+    ndim = getattr(X, "ndim", None)
+    if not is_foreign_array(X) and (ndim is None or ndim <= 2):
+        validate_data(est, X, skip_check_array=True, reset=reset)
+    if reset:
+        images = as_image_stack(X, image_shape)
+        est.image_shape_ = tuple(int(s) for s in images.shape[1:])
+        est.n_features_in_ = math.prod(est.image_shape_)
+        return images
+    fitted = est.image_shape_
+    if ndim is not None and ndim >= 3:
+        images = as_image_stack(X)
+        if tuple(images.shape[1:]) != fitted:
+            raise ValueError(
+                f"X has images of shape {tuple(images.shape[1:])}, but {type(est).__name__} "
+                f"was fitted on images of shape {fitted}."
+            )
+        return images
+    images = as_image_stack(X)  # (n, 1, 1, d)
+    d = images.shape[-1]
+    if d != est.n_features_in_:
+        raise ValueError(
+            f"X has {d} features, but {type(est).__name__} is expecting {est.n_features_in_} features as input."
+        )
+    return images.reshape((images.shape[0],) + fitted)
+
+
+def host_normal(rng, shape, dtype: str) -> np.ndarray:
+    """Standard-normal weights drawn on the host (same on every backend)."""
+    return rng.standard_normal(size=shape).astype(dtype)

@@ -1,0 +1,147 @@
+"""The one minibatch driver shared by every estimator.
+
+It owns: epochs, the learning-rate schedule, progress lines, divergence
+checks and the ``n_iter_`` / ``n_steps_`` bookkeeping. An estimator gives it
+its parameters (device arrays in a dict), a function that yields the
+minibatches of one epoch, and a ``step(params, batch, lr)`` that applies one
+rule update in place. Nothing is written to the estimator until the driver
+returns, so an interrupted or diverging fit never leaves half-written
+weights behind.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+__all__ = ["DivergenceError", "TrainResult", "learning_rate_at", "run_epochs", "all_finite"]
+
+
+class DivergenceError(FloatingPointError, ValueError):
+    """Weights became NaN or infinite during fit.
+
+    The estimator keeps the state it had before the call (unfitted after a
+    failed ``fit``; the previous weights after a failed ``partial_fit``).
+    """
+
+
+def learning_rate_at(schedule, lr0: float, epoch: int, max_iter: int) -> float:
+    """Learning rate of epoch ``epoch`` (0-based) out of ``max_iter``.
+
+    * ``"linear"``: lr0 * (1 - epoch / max_iter), falling linearly to zero over
+      the epochs as in Krotov & Hopfield's code (the first epoch uses lr0).
+    * ``"constant"``: lr0.
+    * a callable ``schedule(epoch, max_iter) -> factor``: lr0 * factor.
+    """
+    if callable(schedule):
+        return lr0 * float(schedule(epoch, max_iter))
+    if schedule == "linear":
+        return lr0 * (1.0 - epoch / max_iter)
+    if schedule == "constant":
+        return lr0
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+
+
+def all_finite(bk, params: dict) -> bool:
+    """True when every array in ``params`` is free of NaN and infinity."""
+    xp = bk.xp
+    return all(bool(xp.all(xp.isfinite(a))) for a in params.values())
+
+
+@dataclass
+class TrainResult:
+    params: dict
+    n_epochs: int
+    n_steps: int
+    history: list
+
+
+def run_epochs(
+    bk,
+    params: dict,
+    batches: Callable[[int], Iterable],
+    step: Callable[[dict, object, float], None],
+    *,
+    n_epochs: int,
+    lr_at: Callable[[int], float],
+    name: str,
+    verbose: int = 0,
+    monitor: Callable[[dict], str] | None = None,
+    check_every: int = 100,
+    hint: str = "lower learning_rate",
+) -> TrainResult:
+    """Run ``n_epochs`` passes of ``step`` over ``batches(epoch)``.
+
+    Parameters
+    ----------
+    bk : Backend
+    params : dict of device arrays, updated in place by ``step``.
+    batches : epoch -> iterable of minibatches.
+    step : (params, batch, lr) -> None.
+    n_epochs : passes to run.
+    lr_at : epoch -> learning rate.
+    name : estimator name for messages.
+    verbose : 0 silent; 1 one line per epoch; 2 also a tqdm bar over
+        minibatches when tqdm is installed.
+    monitor : params -> short text appended to the verbose line.
+    check_every : steps between finiteness checks (one device sync each).
+    hint : what to tell the user when weights diverge.
+    """
+    n_steps = 0
+    history = []
+    t_start = time.perf_counter()
+    for epoch in range(n_epochs):
+        lr = lr_at(epoch)
+        t0 = time.perf_counter()
+        it = batches(epoch)
+        bar = _progress(it, verbose, name, epoch, n_epochs)
+        steps_here = 0
+        for batch in bar:
+            step(params, batch, lr)
+            n_steps += 1
+            steps_here += 1
+            if n_steps % check_every == 0 and not all_finite(bk, params):
+                _diverged(name, epoch, n_steps, lr, hint)
+        if bar is not it:
+            bar.close()
+        if not all_finite(bk, params):
+            _diverged(name, epoch, n_steps, lr, hint)
+        bk.synchronize()
+        dt = time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "learning_rate": lr, "steps": steps_here, "time": dt}
+        history.append(record)
+        if verbose:
+            extra = f", {monitor(params)}" if monitor is not None else ""
+            print(
+                f"[{name}] epoch {epoch + 1}/{n_epochs}, lr = {lr:.3g}, "
+                f"{steps_here} steps{extra}, time = {dt:.2f}s",
+                file=sys.stdout,
+                flush=True,
+            )
+    if verbose:
+        print(f"[{name}] done in {time.perf_counter() - t_start:.2f}s, {n_steps} steps", flush=True)
+    return TrainResult(params, n_epochs, n_steps, history)
+
+
+def _diverged(name, epoch, n_steps, lr, hint):
+    raise DivergenceError(
+        f"{name}: weights became NaN or infinite in epoch {epoch + 1} (by step {n_steps}) "
+        f"at learning rate {lr:.3g}; {hint}. The estimator was left as it was before this call."
+    )
+
+
+def _progress(it, verbose, name, epoch, n_epochs):
+    if verbose < 2:
+        return it
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is optional
+        return it
+    return tqdm(it, desc=f"{name} epoch {epoch + 1}/{n_epochs}", leave=False, unit="batch")
+
+
+def n_chunks(n: int, chunk: int) -> int:
+    return int(math.ceil(n / chunk))

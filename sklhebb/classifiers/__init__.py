@@ -1,0 +1,1 @@
+"""Classifiers trained by local learning rules."""

@@ -1,0 +1,1 @@
+"""Unsupervised local-learning encoders (scikit-learn transformers)."""

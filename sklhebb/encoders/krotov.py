@@ -1,0 +1,421 @@
+"""KrotovPatchEncoder: convolutional filters learned by competing hidden units.
+
+Grinberg, Hopfield & Krotov (2019), "Local Unsupervised Learning for Image
+Analysis" (NNL-CONV), built on Krotov & Hopfield (2019, PNAS), "Unsupervised
+learning by competing hidden units".
+
+fit
+    Images are cut into W x W x C patches (stride 1, no padding) chunk by chunk,
+    each patch is normalised to a unit vector, the patches are shuffled every
+    epoch and presented in minibatches to the rule of Eq. (1)-(2)
+    (:func:`sklhebb.rules.krotov_update`). The learning rate falls linearly
+    from ``learning_rate`` to zero over ``max_iter`` epochs.
+transform (NNL-CONV layer, Section 2)
+    Each patch is normalised to a unit vector and dotted with the
+    unit-normalised filters (a cosine in [-1, 1]), passed through
+    f(x) = ReLU(x)^n (Eq. 3), max-pooled and flattened.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+
+from .. import rules
+from .._backend import to_numpy, to_output
+from .._base import BACKEND_CONSTRAINTS, BackendMixin, compute_dtype, host_normal, validate_images
+from .._training import learning_rate_at, run_epochs
+from ..image import PatchStream, extract_patches, iter_chunks, max_pool, normalize_rows, pooled_size, to_device_chunk
+
+__all__ = ["KrotovPatchEncoder"]
+
+# patches cut at a time in fit (bounds memory: 2**18 patches x 48 floats = 50 MB)
+_FIT_CHUNK_PATCHES = 2**18
+# patch positions encoded at a time in transform (x K floats each)
+_TRANSFORM_CHUNK_POSITIONS = 2**15
+
+
+class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Convolutional Krotov-Hopfield encoder (NNL-CONV layer with local learning).
+
+    Learns ``n_components`` filters of size ``window x window x C`` by the
+    unsupervised competitive rule of Grinberg, Hopfield & Krotov (2019),
+    Eq. (1)-(2), and encodes images with the NNL-CONV layer: per-patch
+    normalisation, cosine with the filters, rectified power ``power`` and max
+    pooling. Drop it into a :class:`~sklearn.pipeline.Pipeline` before a linear
+    classifier.
+
+    Parameters
+    ----------
+    n_components : int, default=400
+        K, the number of hidden units (convolutional channels).
+    window : int or None, default=4
+        W, side of the square patches. None: one patch is the whole input,
+        the fully connected network of Krotov & Hopfield (PNAS 2019), usable on
+        tabular data.
+    stride : int, default=1
+        Stride of the NNL-CONV layer in ``transform`` (training always uses
+        every patch, stride 1, as in the paper).
+    power : float, default=10
+        n, the power of the rectified activation f(x) = ReLU(x)^n (Eq. 3).
+    pool_size : int, default=11
+        W_p, max-pooling window in ``transform``; clipped to the size of the
+        convolution output (so a large value means global max pooling).
+    pool_stride : int, default=2
+        Stride of the max pooling.
+    p : float, default=2.0
+        Lebesgue exponent of Krotov & Hopfield: currents use
+        sign(M)|M|^(p-1). p = 2 is Eq. (1) exactly.
+    rank : int, default=2
+        m, rank of the unit that receives the anti-Hebbian push.
+    delta : float, default=0.2
+        Delta, strength of the anti-Hebbian push (Eq. 2).
+    learning_rate : float, default=0.02
+        epsilon_0, the initial learning rate (falls linearly to zero over
+        ``max_iter`` epochs). With ``normalize_update=True`` it is the largest
+        weight change per minibatch; with False it multiplies the literal sum
+        of Eq. (1), and values near the paper's 1e-4 are appropriate.
+    max_iter : int, default=10
+        Epochs (passes over all patches).
+    batch_size : int, default=1000
+        Patches per minibatch.
+    shuffle : bool, default=True
+        Shuffle the patches every epoch: the image order is permuted and the
+        patches of each chunk of images are shuffled together (a full
+        shuffle of all patches would need memory proportional to their
+        number).
+    normalize_update : bool, default=True
+        Divide each minibatch change by its largest absolute entry, as in the
+        authors' reference code; False applies the literal Eq. (1) sum.
+    center : bool, default=False
+        Subtract each patch's mean before normalising it, in fit and in
+        transform alike. Not in the paper; see ``benchmarks/RESULTS.md`` for
+        its effect on accuracy.
+    image_shape : tuple of int, default=None
+        (H, W) or (H, W, C) of the images when ``X`` is 2-D. 2-D input without
+        ``image_shape`` is read as flat vectors (one patch per row).
+    chunk_size : int, default=None
+        Images cut into patches at a time; bounds host and device memory.
+        None picks about 2**18 patches per chunk in fit and 2**15 patch
+        positions per chunk in transform.
+    backend : {"numpy", "torch", "cupy"}, default="numpy"
+        Where to compute for NumPy input. Torch and CuPy input is computed in
+        its own namespace and device and returned there.
+    device : str, default=None
+        Device for ``backend`` ("cpu", "cuda", "cuda:1"); None is the CPU for
+        NumPy and torch and the current GPU for CuPy.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights (drawn on the host) and the shuffling.
+    verbose : int, default=0
+        1 prints one line per epoch; 2 adds a progress bar (tqdm).
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, window * window * C)
+        Learned synapses M, one filter per row, in (row, column, channel)
+        order. Rows tend to unit vectors.
+    n_iter_ : int
+        Epochs run (``fit``) or passes made (``partial_fit`` calls).
+    n_steps_ : int
+        Minibatch updates applied.
+    n_features_in_ : int
+    image_shape_ : tuple (H, W, C)
+    feature_names_in_ : ndarray of str
+        Only for input with string column names.
+
+    References
+    ----------
+    L. Grinberg, J. Hopfield, D. Krotov. Local Unsupervised Learning for Image
+    Analysis. arXiv:1908.08993 (2019).
+    D. Krotov, J. Hopfield. Unsupervised learning by competing hidden units.
+    PNAS 116 (16), 7723-7731 (2019).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklhebb import KrotovPatchEncoder
+    >>> X, y = load_digits(return_X_y=True)
+    >>> enc = KrotovPatchEncoder(n_components=50, window=3, image_shape=(8, 8),
+    ...                          pool_size=3, pool_stride=3, max_iter=2, random_state=0)
+    >>> model = make_pipeline(enc, LogisticRegression(max_iter=1000)).fit(X, y)
+    >>> model.score(X, y) > 0.9
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "window": [Interval(Integral, 1, None, closed="left"), None],
+        "stride": [Interval(Integral, 1, None, closed="left")],
+        "power": [Interval(Real, 0, None, closed="neither")],
+        "pool_size": [Interval(Integral, 1, None, closed="left")],
+        "pool_stride": [Interval(Integral, 1, None, closed="left")],
+        "p": [Interval(Real, 1, None, closed="left")],
+        "rank": [Interval(Integral, 1, None, closed="left")],
+        "delta": [Interval(Real, 0, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "normalize_update": ["boolean"],
+        "center": ["boolean"],
+        "image_shape": [tuple, list, None],
+        "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
+        **BACKEND_CONSTRAINTS,
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_components=400,
+        *,
+        window=4,
+        stride=1,
+        power=10,
+        pool_size=11,
+        pool_stride=2,
+        p=2.0,
+        rank=2,
+        delta=0.2,
+        learning_rate=0.02,
+        max_iter=10,
+        batch_size=1000,
+        shuffle=True,
+        normalize_update=True,
+        center=False,
+        image_shape=None,
+        chunk_size=None,
+        backend="numpy",
+        device=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.window = window
+        self.stride = stride
+        self.power = power
+        self.pool_size = pool_size
+        self.pool_stride = pool_stride
+        self.p = p
+        self.rank = rank
+        self.delta = delta
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.normalize_update = normalize_update
+        self.center = center
+        self.image_shape = image_shape
+        self.chunk_size = chunk_size
+        self.backend = backend
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------- geometry
+    def _window(self, image_shape):
+        """Effective patch window (wy, wx): the whole image for flat input."""
+        H, W, _ = image_shape
+        if self.window is None or (H == 1 and W == 1):
+            return None
+        return self.window
+
+    def _patch_dim(self, image_shape):
+        H, W, C = image_shape
+        win = self._window(image_shape)
+        return H * W * C if win is None else win * win * C
+
+    def _conv_size(self, image_shape):
+        H, W, _ = image_shape
+        win = self._window(image_shape)
+        if win is None:
+            return 1, 1
+        return (H - win) // self.stride + 1, (W - win) // self.stride + 1
+
+    def _chunk(self, per_image, target):
+        if self.chunk_size is not None:
+            return self.chunk_size
+        return max(1, target // max(1, per_image))
+
+    # ------------------------------------------------------------------ fit
+    def _stream(self, bk, images, dtype):
+        H, W, _ = self.image_shape_
+        win = self._window(self.image_shape_)
+        per_image = 1 if win is None else (H - win + 1) * (W - win + 1)
+        return PatchStream(
+            bk,
+            images,
+            win,
+            self.batch_size,
+            self._chunk(per_image, _FIT_CHUNK_PATCHES),
+            dtype,
+            center=self.center,
+        )
+
+    def _step(self, params, V, lr):
+        """One minibatch of Eq. (1)-(2): M <- M + lr * dM."""
+        M = params["M"]
+        dM = rules.krotov_update(M, V, rank=self.rank, delta=self.delta, p=self.p, normalize=self.normalize_update)
+        params["M"] = M + lr * dM
+
+    def _check_geometry(self, images):
+        H, W, C = images.shape[1:]
+        win = self._window((H, W, C))
+        if win is not None and (win > H or win > W):
+            raise ValueError(f"window={win} is larger than the images ({H} x {W}); choose window <= {min(H, W)}.")
+        if self.rank > self.n_components:
+            raise ValueError(f"rank={self.rank} must not exceed n_components={self.n_components}.")
+
+    def _monitor(self, params):
+        xp_M = params["M"]
+        norms = to_numpy((xp_M * xp_M).sum(axis=1) ** 0.5) if hasattr(xp_M, "sum") else None
+        return f"max |norm - 1| = {float(np.max(np.abs(norms - 1))):.3g}"
+
+    def _train(self, bk, images, M, *, n_epochs, lr_at, rng):
+        dtype = str(M.dtype).split(".")[-1]
+        stream = self._stream(bk, images, dtype)
+        with bk.memory_hint("batch_size", "chunk_size"):
+            return run_epochs(
+                bk,
+                {"M": M},
+                lambda epoch: stream.epoch(rng if self.shuffle else None),
+                self._step,
+                n_epochs=n_epochs,
+                lr_at=lr_at,
+                name=type(self).__name__,
+                verbose=self.verbose,
+                monitor=self._monitor,
+                hint="lower learning_rate or use normalize_update=True",
+            )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the filters from the patches of the images ``X``.
+
+        Parameters
+        ----------
+        X : array of shape (n, H, W, C), (n, H, W), or (n, d) with ``image_shape``
+            NumPy (memmaps are streamed chunk by chunk), torch or CuPy arrays.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        images = validate_images(self, X, image_shape=self.image_shape, reset=True)
+        self._check_geometry(images)
+        bk = self._backend(X)
+        dtype = compute_dtype(X)
+        rng = check_random_state(self.random_state)
+        M = bk.asarray(host_normal(rng, (self.n_components, self._patch_dim(self.image_shape_)), dtype))
+        result = self._train(
+            bk,
+            images,
+            M,
+            n_epochs=self.max_iter,
+            lr_at=lambda e: learning_rate_at("linear", self.learning_rate, e, self.max_iter),
+            rng=rng,
+        )
+        self.components_ = to_numpy(result.params["M"])
+        self.n_iter_ = result.n_epochs
+        self.n_steps_ = result.n_steps
+        self._n_features_out = self._n_out()
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """One pass over the patches of ``X`` at the constant ``learning_rate``.
+
+        Continues from the fitted filters (or starts from random ones). With
+        ``shuffle=False`` the patches come in order, so k calls over
+        consecutive chunks of images equal one epoch of ``fit`` whenever the
+        chunk boundaries fall on minibatch boundaries.
+
+        Returns
+        -------
+        self
+        """
+        first = not hasattr(self, "components_")
+        images = validate_images(self, X, image_shape=self.image_shape, reset=first)
+        self._check_geometry(images)
+        bk = self._backend(X)
+        if first:
+            self._random_state = check_random_state(self.random_state)
+            dtype = compute_dtype(X)
+            M = host_normal(self._random_state, (self.n_components, self._patch_dim(self.image_shape_)), dtype)
+            self.n_iter_ = 0
+            self.n_steps_ = 0
+        else:
+            M = self.components_
+        M = bk.asarray(M, dtype=str(M.dtype))
+        result = self._train(
+            bk,
+            images,
+            M,
+            n_epochs=1,
+            lr_at=lambda e: self.learning_rate,
+            rng=self._random_state,
+        )
+        self.components_ = to_numpy(result.params["M"])
+        self.n_iter_ += 1
+        self.n_steps_ += result.n_steps
+        self._n_features_out = self._n_out()
+        return self
+
+    # ------------------------------------------------------------ transform
+    def _n_out(self):
+        oh, ow = self._conv_size(self.image_shape_)
+        ph = pooled_size(oh, self.pool_size, self.pool_stride)
+        pw = pooled_size(ow, self.pool_size, self.pool_stride)
+        return ph * pw * self.n_components
+
+    def _encode(self, bk, chunk, filters):
+        """NNL-CONV on a chunk of images: (n, H, W, C) -> (n, n_features_out)."""
+        xp = bk.xp
+        win = self._window(self.image_shape_)
+        if win is None:
+            P = xp.reshape(chunk, (chunk.shape[0], 1, 1, -1))
+        else:
+            P = extract_patches(bk, chunk, win, self.stride)
+        P = normalize_rows(bk, P, center=self.center)
+        cos = P @ filters.T  # (n, oh, ow, K), cosines in [-1, 1]
+        F = xp.where(cos > 0, cos, xp.zeros_like(cos)) ** self.power  # Eq. (3)
+        F = max_pool(bk, F, self.pool_size, self.pool_stride)
+        return xp.reshape(F, (F.shape[0], -1))
+
+    def transform(self, X):
+        """Encode images with the NNL-CONV layer.
+
+        Returns
+        -------
+        X_new : array of shape (n, n_pooled_rows * n_pooled_cols * n_components)
+            Ordered (pooled row, pooled column, channel). NumPy for NumPy
+            input; torch/CuPy input gets output of its own kind and device.
+        """
+        check_is_fitted(self)
+        images = validate_images(self, X, reset=False)
+        bk = self._backend(X)
+        dtype = str(self.components_.dtype) if not hasattr(X, "dtype") else compute_dtype(X)
+        filters = normalize_rows(bk, bk.asarray(self.components_, dtype=dtype))
+        oh, ow = self._conv_size(self.image_shape_)
+        chunk = self._chunk(oh * ow, _TRANSFORM_CHUNK_POSITIONS)
+        out = []
+        with bk.memory_hint("chunk_size"):
+            for index in iter_chunks(images.shape[0], chunk):
+                out.append(self._encode(bk, to_device_chunk(bk, images, index, dtype), filters))
+        Z = out[0] if len(out) == 1 else bk.xp.concat(out, axis=0)
+        return to_output(Z, X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.three_d_array = True
+        return tags

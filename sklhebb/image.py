@@ -1,0 +1,243 @@
+"""Images and patches: layout (n, H, W, C), patch streams, normalisation, pooling.
+
+Everything here works on any backend through :class:`sklhebb._backend.Backend`.
+Patches are cut on the device from chunks of images; the patches of a whole
+data set are never held at once (ImageNet 32x32 has two billion 4x4 patches).
+
+A patch vector is ordered (row, column, channel) inside its window, the same
+order as ``X[i, y:y+W, x:x+W, :].ravel()``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+from sklearn.utils import check_array
+
+from ._backend import Backend, is_foreign_array
+
+__all__ = [
+    "as_image_stack",
+    "output_size",
+    "extract_patches",
+    "normalize_rows",
+    "max_pool",
+    "iter_chunks",
+    "PatchStream",
+]
+
+
+# ----------------------------------------------------------------- layout
+def as_image_stack(X, image_shape=None, *, name="X"):
+    """Read ``X`` as a stack of images (n, H, W, C) without copying large arrays.
+
+    * 4-D ``(n, H, W, C)``: as is.  3-D ``(n, H, W)``: one channel.
+    * 2-D ``(n, d)`` with ``image_shape`` (H, W) or (H, W, C): reshaped rows.
+    * 2-D without ``image_shape``: each row is one flat vector, read as a
+      1 x 1 image with d channels (a single patch covers it).
+
+    NumPy arrays (including ``numpy.memmap``) of a numeric dtype are kept as
+    they are, so a memory-mapped uint8 data set is read chunk by chunk later;
+    lists, sparse matrices and data frames go through scikit-learn's
+    ``check_array`` (which gives the usual error messages). Finiteness is
+    checked chunk by chunk when the data are moved to the compute device.
+    """
+    if not (isinstance(X, np.ndarray) or is_foreign_array(X)):
+        X = check_array(X, dtype=(np.float64, np.float32), allow_nd=True, ensure_all_finite=True, input_name=name)
+    if isinstance(X, np.ndarray):
+        if X.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported; {name} has dtype {X.dtype}.")
+        if X.dtype.kind not in "uifb":
+            X = check_array(X, dtype=(np.float64, np.float32), allow_nd=True, input_name=name)
+        if X.dtype.kind == "b":
+            X = X.astype(np.float32)
+    ndim = X.ndim
+    if ndim < 2 or ndim > 4:
+        raise ValueError(
+            f"Expected 2D array (n_samples, n_features), 3D (n, H, W) or 4D (n, H, W, C) for {name}, "
+            f"got {ndim}D array with shape {tuple(X.shape)}. Reshape your data, e.g. with "
+            "array.reshape(-1, 1) for a single feature or array.reshape(1, -1) for a single sample."
+        )
+    n = X.shape[0]
+    if n == 0:
+        raise ValueError(f"Found array with 0 sample(s) (shape={tuple(X.shape)}) while a minimum of 1 is required.")
+    if ndim == 4:
+        return X
+    if ndim == 3:
+        return X.reshape(X.shape + (1,))
+    d = X.shape[1]
+    if d == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={tuple(X.shape)}) while a minimum of 1 is required.")
+    if image_shape is None:
+        return X.reshape(n, 1, 1, d)
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) == 2:
+        shape = shape + (1,)
+    if len(shape) != 3 or math.prod(shape) != d:
+        raise ValueError(
+            f"image_shape={tuple(image_shape)} does not match {name} with {d} features per row "
+            f"(expected (H, W) or (H, W, C) with H * W * C == {d})."
+        )
+    return X.reshape((n,) + shape)
+
+
+def output_size(size: int, window: int, stride: int) -> int:
+    """Number of window positions along one axis (no padding)."""
+    return (size - window) // stride + 1
+
+
+# ---------------------------------------------------------------- patches
+def extract_patches(bk: Backend, images, window: int, stride: int = 1):
+    """All W x W x C patches of a chunk of images.
+
+    images: (n, H, W, C) on ``bk``. Returns (n, oh, ow, window*window*C), a
+    copy, ordered (row, column, channel) inside each window.
+    """
+    n, H, W_, C = images.shape
+    v = bk.sliding_windows(images, 1, window, stride)  # (n, oh, W, C, wy)
+    v = bk.sliding_windows(v, 2, window, stride)  # (n, oh, ow, C, wy, wx)
+    oh, ow = v.shape[1], v.shape[2]
+    if bk.name == "torch":
+        v = v.permute(0, 1, 2, 4, 5, 3)
+    else:
+        v = v.transpose(0, 1, 2, 4, 5, 3)
+    return bk.xp.reshape(v, (n, oh, ow, window * window * C))
+
+
+def normalize_rows(bk: Backend, P, *, center: bool = False):
+    """Scale every row (last axis) of ``P`` to a unit vector; zero rows stay zero.
+
+    With ``center=True`` each row's mean is subtracted first. Never divides by
+    zero: rows with norm 0 (black or constant patches) give exact zeros.
+    """
+    xp = bk.xp
+    if center:
+        P = P - xp.mean(P, axis=-1, keepdims=True)
+    norm = xp.sqrt(xp.sum(P * P, axis=-1, keepdims=True))
+    # rows whose norm underflows are treated as empty; 1/0 never happens
+    tiny = np.finfo(str(P.dtype).split(".")[-1]).tiny
+    safe = xp.where(norm > tiny, norm, xp.ones_like(norm))
+    return xp.where(norm > tiny, P / safe, xp.zeros_like(P))
+
+
+def max_pool(bk: Backend, F, size: int, stride: int):
+    """Max-pool a (n, h, w, K) map over its two spatial axes.
+
+    Separable (rows then columns), so the cost is about 2 * size comparisons
+    per output instead of size**2. ``size`` larger than the map is clipped to
+    it (global max pooling).
+    """
+    xp = bk.xp
+    sy = min(size, F.shape[1])
+    sx = min(size, F.shape[2])
+    if sy > 1 or stride > 1:
+        F = xp.max(bk.sliding_windows(F, 1, sy, stride), axis=-1)
+    if sx > 1 or stride > 1:
+        F = xp.max(bk.sliding_windows(F, 2, sx, stride), axis=-1)
+    return F
+
+
+def pooled_size(h: int, size: int, stride: int) -> int:
+    return output_size(h, min(size, h), stride)
+
+
+# ----------------------------------------------------------------- chunks
+def iter_chunks(n: int, chunk: int, order=None):
+    """Yield index arrays (or slices) of at most ``chunk`` items, in ``order``."""
+    for start in range(0, n, chunk):
+        if order is None:
+            yield slice(start, min(start + chunk, n))
+        else:
+            yield np.sort(order[start : start + chunk])
+
+
+def to_device_chunk(bk: Backend, X, index, dtype: str, *, name="X"):
+    """Copy ``X[index]`` to the device as ``dtype``, refusing NaN and infinity."""
+    chunk = X[index]
+    if not is_foreign_array(chunk):
+        chunk = np.asarray(chunk)
+        if chunk.dtype.kind == "f" and not np.isfinite(chunk).all():
+            raise ValueError(f"Input {name} contains NaN or infinity.")
+    out = bk.asarray(chunk, dtype=dtype)
+    if is_foreign_array(chunk) and not bool(bk.xp.all(bk.xp.isfinite(out))):
+        raise ValueError(f"Input {name} contains NaN or infinity.")
+    return out
+
+
+class PatchStream:
+    """Minibatches of normalised patches cut on the fly from a stack of images.
+
+    Parameters
+    ----------
+    bk : Backend
+    images : array (n, H, W, C), host (NumPy, memmap) or on ``bk``
+    window : int or None
+        Patch side; None means one patch = the whole image.
+    batch_size : int
+        Patches per minibatch. Batches carry over chunk boundaries, so every
+        batch but the last of a pass has exactly ``batch_size`` patches.
+    chunk_size : int
+        Images cut into patches at a time (bounds host and device memory).
+    dtype : str
+    center : bool
+        Subtract each patch's mean before unit normalisation.
+
+    ``epoch(rng)`` yields one pass. With an ``rng`` the image order is
+    permuted and the patches inside each chunk are shuffled; with None the
+    patches come in order (image by image, row-major positions).
+    """
+
+    def __init__(self, bk, images, window, batch_size, chunk_size, dtype, center=False):
+        self.bk = bk
+        self.images = images
+        n, H, W, C = images.shape
+        self.window = window
+        self.win = (H, W) if window is None else (window, window)
+        if self.win[0] > H or self.win[1] > W:
+            raise ValueError(
+                f"window={window} is larger than the images ({H} x {W}); choose window <= {min(H, W)}."
+            )
+        self.batch_size = int(batch_size)
+        self.chunk_size = max(1, int(chunk_size))
+        self.dtype = dtype
+        self.center = center
+        self.per_image = output_size(H, self.win[0], 1) * output_size(W, self.win[1], 1)
+        self.n_patches = n * self.per_image
+
+    def _patches(self, chunk):
+        if self.window is None:
+            P = self.bk.xp.reshape(chunk, (chunk.shape[0], -1))
+        else:
+            P = extract_patches(self.bk, chunk, self.window, 1)
+            P = self.bk.xp.reshape(P, (-1, P.shape[-1]))
+        return normalize_rows(self.bk, P, center=self.center)
+
+    def epoch(self, rng=None):
+        bk, xp = self.bk, self.bk.xp
+        n = self.images.shape[0]
+        order = None if rng is None else rng.permutation(n)
+        carry = None
+        for index in iter_chunks(n, self.chunk_size, order):
+            chunk = to_device_chunk(bk, self.images, index, self.dtype)
+            P = self._patches(chunk)
+            if rng is not None:
+                perm = bk.asarray(rng.permutation(P.shape[0]))
+                P = xp.take(P, perm, axis=0)
+            if carry is not None:
+                P = xp.concat([carry, P], axis=0)
+                carry = None
+            n_full = (P.shape[0] // self.batch_size) * self.batch_size
+            for start in range(0, n_full, self.batch_size):
+                yield P[start : start + self.batch_size]
+            if n_full < P.shape[0]:
+                carry = P[n_full:]
+        if carry is not None:
+            yield carry
+
+
+def check_positive_int(value, name):
+    if not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
