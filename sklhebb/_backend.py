@@ -40,6 +40,7 @@ __all__ = [
     "BACKENDS",
     "Backend",
     "resolve",
+    "backend_of",
     "to_numpy",
     "is_foreign_array",
     "DeviceMemoryError",
@@ -295,6 +296,11 @@ def resolve(backend: str = "numpy", device=None, X=None) -> Backend:
             raise ValueError(f"backend='cupy' needs device None, 'cuda' or 'cuda:N'; got {device!r}")
         return Backend("cupy", xcp, dev, cp)
     raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+
+
+def backend_of(a) -> Backend:
+    """The :class:`Backend` an array lives on (NumPy for anything not torch/CuPy)."""
+    return resolve(X=a)
 
 
 def to_numpy(a) -> np.ndarray:

@@ -68,6 +68,8 @@ def validate_images(est, X, *, image_shape=None, reset: bool):
     image shape. After fit, 2-D input is reshaped to the fitted image shape.
     """
     ndim = getattr(X, "ndim", None)
+    if ndim is not None and ndim < 2:
+        as_image_stack(X)  # raises the "Reshape your data" error
     if not is_foreign_array(X) and (ndim is None or ndim <= 2):
         validate_data(est, X, skip_check_array=True, reset=reset)
     if reset:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-__all__ = ["DivergenceError", "TrainResult", "learning_rate_at", "run_epochs", "all_finite"]
+__all__ = ["DivergenceError", "TrainResult", "learning_rate_at", "run_epochs", "all_finite", "RowStream"]
 
 
 class DivergenceError(FloatingPointError, ValueError):
@@ -145,3 +145,48 @@ def _progress(it, verbose, name, epoch, n_epochs):
 
 def n_chunks(n: int, chunk: int) -> int:
     return int(math.ceil(n / chunk))
+
+
+class RowStream:
+    """Minibatches of rows (and labels) moved to the device chunk by chunk.
+
+    Parameters
+    ----------
+    bk : Backend
+    X : array (n, ...) on the host (NumPy, memmap) or on ``bk``
+    batch_size : int
+    dtype : str
+        Compute dtype for X ('float32' or 'float64').
+    y : array (n,), optional
+        Integer-encoded targets travelling with X (moved as int64).
+    chunk_size : int, optional
+        Rows moved to the device at a time (default: 64 batches).
+
+    ``epoch(rng)`` yields one pass of ``Xb`` (or ``(Xb, yb)`` with ``y``):
+    with an ``rng`` (NumPy RandomState) the rows are permuted on the host, so
+    every backend sees the same order; with None they come in order. Every
+    batch has ``batch_size`` rows but the last one of the pass.
+    """
+
+    def __init__(self, bk, X, batch_size, dtype, y=None, chunk_size=None):
+        self.bk = bk
+        self.X = X
+        self.y = y
+        self.batch_size = int(batch_size)
+        self.dtype = dtype
+        self.chunk_size = int(chunk_size) if chunk_size else 64 * self.batch_size
+        # chunks hold whole batches so that batch boundaries do not depend on them
+        self.chunk_size = max(self.batch_size, (self.chunk_size // self.batch_size) * self.batch_size)
+
+    def epoch(self, rng=None):
+        from .image import iter_chunks, to_device_chunk
+
+        n = self.X.shape[0]
+        order = None if rng is None else rng.permutation(n)
+        for start in range(0, n, self.chunk_size):
+            index = slice(start, min(start + self.chunk_size, n)) if order is None else order[start : start + self.chunk_size]
+            Xc = to_device_chunk(self.bk, self.X, index, self.dtype)
+            yc = None if self.y is None else self.bk.asarray(self.y[index], dtype="int64")
+            for b in range(0, Xc.shape[0], self.batch_size):
+                Xb = Xc[b : b + self.batch_size]
+                yield Xb if yc is None else (Xb, yc[b : b + self.batch_size])

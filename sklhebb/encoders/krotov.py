@@ -263,7 +263,9 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
     def _step(self, params, V, lr):
         """One minibatch of Eq. (1)-(2): M <- M + lr * dM."""
         M = params["M"]
-        dM = rules.krotov_update(M, V, rank=self.rank, delta=self.delta, p=self.p, normalize=self.normalize_update)
+        # with fewer units than `rank` no unit sits at rank m: no anti-Hebbian push
+        rank, delta = (self.rank, self.delta) if self.rank <= M.shape[0] else (1, 0.0)
+        dM = rules.krotov_update(M, V, rank=rank, delta=delta, p=self.p, normalize=self.normalize_update)
         params["M"] = M + lr * dM
 
     def _check_geometry(self, images):
@@ -271,8 +273,6 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         win = self._window((H, W, C))
         if win is not None and (win > H or win > W):
             raise ValueError(f"window={win} is larger than the images ({H} x {W}); choose window <= {min(H, W)}.")
-        if self.rank > self.n_components:
-            raise ValueError(f"rank={self.rank} must not exceed n_components={self.n_components}.")
 
     def _monitor(self, params):
         xp_M = params["M"]
@@ -347,8 +347,9 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         images = validate_images(self, X, image_shape=self.image_shape, reset=first)
         self._check_geometry(images)
         bk = self._backend(X)
-        if first:
+        if first or not hasattr(self, "_random_state"):
             self._random_state = check_random_state(self.random_state)
+        if first:
             dtype = compute_dtype(X)
             M = host_normal(self._random_state, (self.n_components, self._patch_dim(self.image_shape_)), dtype)
             self.n_iter_ = 0

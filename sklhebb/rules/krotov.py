@@ -1,23 +1,10 @@
-"""Learning rules as pure functions, one per paper equation.
-
-Arguments are arrays and scalars; the array namespace (NumPy, PyTorch, CuPy)
-comes from the arrays. Nothing here knows about scikit-learn, minibatch loops
-or learning-rate schedules: a rule returns the change for one minibatch and
-the caller scales and applies it. Each rule has an oracle test in
-``tests/test_rules*.py`` comparing it with a loop-based float64 transcription
-of its equation.
-"""
+"""Krotov-Hopfield competing hidden units (Grinberg, Hopfield & Krotov 2019)."""
 
 from __future__ import annotations
 
-from ._backend import resolve
+from .._backend import backend_of
 
-__all__ = ["krotov_currents", "krotov_update", "backend_of"]
-
-
-def backend_of(*arrays):
-    """The :class:`~sklhebb._backend.Backend` the arrays live on."""
-    return resolve(X=arrays[0])
+__all__ = ["krotov_currents", "krotov_update"]
 
 
 # --------------------------------------------------------------------------

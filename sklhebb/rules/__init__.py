@@ -1,0 +1,12 @@
+"""Learning rules as pure functions, one per paper equation.
+
+Arguments are arrays and scalars; the array namespace (NumPy, PyTorch, CuPy)
+comes from the arrays (``sklhebb._backend.backend_of``). Nothing here knows
+about scikit-learn, minibatch loops or learning-rate schedules: a rule returns
+the change for one minibatch and the caller scales and applies it. Each rule
+has an oracle test in ``tests/`` comparing it with a loop-based float64
+transcription of its equation. One module per paper; this package re-exports
+every rule so that ``from sklhebb import rules; rules.krotov_update`` works.
+"""
+
+from .krotov import krotov_currents, krotov_update  # noqa: F401

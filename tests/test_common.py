@@ -1,0 +1,60 @@
+"""scikit-learn's common checks over every estimator sklhebb exports, found automatically."""
+
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+from sklearn.base import BaseEstimator
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import sklhebb
+
+# Small settings so the checks run in seconds; one entry per estimator class.
+FAST_PARAMS = {
+    "KrotovPatchEncoder": dict(n_components=8, max_iter=2, batch_size=16, random_state=0),
+}
+
+# Checks an estimator is known to fail, with the reason written down.
+EXPECTED_FAILURES = {}
+
+
+def all_estimators():
+    """Every public BaseEstimator subclass defined inside the sklhebb package."""
+    found = {}
+    for mod in pkgutil.walk_packages(sklhebb.__path__, prefix="sklhebb."):
+        if any(part.startswith("_") for part in mod.name.split(".")[1:]) or ".tests" in mod.name:
+            continue
+        module = importlib.import_module(mod.name)
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if (
+                issubclass(cls, BaseEstimator)
+                and cls.__module__.startswith("sklhebb.")
+                and not name.startswith("_")
+                and not inspect.isabstract(cls)
+            ):
+                found[name] = cls
+    return [found[k] for k in sorted(found)]
+
+
+def _instances():
+    for cls in all_estimators():
+        yield cls(**FAST_PARAMS.get(cls.__name__, {}))
+
+
+def test_discovery_finds_the_flagship():
+    names = {cls.__name__ for cls in all_estimators()}
+    assert "KrotovPatchEncoder" in names
+
+
+def test_every_discovered_estimator_has_fast_params():
+    missing = [cls.__name__ for cls in all_estimators() if cls.__name__ not in FAST_PARAMS]
+    assert not missing, f"add FAST_PARAMS for {missing}"
+
+
+@parametrize_with_checks(
+    list(_instances()),
+    expected_failed_checks=lambda est: EXPECTED_FAILURES.get(type(est).__name__, {}),
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
