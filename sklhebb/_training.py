@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+import numpy as np
+
 __all__ = ["DivergenceError", "TrainResult", "learning_rate_at", "run_epochs", "all_finite", "RowStream"]
 
 
@@ -90,6 +92,12 @@ def run_epochs(
     check_every : steps between finiteness checks (one device sync each).
     hint : what to tell the user when weights diverge.
     """
+    # divergence is detected explicitly below; NumPy's overflow warnings would only add noise
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, check_every, hint)
+
+
+def _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, check_every, hint):
     n_steps = 0
     history = []
     t_start = time.perf_counter()
