@@ -164,22 +164,42 @@ class Backend:
         out: (K, N), index: (B,) integers in [0, K), values: (B, N). In place;
         returns ``out``. O(B * N) work, no dense (K, B) matrix.
         """
-        if self.name == "torch":
-            return out.index_add_(0, index, values)
-        if self.name == "cupy":
-            import cupyx
+        return self.sparse_gT_matmul([index], [1.0], values, out.shape[0], out=out)
 
-            cupyx.scatter_add(out, index, values)
+    def sparse_gT_matmul(self, cols, coefs, V, K: int, out=None):
+        """G^T V for a (B, K) matrix G with entry ``coefs[j]`` at (b, ``cols[j][b]``).
+
+        The Hebbian sum of a winner-take-all rule: each patch b has a few
+        units with a non-zero g (coefficient ``coefs[j]`` for the unit
+        ``cols[j][b]``); repeated units add up. Costs O(B * N * len(cols)), no
+        dense (B, K) matrix. Returns (K, N) (added into ``out`` if given).
+        """
+        if self.name == "numpy":
+            # one CSR matrix with len(cols) entries per row, built without sorting
+            # (measured: 0.12 ms against 0.36 ms for the dense product and 0.60 ms
+            # for np.add.at, K=400, B=1000, N=48)
+            import scipy.sparse as sp
+
+            B, m = V.shape[0], len(cols)
+            indices = np.stack(cols, axis=1).reshape(-1) if m > 1 else cols[0]
+            data = np.tile(np.asarray(coefs, dtype=V.dtype), B)
+            indptr = np.arange(0, B * m + 1, m)
+            G = sp.csr_matrix((data, indices, indptr), shape=(B, K))
+            res = G.T @ V
+            if out is None:
+                return res
+            out += res
             return out
-        # NumPy: a CSR matrix with one entry per row of `values` is the fastest
-        # scatter on the CPU (measured: 0.13 ms against 0.60 ms for np.add.at and
-        # 0.36 ms for the dense product, K=400, B=1000, N=48).
-        import scipy.sparse as sp
+        if out is None:
+            out = self.zeros((K, V.shape[1]), dtype=V.dtype)
+        for idx, c in zip(cols, coefs):
+            vals = V if c == 1.0 else c * V
+            if self.name == "torch":
+                out.index_add_(0, idx, vals)
+            else:
+                import cupyx
 
-        K, B = out.shape[0], index.shape[0]
-        ones = np.ones(B, dtype=values.dtype)
-        S = sp.csr_matrix((ones, (index, np.arange(B))), shape=(K, B))
-        out += S @ values
+                cupyx.scatter_add(out, idx, vals)
         return out
 
     def bincount(self, index, weights, minlength: int):
@@ -192,40 +212,53 @@ class Backend:
         """``x[b, index[b]]`` for every row b of a 2-D array."""
         return x[self.arange(x.shape[0]), index]
 
-    def top_rank(self, x, ranks):
+    def argmax_rows(self, x):
+        """Index of the largest entry of each row of a 2-D array."""
+        if self.name == "torch" and x.device.type == "cpu":
+            # torch's CPU argmax over rows is ~9x slower than NumPy's (0.54 ms
+            # against 0.06 ms for (1000, 400) float32); a CPU tensor's NumPy view
+            # is zero-copy
+            return self.native.from_numpy(np.argmax(x.detach().numpy(), axis=1))
+        return self.xp.argmax(x, axis=1)
+
+    def top_rank(self, x, ranks, *, overwrite=False, return_values=False):
         """Column index of the largest, second-largest, ... entry of each row.
 
         Returns a list with one (B,) index array per requested rank (1-based),
         computed by repeated ``argmax`` with masking: no sort (measured: two
         argmax passes over (1000, 400) beat argpartition/topk by 10-30x).
+        ``overwrite=True`` masks ``x`` itself (its ranked entries become -inf)
+        instead of a copy. ``return_values=True`` also returns the entries
+        ``x[b, index[b]]`` for each rank (read before masking).
         """
-        ranks = sorted(set(int(r) for r in ranks))
-        m = ranks[-1]
+        ranks = [int(r) for r in ranks]
+        m = max(ranks)
         if m > x.shape[1]:
             raise ValueError(f"rank {m} exceeds the number of units {x.shape[1]}")
-        out = {}
-        if m == 1:
-            out[1] = self.xp.argmax(x, axis=1)
-            return [out[r] for r in ranks]
+        idx, val = {}, {}
         if m <= 8:
-            work = self.xp.asarray(x, copy=True)
+            work = x if overwrite else self.xp.asarray(x, copy=True)
             rows = self.arange(x.shape[0])
-            neg_inf = -math.inf
             for r in range(1, m + 1):
-                idx = self.xp.argmax(work, axis=1)
-                out[r] = idx
+                i = self.argmax_rows(work)
+                idx[r] = i
+                if r in ranks and return_values:
+                    val[r] = work[rows, i]
                 if r < m:
-                    work[rows, idx] = neg_inf
-            return [out[r] for r in ranks]
-        # deep ranks: one top-k call
-        if self.name == "torch":
-            top = self.native.topk(x, m, dim=1, sorted=True).indices
-        else:
-            part = self.native.argpartition(-x, m - 1, axis=1)[:, :m]
-            vals = self.native.take_along_axis(x, part, axis=1)
-            order = self.native.argsort(-vals, axis=1)
-            top = self.native.take_along_axis(part, order, axis=1)
-        return [top[:, r - 1] for r in ranks]
+                    work[rows, i] = -math.inf
+        else:  # deep ranks: one top-k call
+            if self.name == "torch":
+                top = self.native.topk(x, m, dim=1, sorted=True).indices
+            else:
+                part = self.native.argpartition(-x, m - 1, axis=1)[:, :m]
+                vals = self.native.take_along_axis(x, part, axis=1)
+                top = self.native.take_along_axis(part, self.native.argsort(-vals, axis=1), axis=1)
+            for r in ranks:
+                idx[r] = top[:, r - 1]
+                if return_values:
+                    val[r] = self.take_rows(x, idx[r])
+        out = [idx[r] for r in ranks]
+        return (out, [val[r] for r in ranks]) if return_values else out
 
     # ------------------------------------------------------------ memory hints
     @contextlib.contextmanager

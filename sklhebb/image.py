@@ -116,10 +116,11 @@ def normalize_rows(bk: Backend, P, *, center: bool = False):
     if center:
         P = P - xp.mean(P, axis=-1, keepdims=True)
     norm = xp.sqrt(xp.sum(P * P, axis=-1, keepdims=True))
-    # rows whose norm underflows are treated as empty; 1/0 never happens
+    # rows whose norm underflows are treated as empty: 1/0 never happens
     tiny = np.finfo(str(P.dtype).split(".")[-1]).tiny
-    safe = xp.where(norm > tiny, norm, xp.ones_like(norm))
-    return xp.where(norm > tiny, P / safe, xp.zeros_like(P))
+    inv = 1.0 / xp.where(norm > tiny, norm, xp.ones_like(norm))
+    inv = xp.where(norm > tiny, inv, xp.zeros_like(inv))
+    return P * inv
 
 
 def max_pool(bk: Backend, F, size: int, stride: int):

@@ -71,17 +71,16 @@ def krotov_update(M, V, *, rank=2, delta=0.4, p=2.0, normalize=True, currents=No
     bk = backend_of(M)
     xp = bk.xp
     K = M.shape[0]
-    I = krotov_currents(M, V, p=p) if currents is None else currents
-    top, anti = bk.top_rank(I, (1, rank)) if rank != 1 else (bk.top_rank(I, (1,)) * 2)
-    # Hebbian term: sum_A g(Rank) v^A, with g = 1 at rank 1 and -delta at rank m
-    dM = bk.zeros(M.shape, dtype=M.dtype)
-    bk.scatter_add_rows(dM, top, V)
-    if delta != 0:
-        bk.scatter_add_rows(dM, anti, -delta * V)
-    # decay term: (sum_A g_{A mu} I_{A mu}) M_{mu i}
-    decay = bk.bincount(top, bk.take_rows(I, top), K)
-    if delta != 0:
-        decay = decay - delta * bk.bincount(anti, bk.take_rows(I, anti), K)
+    # currents, then per patch A the strongest driven unit (rank 1) and the
+    # unit of rank m, with their currents I_{A mu}
+    own = currents is None
+    I = krotov_currents(M, V, p=p) if own else currents
+    (top, anti), (I_top, I_anti) = bk.top_rank(I, (1, rank), overwrite=own, return_values=True)
+    # Hebbian term sum_A g(Rank) v^A, g = 1 at rank 1 and -delta at rank m:
+    # a sparse g with two entries per patch
+    dM = bk.sparse_gT_matmul([top, anti], [1.0, -delta], V, K)
+    # decay term (sum_A g_{A mu} I_{A mu}) M_{mu i}
+    decay = bk.bincount(top, I_top, K) - delta * bk.bincount(anti, I_anti, K)
     dM = dM - decay[:, None] * M
     if normalize:
         scale = xp.max(xp.abs(dM))
