@@ -10,3 +10,4 @@ every rule so that ``from sklhebb import rules; rules.krotov_update`` works.
 """
 
 from .krotov import krotov_currents, krotov_update  # noqa: F401
+from .urfb import feedback_error, hebbian_increment, hinge_error, hinge_loss, saturated_linear, saturated_linear_slope, softmax_error, softmax_loss  # noqa: F401

@@ -1,0 +1,459 @@
+"""Layers with forward weights W and feedback weights R of the same shape.
+
+Every layer has an explicit forward pass and an explicit feedback pass; the
+training path never calls autograd. Images are laid out (B, H, W, C) and a
+weight layer maps its input x to the field h and the output
+``x_out = sigma(h) = clip(s h, -1, 1)`` (or ``h`` for a linear layer, the
+output layer).
+
+The feedback pass of a weight layer is split in three explicit steps so that
+a caller can interleave weight updates (pre- or post-update propagation):
+
+``error(g, cache)``
+    E = sigma'(h) * g, the error at the field from the error g arriving at
+    the output.
+``increment(E, cache)``
+    the Hebbian increment (1/B) x^T E (summed over positions for a
+    convolution), shared by W and R; plus the bias increment.
+``propagate(E, F, cache)``
+    the error sent to the input through the feedback weights F (R, or W for
+    back-propagation): E F^T for a dense layer, the transposed convolution for
+    a convolution.
+
+Layers without weights have ``propagate(g, cache)`` only and return one error
+per parent. Shapes exclude the batch axis.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import rules
+from .._backend import backend_of
+from ..image import extract_patches
+
+__all__ = ["Layer", "Dense", "Conv", "UntiedConv", "MaxPool", "Dropout", "Sum"]
+
+
+# ------------------------------------------------------------------ helpers
+def _same_pads(k):
+    """TensorFlow 'SAME' padding at stride 1: (before, after) with before <= after."""
+    before = (k - 1) // 2
+    return before, k - 1 - before
+
+
+def pad2d(bk, x, top, bottom, left, right):
+    """Zero-pad the two spatial axes of a (B, H, W, C) map (negative = crop)."""
+    if top == bottom == left == right == 0:
+        return x
+    B, H, W, C = x.shape
+    Ho, Wo = H + top + bottom, W + left + right
+    out = bk.zeros((B, Ho, Wo, C), dtype=x.dtype)
+    sy0, sx0 = max(0, -top), max(0, -left)
+    sy1, sx1 = H - max(0, -bottom), W - max(0, -right)
+    dy0, dx0 = max(0, top), max(0, left)
+    out[:, dy0 : dy0 + (sy1 - sy0), dx0 : dx0 + (sx1 - sx0), :] = x[:, sy0:sy1, sx0:sx1, :]
+    return out
+
+
+def im2col(bk, x, k, top, left):
+    """Patches of a (B, H, W, C) map for a k x k 'same' convolution at stride 1.
+
+    The map is zero-padded by ``top``/``left`` before and k-1-top / k-1-left
+    after; returns (B, H, W, k*k*C) ordered (row, column, channel), so that a
+    filter bank of shape (k, k, C, F) reshaped to (k*k*C, F) multiplies it.
+    """
+    if k == 1:
+        return x
+    xp = pad2d(bk, x, top, k - 1 - top, left, k - 1 - left)
+    return extract_patches(bk, xp, k, 1)
+
+
+def fold(bk, cols, k, top, left):
+    """Adjoint of :func:`im2col`: add the patch entries back onto the map.
+
+    cols: (B, H, W, k, k, C). Returns (B, H, W, C). The loop runs over the
+    k*k offsets inside the window (strided adds), never over positions.
+    """
+    B, H, W = cols.shape[:3]
+    C = cols.shape[-1]
+    out = bk.zeros((B, H + k - 1, W + k - 1, C), dtype=cols.dtype)
+    for u in range(k):
+        for v in range(k):
+            out[:, u : u + H, v : v + W, :] += cols[:, :, :, u, v, :]
+    return out[:, top : top + H, left : left + W, :]
+
+
+def _glorot(rng, shape, fan_in, fan_out, dtype):
+    b = math.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-b, b, size=shape).astype(dtype)
+
+
+class Layer:
+    """Base class. ``build(in_shapes)`` fixes the shapes; see the module docstring."""
+
+    has_weights = False
+    n_parents = 1
+
+    def build(self, in_shapes):
+        self.in_shape = tuple(in_shapes[0])
+        self.out_shape = self._out_shape(self.in_shape)
+        return self.out_shape
+
+    def _out_shape(self, in_shape):
+        return in_shape
+
+    def describe(self):
+        return type(self).__name__.lower()
+
+    def __repr__(self):
+        return f"<{self.describe()}>"
+
+
+class _WeightLayer(Layer):
+    has_weights = True
+    activation = True
+    scale = 0.5  # set by the network (``ramp_scale``)
+    bias = False  # set by the network (``use_bias``)
+
+    def _act(self, bk, h, train):
+        if not self.activation:
+            return h, None
+        y = rules.saturated_linear(h, self.scale)
+        return y, (rules.saturated_linear_slope(h, self.scale) if train else None)
+
+    def error(self, g, cache):
+        slope = cache[-1]
+        return g if slope is None else g * slope
+
+    def init_bias(self, dtype):
+        return np.zeros(self.bias_shape, dtype=dtype)
+
+
+# -------------------------------------------------------------------- dense
+class Dense(_WeightLayer):
+    """Fully connected layer ("full 500"): h = flatten(x) W (+ b).
+
+    W, R: (n_in, n_out).
+    """
+
+    def __init__(self, units, activation=True):
+        self.units = int(units)
+        self.activation = activation
+
+    def _out_shape(self, in_shape):
+        self.n_in = math.prod(in_shape)
+        self.weight_shape = (self.n_in, self.units)
+        self.bias_shape = (self.units,)
+        return (self.units,)
+
+    def init_weights(self, rng, dtype):
+        return _glorot(rng, self.weight_shape, self.n_in, self.units, dtype)
+
+    def forward(self, bk, p, x, *, train=False, mask=None):
+        x2 = bk.xp.reshape(x, (x.shape[0], self.n_in))
+        h = x2 @ p["W"]
+        if self.bias:
+            h = h + p["b"]
+        y, slope = self._act(bk, h, train)
+        return y, ((x2, slope) if train else None)
+
+    def increment(self, E, cache):
+        x2 = cache[0]
+        inc = {"W": rules.hebbian_increment(x2, E)}
+        if self.bias:
+            inc["b"] = _sum0(E) / E.shape[0]
+        return inc
+
+    def propagate(self, E, F, cache):
+        g = rules.feedback_error(E, F, None)
+        return _reshape(g, (E.shape[0],) + self.in_shape)
+
+    def describe(self):
+        return f"full {self.units}" if self.activation else f"output {self.units}"
+
+
+def _reshape(g, shape):
+    return backend_of(g).xp.reshape(g, shape)
+
+
+def _sum0(E):
+    return backend_of(E).xp.sum(E, axis=0)
+
+
+# --------------------------------------------------------------------- conv
+class Conv(_WeightLayer):
+    """Convolution, stride 1, 'same' zero padding ("conv 32 5x5"), via im2col.
+
+    W, R: (k, k, C_in, C_out). The field is the matrix product of the patches
+    (B*H*W, k*k*C_in) with W reshaped to (k*k*C_in, C_out); the feedback is the
+    transposed convolution, computed as the same im2col product of the error
+    with the flipped filter bank (padding mirrored).
+    """
+
+    def __init__(self, filters, size, activation=True):
+        self.filters = int(filters)
+        self.size = int(size)
+        self.activation = activation
+
+    def _out_shape(self, in_shape):
+        if len(in_shape) != 3:
+            raise ValueError(f"conv needs an image input (H, W, C); got shape {in_shape}")
+        H, W, C = in_shape
+        k = self.size
+        self.weight_shape = (k, k, C, self.filters)
+        self.bias_shape = (self.filters,)
+        self.pads = _same_pads(k)
+        return (H, W, self.filters)
+
+    def init_weights(self, rng, dtype):
+        k, _, C, F = self.weight_shape
+        return _glorot(rng, self.weight_shape, k * k * C, k * k * F, dtype)
+
+    def forward(self, bk, p, x, *, train=False, mask=None):
+        xp = bk.xp
+        k, _, C, F = self.weight_shape
+        P = im2col(bk, x, k, self.pads[0], self.pads[0])
+        B, H, W = P.shape[:3]
+        P2 = xp.reshape(P, (B * H * W, k * k * C))
+        h = P2 @ xp.reshape(p["W"], (k * k * C, F))
+        if self.bias:
+            h = h + p["b"]
+        y, slope = self._act(bk, h, train)
+        y = xp.reshape(y, (B, H, W, F))
+        return y, ((P2, slope) if train else None)
+
+    def error(self, g, cache):
+        g2 = _reshape(g, (cache[0].shape[0], self.filters))
+        return super().error(g2, cache)
+
+    def increment(self, E, cache):
+        # the sum over positions of the Hebbian products, averaged over the batch:
+        # hebbian_increment averages over the B*H*W rows, so scale by H*W
+        n_pos = self.in_shape[0] * self.in_shape[1]
+        inc = {"W": _reshape(rules.hebbian_increment(cache[0], E), self.weight_shape) * n_pos}
+        if self.bias:
+            inc["b"] = _sum0(E) * (n_pos / cache[0].shape[0])
+        return inc
+
+    def propagate(self, E, F, cache):
+        bk = backend_of(E)
+        xp = bk.xp
+        k, _, C, Fo = self.weight_shape
+        H, W, _ = self.in_shape
+        B = E.shape[0] // (H * W)
+        E4 = xp.reshape(E, (B, H, W, Fo))
+        # transposed convolution = correlation with the flipped, channel-swapped bank
+        Ff = xp.permute_dims(xp.flip(F, axis=(0, 1)), (0, 1, 3, 2))
+        Ff = xp.reshape(Ff, (k * k * Fo, C))
+        PE = im2col(bk, E4, k, self.pads[1], self.pads[1])
+        g = xp.reshape(PE, (B * H * W, k * k * Fo)) @ Ff
+        return xp.reshape(g, (B, H, W, C))
+
+    def describe(self):
+        return f"conv {self.filters} {self.size}x{self.size}"
+
+
+# ------------------------------------------------------------------- untied
+class UntiedConv(_WeightLayer):
+    """Locally connected ("untied") convolution (Section 4.1).
+
+    The connectivity of a stride-1 'same' convolution, but every output
+    position has its own filter, updated with its own Hebbian increment (no sum
+    over positions). W, R: (H, W, k, k, C_in, C_out). Computed as one batched
+    matrix product over positions (positions x (B, k*k*C_in) @ (k*k*C_in,
+    C_out)); the feedback folds the patch errors back onto the map.
+
+    ``init="copy"`` starts every position from the same Glorot-drawn filter (the
+    author's code: the untied layer starts as the exact map of a convolution);
+    ``init="independent"`` draws every position separately.
+    """
+
+    def __init__(self, filters, size, activation=True, init="copy"):
+        self.filters = int(filters)
+        self.size = int(size)
+        self.activation = activation
+        self.init = init
+
+    def _out_shape(self, in_shape):
+        if len(in_shape) != 3:
+            raise ValueError(f"untied conv needs an image input (H, W, C); got shape {in_shape}")
+        H, W, C = in_shape
+        k = self.size
+        self.weight_shape = (H, W, k, k, C, self.filters)
+        self.bias_shape = (H, W, self.filters)
+        self.pads = _same_pads(k)
+        return (H, W, self.filters)
+
+    def init_weights(self, rng, dtype):
+        H, W, k, _, C, F = self.weight_shape
+        if self.init == "copy":
+            w = _glorot(rng, (k, k, C, F), k * k * C, k * k * F, dtype)
+            return np.ascontiguousarray(np.broadcast_to(w, self.weight_shape))
+        return _glorot(rng, self.weight_shape, k * k * C, k * k * F, dtype)
+
+    def _mats(self, xp, W):
+        H, Wd, k, _, C, F = self.weight_shape
+        return xp.reshape(W, (H * Wd, k * k * C, F))
+
+    def forward(self, bk, p, x, *, train=False, mask=None):
+        xp = bk.xp
+        H, Wd, k, _, C, F = self.weight_shape
+        P = im2col(bk, x, k, self.pads[0], self.pads[0])
+        B = P.shape[0]
+        Pm = xp.permute_dims(xp.reshape(P, (B, H * Wd, k * k * C)), (1, 0, 2))  # (HW, B, kkC)
+        h = Pm @ self._mats(xp, p["W"])  # (HW, B, F)
+        h = xp.permute_dims(h, (1, 0, 2))  # (B, HW, F)
+        if self.bias:
+            h = h + xp.reshape(p["b"], (H * Wd, F))
+        y, slope = self._act(bk, h, train)
+        y = xp.reshape(y, (B, H, Wd, F))
+        return y, ((Pm, slope) if train else None)
+
+    def error(self, g, cache):
+        Pm = cache[0]
+        g3 = _reshape(g, (Pm.shape[1], Pm.shape[0], self.filters))
+        return super().error(g3, cache)  # (B, HW, F)
+
+    def increment(self, E, cache):
+        xp = backend_of(E).xp
+        Pm = cache[0]
+        Em = xp.permute_dims(E, (1, 0, 2))  # (HW, B, F)
+        dW = (xp.matrix_transpose(Pm) @ Em) / Pm.shape[1]
+        inc = {"W": xp.reshape(dW, self.weight_shape)}
+        if self.bias:
+            inc["b"] = xp.reshape(xp.sum(E, axis=0) / E.shape[0], self.bias_shape)
+        return inc
+
+    def propagate(self, E, F, cache):
+        bk = backend_of(E)
+        xp = bk.xp
+        H, Wd, k, _, C, Fo = self.weight_shape
+        B = E.shape[0]
+        Em = xp.permute_dims(E, (1, 0, 2))  # (HW, B, F)
+        gP = Em @ xp.matrix_transpose(self._mats(xp, F))  # (HW, B, kkC)
+        gP = xp.reshape(xp.permute_dims(gP, (1, 0, 2)), (B, H, Wd, k, k, C))
+        return fold(bk, gP, k, self.pads[0], self.pads[0])
+
+    def describe(self):
+        return f"untied {self.filters} {self.size}x{self.size}"
+
+
+# -------------------------------------------------------------------- pool
+class MaxPool(Layer):
+    """Max pooling ("maxpool 3", "maxpool 3, stride 3") as in the author's code.
+
+    Windows of ``size`` x ``size`` are anchored at the pixels whose row and
+    column are multiples of ``stride``; the map is padded at the bottom/right
+    with zeros (not -inf), and the output is ceil(H/stride) x ceil(W/stride).
+    Feedback: every input equal to its window's maximum receives that
+    window's error (ties all receive the full error), summed over the windows
+    it belongs to. The loops run over the size*size window offsets (strided
+    views), never over positions.
+    """
+
+    def __init__(self, size, stride=None):
+        self.size = int(size)
+        self.stride = int(stride) if stride is not None else 2
+
+    def _out_shape(self, in_shape):
+        if len(in_shape) != 3:
+            raise ValueError(f"maxpool needs an image input (H, W, C); got shape {in_shape}")
+        H, W, C = in_shape
+        t, p = self.stride, self.size
+        self.oh, self.ow = -(-H // t), -(-W // t)
+        self.Hp, self.Wp = (self.oh - 1) * t + p, (self.ow - 1) * t + p
+        return (self.oh, self.ow, C)
+
+    def _padded(self, bk, x):
+        H, W, _ = self.in_shape
+        return pad2d(bk, x, 0, self.Hp - H, 0, self.Wp - W)
+
+    def _slices(self):
+        t = self.stride
+        for u in range(self.size):
+            for v in range(self.size):
+                yield (slice(None), slice(u, u + (self.oh - 1) * t + 1, t), slice(v, v + (self.ow - 1) * t + 1, t))
+
+    def forward(self, bk, p, x, *, train=False, mask=None):
+        xp = bk.xp
+        xpad = self._padded(bk, x)
+        # separable max: rows, then columns
+        y = xp.max(bk.sliding_windows(xpad, 1, self.size, self.stride), axis=-1)
+        y = xp.max(bk.sliding_windows(y, 2, self.size, self.stride), axis=-1)
+        return y, ((xpad, y) if train else None)
+
+    def propagate(self, g, cache):
+        bk = backend_of(g)
+        xp = bk.xp
+        xpad, y = cache
+        gpad = bk.zeros(xpad.shape, dtype=g.dtype)
+        for sl in self._slices():
+            hit = xp.astype(xpad[sl] == y, g.dtype)
+            gpad[sl] += hit * g
+        H, W, _ = self.in_shape
+        return [gpad[:, :H, :W, :]]
+
+    def describe(self):
+        return f"maxpool {self.size}, stride {self.stride}"
+
+
+# ----------------------------------------------------------------- dropout
+class Dropout(Layer):
+    """Inverted dropout ("drop .8": each unit is zeroed with probability .8).
+
+    In training the survivors are scaled by 1/(1 - rate); nothing happens at
+    prediction. The mask is drawn on the host by the network (or given), so
+    every backend sees the same units dropped. The feedback zeroes the error of
+    dropped units and scales the rest by the same factor.
+    """
+
+    def __init__(self, rate):
+        self.rate = float(rate)
+        if not 0.0 <= self.rate < 1.0:
+            raise ValueError(f"drop rate must be in [0, 1); got {rate}")
+
+    def draw_mask(self, rng, batch, dtype):
+        keep = rng.random((batch,) + tuple(self.out_shape), dtype=np.float32) >= self.rate
+        return keep.astype(dtype) * np.asarray(1.0 / (1.0 - self.rate), dtype=dtype)
+
+    def forward(self, bk, p, x, *, train=False, mask=None):
+        if not train or self.rate == 0.0:
+            return x, None
+        return x * mask, mask
+
+    def propagate(self, g, cache):
+        return [g if cache is None else g * cache]
+
+    def describe(self):
+        return f"drop {self.rate:g}"
+
+
+# -------------------------------------------------------------- residual
+class Sum(Layer):
+    """Residual SUM: the output is the sum of two earlier maps of equal shape.
+
+    No weights and no nonlinearity after the sum. The feedback passes the error
+    unchanged to both parents.
+    """
+
+    n_parents = 2
+
+    def build(self, in_shapes):
+        a, b = (tuple(s) for s in in_shapes)
+        if a != b:
+            raise ValueError(f"SUM needs two maps of the same shape; got {a} and {b}")
+        self.in_shape = a
+        self.out_shape = a
+        return a
+
+    def forward(self, bk, p, xs, *, train=False, mask=None):
+        return xs[0] + xs[1], None
+
+    def propagate(self, g, cache):
+        return [g, g]
+
+    def describe(self):
+        return "sum"
