@@ -34,7 +34,7 @@ from .._backend import to_numpy, to_output
 from .._base import BACKEND_CONSTRAINTS, BackendMixin, compute_dtype, validate_images
 from .._training import RowStream, run_epochs
 from ..image import iter_chunks, to_device_chunk
-from ..nn import Network, build_layers
+from ..nn import Dense, Dropout, Network, Sum, build_layers
 
 __all__ = ["URFBClassifier"]
 
@@ -242,6 +242,12 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------- network
     def _network(self, input_shape, n_classes):
         layers = build_layers(self.architecture, n_classes, untied=self.untied, untied_init=self.untied_init)
+        spatial = any(not isinstance(layer, (Dense, Dropout, Sum)) for layer in layers)
+        if spatial and input_shape[0] == input_shape[1] == 1 and input_shape[2] > 1:
+            raise ValueError(
+                f"architecture {self.architecture!r} has convolution or pooling layers but X holds flat rows of "
+                f"{input_shape[2]} features; pass image_shape=(H, W) or (H, W, C), or 3-D/4-D image arrays."
+            )
         return Network(layers, input_shape, ramp_scale=self.ramp_scale, use_bias=self.use_bias)
 
     def _mu(self):
