@@ -14,6 +14,7 @@ import sklhebb
 FAST_PARAMS = {
     "KrotovPatchEncoder": dict(n_components=8, max_iter=2, batch_size=16, random_state=0),
     "URFBClassifier": dict(architecture=(16,), max_iter=10, batch_size=16, random_state=0),
+    "NSMEncoder": dict(n_components=4, max_iter=2, batch_size=16, random_state=0),
 }
 
 # Checks an estimator is known to fail, with the reason written down.

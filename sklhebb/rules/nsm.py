@@ -1,0 +1,282 @@
+"""Similarity matching networks: neural dynamics and local Hebbian/anti-Hebbian rules.
+
+Obeid, Ramambason & Pehlevan (2019), "Structured and deep similarity matching
+via structured and deep Hebbian networks" (NeurIPS), Eq. (1)-(3), (11), (14),
+(19); Bahroun, Sridharan, Acharya, Chklovskii & Sengupta (2023), "Unlocking
+the potential of similarity matching" (ICML workshop), Eq. (3)-(8).
+
+Notation (Obeid): x in R^K input, r in R^N output, W (N, K) feedforward
+(Hebbian) weights, L (N, N) lateral (anti-Hebbian) weights, f the activation,
+u the neurons' internal state. Bahroun writes Z for r and M for L. Minibatches
+are rows: X (B, K), R (B, N), the drive D = X W^T (B, N).
+
+Every function is vectorised over the minibatch and works on NumPy, PyTorch
+and CuPy arrays alike (namespace from the arrays).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._backend import backend_of
+
+__all__ = [
+    "NSM_ACTIVATIONS",
+    "nsm_activation",
+    "nsm_step_size",
+    "nsm_fixed_point",
+    "nsm_update",
+    "nsm_regularizer",
+    "sm_gram_terms",
+    "sm_cost_from_grams",
+]
+
+NSM_ACTIVATIONS = ("relu", "capped_relu", "tanh", "linear")
+_PROJECTED = ("relu", "capped_relu", "linear")
+
+
+def nsm_activation(u, activation="relu", *, threshold=0.0, cap=1.0):
+    """The activation r = f(u) of Obeid Sec. 2.
+
+    * ``relu``: max(u - lambda, 0) (nonnegative similarity matching; lambda =
+      ``threshold``, 0 in Bahroun Eq. 3);
+    * ``capped_relu``: min(max(u - lambda, 0), b) with b = ``cap``;
+    * ``tanh``: tanh(u);
+    * ``linear``: u (the principal subspace network).
+    """
+    xp = backend_of(u).xp
+    if activation == "relu":
+        v = u - threshold if threshold else u
+        return xp.where(v > 0, v, xp.zeros_like(v))
+    if activation == "capped_relu":
+        return xp.clip(u - threshold, 0.0, cap)
+    if activation == "tanh":
+        return xp.tanh(u)
+    if activation == "linear":
+        return u
+    raise ValueError(f"activation must be one of {NSM_ACTIVATIONS}; got {activation!r}")
+
+
+def _project(bk, v, activation, cap):
+    """Projection onto the output range [a, b] of f (a = 0 for the ReLUs)."""
+    xp = bk.xp
+    if activation == "relu":
+        return xp.where(v > 0, v, xp.zeros_like(v))
+    if activation == "capped_relu":
+        return xp.clip(v, 0.0, cap)
+    return v
+
+
+def nsm_step_size(L, *, n_power=12):
+    """1 / lambda_max(L), lambda_max estimated by power iteration.
+
+    The discretised dynamics of :func:`nsm_fixed_point` are stable for steps
+    below 2 / lambda_max(L) (L is positive definite: initialised so and kept so
+    by Eq. 2, Obeid Note 1). Power iteration from a fixed, dense start vector
+    gives an estimate within a few per cent of lambda_max from below, so the
+    step 1 / estimate stays well inside the stable range. O(n_power * N^2).
+    """
+    bk = backend_of(L)
+    xp = bk.xp
+    N = L.shape[0]
+    # deterministic, dense start vector (no RNG): components of both signs
+    i = bk.asarray(bk.arange(N), dtype=str(L.dtype).split(".")[-1])
+    v = xp.cos(i * 2.399963) + 1.0 / 3.0
+    v = v / xp.sqrt(xp.sum(v * v))
+    lam = None
+    for _ in range(n_power):
+        w = L @ v
+        lam = xp.sum(v * w)
+        nrm = xp.sqrt(xp.sum(w * w))
+        if not bool(nrm > 0):
+            break
+        v = w / nrm
+    lam = float(lam) if lam is not None else 1.0
+    if not math.isfinite(lam) or lam <= 0:
+        return 1.0
+    return 1.0 / lam
+
+
+def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=None, tol=1e-4, max_iter=100):
+    """Run the neural dynamics to the fixed point r = f(D - (L - I) r), D = W x.
+
+    Obeid Eq. (1) (tau du/ds = -u + W x - (L - I) r, r = f(u)); Bahroun Eq. (3)
+    for the ReLU. Vectorised: every row of ``D`` is one sample, all are
+    iterated together and the minibatch stops when every row has converged.
+
+    For ``relu``, ``capped_relu`` and ``linear`` the dynamics are run in the
+    output variable r, as in Bahroun Eq. (3) and pynsm: projected gradient
+    steps on the energy E(r) = -2 r.D + r.L r + 2 sum F(r) of Obeid Eq. (7),
+
+        r <- P_[a,b]( r + step * (D - lambda - L r) ),
+
+    whose fixed points are exactly the fixed points of Eq. (1) (the KKT
+    conditions of the box-constrained quadratic). For ``tanh`` they are the
+    Euler discretisation of Eq. (1) itself in u:
+
+        u <- u + step * (-u + D - (L - I) tanh(u)).
+
+    Parameters
+    ----------
+    D : (B, N) array
+        Feedforward drive W x (plus V y for S^2M, Bahroun Eq. 6).
+    L : (N, N) array
+        Lateral weights (symmetric positive definite).
+    activation, threshold, cap : see :func:`nsm_activation`.
+    step : float, optional
+        Time step ds / tau. Default: 1 / lambda_max(L) (:func:`nsm_step_size`)
+        for the r-space dynamics, min(1, 1 / lambda_max(L)) for tanh.
+    tol : float
+        A row t stops (is frozen) once max_i |f(D - (L - I) r)_ti - r_ti| <=
+        tol * max(1, max_i |D_ti|) is guaranteed for it; the minibatch stops
+        when every row has. A row's result does not depend on the other rows.
+    max_iter : int
+        Largest number of dynamics steps.
+
+    Returns
+    -------
+    R : (B, N) array
+        The fixed point (or the state after ``max_iter`` steps).
+    n_steps : int
+        Dynamics steps taken (updates of the state).
+    """
+    bk = backend_of(D)
+    xp = bk.xp
+    N = L.shape[0]
+    I = xp.eye(N, dtype=D.dtype, device=bk.device)
+    if step is None:
+        step = nsm_step_size(L)
+        if activation == "tanh":
+            step = min(1.0, step)
+    step = float(step)
+    # per-row tolerance and freezing: a row's result never depends on the other
+    # rows of its minibatch (transform of one sample = transform of a batch)
+    stop = tol * xp.max(xp.abs(D), axis=1)
+    stop = xp.where(stop > tol, stop, xp.zeros_like(stop) + tol)  # tol * max(1, max_j |D_tj|)
+    done = None
+    if activation in _PROJECTED:
+        # r <- P(r M^T + c), M = I - step L, c = step (D - lambda)
+        M = I - step * L
+        c = step * (D - threshold) if threshold and activation != "linear" else step * D
+        # warm start: the first step from r = 0 (pynsm's first step from y = 0 is P(D) too)
+        r = _project(bk, c, activation, cap)
+        gain = max(1.0, 1.0 / step)  # |f(u) - r| <= gain * |r_new - r| (coordinate-wise)
+        for k in range(1, max_iter + 1):
+            r_new = _project(bk, r @ M.T + c, activation, cap)
+            ok = xp.max(xp.abs(r_new - r), axis=1) * gain <= stop
+            done = ok if done is None else (done | ok)
+            if bool(xp.all(done)):
+                return r, k
+            r = xp.where(done[:, None], r, r_new)
+        return r, max_iter
+    if activation == "tanh":
+        # u <- (1 - step) u + step D - tanh(u) (step (L - I))^T
+        M = step * (L - I)
+        c = step * D
+        u = D
+        for k in range(1, max_iter + 1):
+            r = xp.tanh(u)
+            u_new = (1.0 - step) * u + c - r @ M.T
+            # |tanh(u + g) - tanh(u)| <= |g| = |u_new - u| / step
+            ok = xp.max(xp.abs(u_new - u), axis=1) / step <= stop
+            done = ok if done is None else (done | ok)
+            if bool(xp.all(done)):
+                return r, k
+            u = xp.where(done[:, None], u, u_new)
+        return xp.tanh(u), max_iter
+    raise ValueError(f"activation must be one of {NSM_ACTIVATIONS}; got {activation!r}")
+
+
+def nsm_update(W, L, X, R, *, W_mask=None, L_mask=None):
+    """Weight changes of Obeid Eq. (2) (Eq. 19 with structure) for one minibatch.
+
+    .. math::
+
+        \\Delta W_{ij} = r_i x_j - W_{ij}, \\qquad
+        \\Delta L_{ij} = \\tfrac{1}{2} (r_i r_j - L_{ij})
+
+    averaged over the minibatch, before the learning rate eta (the caller
+    applies W += eta dW, L += eta dL; the factor 1/2 of Eq. 2 is in dL).
+    Bahroun Eq. (4) and (8) are the same Hebbian terms (Delta V = y r^T for
+    the label weights of S^2M is this rule with the label as input).
+
+    With structure constants c^W, c^L in {0, 1} (Obeid Eq. 14, 19) the
+    Hebbian terms are multiplied by the masks; disconnected weights start at
+    zero and their change -W_ij is then exactly zero, so they stay zero.
+
+    Parameters
+    ----------
+    W : (N, K), L : (N, N) or None (then dL is None), X : (B, K) inputs x,
+    R : (B, N) fixed points r*.
+    W_mask : (N, K) array of 0/1, optional. L_mask : (N, N) array of 0/1, optional.
+
+    Returns
+    -------
+    dW : (N, K), dL : (N, N)
+    """
+    B = X.shape[0]
+    H = (R.T @ X) / B
+    if W_mask is not None:
+        H = H * W_mask
+    dW = H - W
+    if L is None:  # feedforward only (the label weights V of S^2M)
+        return dW, None
+    G = (R.T @ R) / B
+    if L_mask is not None:
+        G = G * L_mask
+    dL = 0.5 * (G - L)
+    return dW, dL
+
+
+def nsm_regularizer(R, activation="relu", *, threshold=0.0):
+    """sum_i F(r_i) per sample, the regularizer of Obeid Eq. (3) and (8).
+
+    F'(r) = u - r with r = f(u): F(r) = lambda r for the (capped) ReLU,
+    0 for ``linear``, and F(r) = r artanh(r) + log(1 - r^2) / 2 - r^2 / 2 for
+    ``tanh`` (F(0) = 0 in every case). Returns (B,).
+    """
+    xp = backend_of(R).xp
+    if activation in ("relu", "capped_relu"):
+        return threshold * xp.sum(R, axis=1)
+    if activation == "linear":
+        return xp.zeros_like(R[:, 0])
+    if activation == "tanh":
+        eps = 1e-6 if str(R.dtype).endswith("32") else 1e-12
+        r = xp.clip(R, -1.0 + eps, 1.0 - eps)
+        F = r * 0.5 * xp.log((1.0 + r) / (1.0 - r)) + 0.5 * xp.log(1.0 - r * r) - 0.5 * r * r
+        return xp.sum(F, axis=1)
+    raise ValueError(f"activation must be one of {NSM_ACTIVATIONS}; got {activation!r}")
+
+
+def sm_gram_terms(X, R):
+    """Sufficient statistics of the similarity matching cost for one minibatch.
+
+    Returns (X^T X (K, K), R^T X (N, K), R^T R (N, N)); they add up over
+    minibatches, so the cost of a whole data set is accumulated chunk by chunk.
+    """
+    return X.T @ X, R.T @ X, R.T @ R
+
+
+def sm_cost_from_grams(XX, RX, RR, n, reg_sum=0.0, *, W_mask=None, L_mask=None):
+    """The similarity matching cost from accumulated Gram matrices.
+
+    .. math::
+
+        \\frac{1}{T^2}\\Big(\\tfrac12 \\|X^\\top X\\|_F^2
+            - \\sum_{ij} c^W_{ij} (R^\\top X)_{ij}^2
+            + \\tfrac12 \\sum_{ij} c^L_{ij} (R^\\top R)_{ij}^2\\Big)
+        + \\frac{2}{T} \\sum_t \\|F(r_t)\\|_1
+
+    Without masks this is exactly Obeid Eq. (3),
+    (1 / 2T^2) sum_{t t'} (x_t . x_t' - r_t . r_t')^2 + (2/T) sum_t ||F(r_t)||_1,
+    expanded; with masks it is the structured cost of Eq. (11) plus the
+    input-only term (1 / 2T^2) ||X^T X||^2 that Eq. (11) drops (a constant).
+    ``reg_sum`` is sum_t ||F(r_t)||_1 (:func:`nsm_regularizer`, F >= 0).
+    Returns a Python float.
+    """
+    xp = backend_of(XX).xp
+    a = float(xp.sum(XX * XX))
+    b = RX * RX if W_mask is None else RX * RX * W_mask
+    c = RR * RR if L_mask is None else RR * RR * L_mask
+    T = float(n)
+    return (0.5 * a - float(xp.sum(b)) + 0.5 * float(xp.sum(c))) / (T * T) + 2.0 * float(reg_sum) / T

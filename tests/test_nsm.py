@@ -1,0 +1,365 @@
+"""NSMEncoder and the similarity matching rules (Obeid et al. 2019; Bahroun et al. 2023).
+
+Oracles are literal loop-based float64 transcriptions of the papers' equations,
+written here independently of sklhebb/rules/nsm.py.
+"""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+from sklhebb import rules
+from sklhebb.encoders.nsm import NSMEncoder, local_structure
+
+ACTIVATIONS = ["relu", "capped_relu", "tanh", "linear"]
+
+
+# ------------------------------------------------------------------ oracles
+def f_scalar(u, activation, lam=0.0, b=1.0):
+    if activation == "relu":
+        return max(u - lam, 0.0)
+    if activation == "capped_relu":
+        return min(max(u - lam, 0.0), b)
+    if activation == "tanh":
+        return math.tanh(u)
+    return u
+
+
+def fixed_point_residual_loop(W, L, X, R, activation, lam=0.0, b=1.0):
+    """max over t of max_i |f(sum_j W_ij x_j - sum_k (L_ik - delta_ik) r_k) - r_i| / max(1, max_i |W x|_i)."""
+    worst = 0.0
+    for t in range(X.shape[0]):
+        drive = [sum(W[i, j] * X[t, j] for j in range(W.shape[1])) for i in range(W.shape[0])]
+        scale = max(1.0, max(abs(d) for d in drive))
+        for i in range(W.shape[0]):
+            u = drive[i] - sum((L[i, k] - (1.0 if i == k else 0.0)) * R[t, k] for k in range(L.shape[0]))
+            worst = max(worst, abs(f_scalar(u, activation, lam, b) - R[t, i]) / scale)
+    return worst
+
+
+def random_pd(rng, n, scale=0.5):
+    A = rng.standard_normal((n, n)) * scale / math.sqrt(n)
+    return np.eye(n) + A @ A.T
+
+
+def lowrank_data(rng, n, d, rank=5, noise=0.05, nonneg=True):
+    A = np.abs(rng.standard_normal((rank, d)))
+    Z = rng.standard_normal((n, rank))
+    Z = np.abs(Z) if nonneg else Z
+    X = Z @ A / rank + noise * rng.standard_normal((n, d))
+    return (X / np.linalg.norm(X, axis=1).mean()).astype(np.float32)
+
+
+# ------------------------------------------------------------ rule oracles
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activation_matches_scalar_formula(activation):
+    rng = np.random.RandomState(0)
+    u = rng.standard_normal((5, 7)) * 2
+    got = rules.nsm_activation(u, activation, threshold=0.3, cap=0.8)
+    lam = 0.0 if activation in ("tanh", "linear") else 0.3
+    want = np.array([[f_scalar(v, activation, lam, 0.8) for v in row] for row in u])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_dynamics_reach_fixed_point_oracle(activation):
+    """Obeid Eq. (1): the returned r satisfies r = f(W x - (L - I) r) within tol."""
+    rng = np.random.RandomState(1)
+    K, N, B = 6, 5, 8
+    W = rng.standard_normal((N, K))
+    L = random_pd(rng, N)
+    X = rng.standard_normal((B, K))
+    lam = 0.1 if activation in ("relu", "capped_relu") else 0.0
+    tol = 1e-7
+    R, k = rules.nsm_fixed_point(X @ W.T, L, activation=activation, threshold=lam, cap=0.7, tol=tol, max_iter=10000)
+    assert k < 10000
+    assert fixed_point_residual_loop(W, L, X, R, activation, lam, 0.7) <= tol * (1 + 1e-6)
+    if activation in ("relu", "capped_relu"):
+        assert R.min() >= 0
+    if activation == "capped_relu":
+        assert R.max() <= 0.7
+    if activation == "linear":  # the principal subspace fixed point r = L^-1 W x
+        np.testing.assert_allclose(R, np.linalg.solve(L, W @ X.T).T, atol=1e-5)
+
+
+def test_dynamics_row_independent_and_counts_steps():
+    rng = np.random.RandomState(2)
+    W, L = rng.standard_normal((5, 6)), random_pd(rng, 5, scale=2.0)
+    X = rng.standard_normal((10, 6))
+    R, k = rules.nsm_fixed_point(X @ W.T, L, tol=1e-6, max_iter=500)
+    R3, k3 = rules.nsm_fixed_point(X[3:4] @ W.T, L, tol=1e-6, max_iter=500)
+    np.testing.assert_allclose(R3, R[3:4], rtol=1e-12, atol=1e-12)
+    assert 1 <= k3 <= k < 500
+    _, k1 = rules.nsm_fixed_point(X @ W.T, L, tol=1e-6, max_iter=1)
+    assert k1 == 1
+
+
+def test_update_matches_loop_transcription_of_eq2_and_eq19():
+    """Obeid Eq. (2): dW_ij = r_i x_j - W_ij, dL_ij = (r_i r_j - L_ij)/2, minibatch mean;
+    Eq. (19) with c in {0, 1}: the Hebbian term only where c_ij != 0."""
+    rng = np.random.RandomState(3)
+    N, K, B = 4, 6, 5
+    W, L = rng.standard_normal((N, K)), rng.standard_normal((N, N))
+    X, R = rng.standard_normal((B, K)), rng.standard_normal((B, N))
+    cW = (rng.uniform(size=(N, K)) > 0.4).astype(float)
+    cL = (rng.uniform(size=(N, N)) > 0.4).astype(float)
+    for masked in (False, True):
+        dW, dL = rules.nsm_update(W, L, X, R, W_mask=cW if masked else None, L_mask=cL if masked else None)
+        for i in range(N):
+            for j in range(K):
+                hebb = sum(R[t, i] * X[t, j] for t in range(B)) / B
+                c = cW[i, j] if masked else 1.0
+                assert abs(dW[i, j] - (c * hebb - W[i, j])) < 1e-12
+            for j in range(N):
+                anti = sum(R[t, i] * R[t, j] for t in range(B)) / B
+                c = cL[i, j] if masked else 1.0
+                assert abs(dL[i, j] - 0.5 * (c * anti - L[i, j])) < 1e-12
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_cost_matches_double_sum_of_eq3(activation):
+    rng = np.random.RandomState(4)
+    T, K, N = 7, 4, 3
+    X = rng.standard_normal((T, K))
+    R = np.tanh(rng.standard_normal((T, N))) if activation == "tanh" else np.abs(rng.standard_normal((T, N)))
+    lam = 0.2 if activation in ("relu", "capped_relu") else 0.0
+
+    def F(r):
+        if activation in ("relu", "capped_relu"):
+            return lam * r
+        if activation == "tanh":  # F'(r) = artanh(r) - r, F(0) = 0
+            return r * math.atanh(r) + 0.5 * math.log(1 - r * r) - 0.5 * r * r
+        return 0.0
+
+    sim = sum((X[t] @ X[s] - R[t] @ R[s]) ** 2 for t in range(T) for s in range(T)) / (2 * T * T)
+    reg = 2.0 / T * sum(abs(F(R[t, i])) for t in range(T) for i in range(N))
+    reg_sum = rules.nsm_regularizer(R, activation, threshold=lam).sum()
+    got = rules.sm_cost_from_grams(*rules.sm_gram_terms(X, R), T, reg_sum)
+    assert got == pytest.approx(sim + reg, rel=1e-9)
+
+
+def test_structured_cost_matches_eq11():
+    rng = np.random.RandomState(5)
+    T, K, N = 6, 5, 4
+    X, R = rng.standard_normal((T, K)), rng.standard_normal((T, N))
+    cW = (rng.uniform(size=(N, K)) > 0.5).astype(float)
+    cL = (rng.uniform(size=(N, N)) > 0.5).astype(float)
+    cost = 0.0
+    for t in range(T):
+        for s in range(T):
+            cost -= sum(X[t, i] * X[s, i] * R[t, j] * R[s, j] * cW[j, i] for i in range(K) for j in range(N))
+            cost += 0.5 * sum(R[t, i] * R[s, i] * R[t, j] * R[s, j] * cL[i, j] for i in range(N) for j in range(N))
+            cost += 0.5 * (X[t] @ X[s]) ** 2  # the input-only term Eq. (11) drops
+    cost /= T * T
+    got = rules.sm_cost_from_grams(*rules.sm_gram_terms(X, R), T, W_mask=cW, L_mask=cL)
+    assert got == pytest.approx(cost, rel=1e-9)
+
+
+# ------------------------------------------------------------- estimator
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_fitted_transform_is_a_fixed_point(activation):
+    X = lowrank_data(np.random.RandomState(6), 300, 12)
+    enc = NSMEncoder(n_components=6, activation=activation, max_iter=2, tol=1e-5, max_iter_dynamics=2000, random_state=0)
+    R = enc.fit(X).transform(X[:20])
+    assert R.dtype == np.float32 and R.shape == (20, 6)
+    W, L = enc.components_.astype(np.float64), enc.lateral_.astype(np.float64)
+    # float32 arithmetic adds rounding on top of the tolerance
+    assert fixed_point_residual_loop(W, L, X[:20].astype(np.float64), R.astype(np.float64), activation) <= 1e-5 + 1e-5
+    assert np.allclose(L, L.T, atol=1e-6) and np.linalg.eigvalsh(L).min() > 0  # L stays positive definite
+    assert enc.n_dynamics_steps_ >= 1 and enc.n_steps_ == 2 * 3 and enc.n_iter_ == 2
+
+
+@pytest.mark.parametrize("activation", ["relu", "linear", "tanh"])
+def test_cost_falls_on_held_out_data(activation):
+    rng = np.random.RandomState(7)
+    X = lowrank_data(rng, 2500, 30, nonneg=activation == "relu")
+    train, test = X[:2000], X[2000:]
+    enc = NSMEncoder(n_components=8, activation=activation, learning_rate=0.02, shuffle=False, random_state=0)
+    enc.partial_fit(train[:100])
+    costs = [-enc.score(test)]
+    for _ in range(3):
+        enc.partial_fit(train)
+        costs.append(-enc.score(test))
+    # tanh saturates and pays the regulariser F, so its cost falls more slowly
+    assert costs[-1] < (0.85 if activation == "tanh" else 0.5) * costs[0], costs
+    assert all(b < a * 1.05 for a, b in zip(costs, costs[1:])), costs
+
+
+def test_s2m_alpha_zero_equals_nsm_and_alpha_changes_it():
+    rng = np.random.RandomState(8)
+    X = lowrank_data(rng, 400, 10)
+    y = rng.randint(0, 3, 400)
+    kw = dict(n_components=5, max_iter=2, random_state=0)
+    nsm = NSMEncoder(**kw).fit(X)
+    s2m0 = NSMEncoder(alpha=0.0, **kw).fit(X, y)
+    np.testing.assert_array_equal(nsm.components_, s2m0.components_)
+    np.testing.assert_array_equal(nsm.lateral_, s2m0.lateral_)
+    assert not hasattr(s2m0, "label_components_")
+    s2m = NSMEncoder(alpha=1.0, **kw).fit(X, y)
+    assert s2m.label_components_.shape == (5, 3) and list(s2m.classes_) == [0, 1, 2]
+    assert np.abs(s2m.components_ - nsm.components_).max() > 1e-4
+
+
+def test_s2m_is_similarity_matching_of_x_and_scaled_labels():
+    """Bahroun Eq. (5)-(8): S^2M on (x, y) is NSM on the input [x, sqrt(alpha) onehot(y)]
+    with W_aug = [W, V]; unlabelled samples (-1) contribute a zero label part."""
+    rng = np.random.RandomState(18)
+    n, alpha = 300, 2.5
+    X = lowrank_data(rng, n, 7)
+    y = rng.randint(0, 3, n)
+    y_semi = np.where(rng.uniform(size=n) < 0.5, y, -1)
+    onehot = np.where(y_semi[:, None] == np.arange(3)[None, :], math.sqrt(alpha), 0.0).astype(np.float32)
+    Xaug = np.hstack([X, onehot])
+    kw = dict(n_components=4, batch_size=30, shuffle=False, random_state=0)
+    s2m = NSMEncoder(alpha=alpha, **kw).partial_fit(X[:30], y[:30], classes=[0, 1, 2])
+    nsm = NSMEncoder(**kw).partial_fit(Xaug[:30])
+    W0, L0 = nsm.components_.copy(), nsm.lateral_.copy()
+    s2m.components_, s2m.label_components_, s2m.lateral_ = W0[:, :7].copy(), W0[:, 7:].copy(), L0.copy()
+    s2m.partial_fit(X, y_semi)
+    nsm.partial_fit(Xaug)
+    np.testing.assert_allclose(s2m.components_, nsm.components_[:, :7], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s2m.label_components_, nsm.components_[:, 7:], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s2m.lateral_, nsm.lateral_, rtol=1e-5, atol=1e-6)
+
+
+def test_s2m_all_unlabelled_equals_unsupervised():
+    rng = np.random.RandomState(9)
+    n = 300
+    X = lowrank_data(rng, n, 10)
+    kw = dict(n_components=6, max_iter=3, random_state=0)
+    unsup = NSMEncoder(**kw).fit(X)
+    semi = NSMEncoder(alpha=1.0, **kw).fit(X, np.full(n, -1))
+    np.testing.assert_array_equal(unsup.components_, semi.components_)
+    np.testing.assert_array_equal(unsup.lateral_, semi.lateral_)
+    np.testing.assert_array_equal(unsup.transform(X), semi.transform(X))
+
+
+def test_structured_masks_hold_exact_zeros():
+    rng = np.random.RandomState(10)
+    X = rng.uniform(size=(60, 8, 8)).astype(np.float32)
+    X -= X.mean(axis=0)
+    enc = NSMEncoder(n_components=2, structure="local", site_stride=2, radius=2.0, lateral_radius=2.0,
+                     activation="tanh", max_iter=2, batch_size=20, random_state=0).fit(X)
+    cW, cL = enc.feedforward_mask_, enc.lateral_mask_
+    assert enc.components_.shape == (16 * 2, 64) and enc.lateral_.shape == (32, 32)
+    assert np.all(enc.components_[~cW] == 0.0) and np.all(enc.lateral_[~cL] == 0.0)
+    assert np.all(enc.components_[cW] != 0.0)
+    assert (~cW).sum() > 0 and (~cL).sum() > 0
+    # the geometry, by a loop: site (a, b) at ((2a + 0.5), (2b + 0.5)); pixel within radius 2
+    for n in range(32):
+        site = n // 2
+        sy, sx = 2 * (site // 4) + 0.5, 2 * (site % 4) + 0.5
+        for p in range(64):
+            assert cW[n, p] == ((p // 8 - sy) ** 2 + (p % 8 - sx) ** 2 <= 4.0)
+        for m in range(32):
+            oy, ox = 2 * ((m // 2) // 4) + 0.5, 2 * ((m // 2) % 4) + 0.5
+            assert cL[n, m] == ((oy - sy) ** 2 + (ox - sx) ** 2 <= 4.0)
+    assert enc.transform(X).shape == (60, 32)
+    assert np.isfinite(enc.score(X))
+
+
+def test_local_structure_same_site_lateral_is_block_diagonal():
+    W_mask, L_mask = local_structure((6, 6, 2), 3, 3, 1.5, 0.0)
+    assert W_mask.shape == (4 * 3, 72)
+    np.testing.assert_array_equal(L_mask, np.kron(np.eye(4), np.ones((3, 3))))
+
+
+def test_numpy_and_torch_agree():
+    torch = pytest.importorskip("torch")
+    X = lowrank_data(np.random.RandomState(11), 300, 12)
+    kw = dict(n_components=5, max_iter=2, batch_size=50, random_state=0, tol=1e-6, max_iter_dynamics=500)
+    a = NSMEncoder(**kw).fit(X)
+    b = NSMEncoder(backend="torch", **kw).fit(X)
+    np.testing.assert_allclose(a.components_, b.components_, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(a.lateral_, b.lateral_, rtol=1e-3, atol=1e-4)
+    Rt = a.transform(torch.from_numpy(X[:30]))
+    assert isinstance(Rt, torch.Tensor)
+    np.testing.assert_allclose(Rt.numpy(), a.transform(X[:30]), rtol=1e-4, atol=1e-5)
+
+
+def test_torch_tensor_fit_conv_mode():
+    torch = pytest.importorskip("torch")
+    X = np.random.RandomState(12).uniform(size=(20, 10, 10)).astype(np.float32)
+    kw = dict(n_components=4, window=3, max_iter=1, batch_size=200, random_state=0)
+    a = NSMEncoder(**kw).fit(X)
+    b = NSMEncoder(**kw).fit(torch.from_numpy(X))
+    np.testing.assert_allclose(a.components_, b.components_, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("pool", ["max", "sum"])
+def test_convolutional_shapes_pooling_and_black_images(pool):
+    rng = np.random.RandomState(13)
+    X = rng.uniform(size=(30, 12, 12)).astype(np.float32)
+    enc = NSMEncoder(n_components=5, window=4, pool=pool, max_iter=1, batch_size=500, random_state=0).fit(X)
+    assert enc.components_.shape == (5, 16) and enc.lateral_.shape == (5, 5)
+    Z = enc.transform(X)
+    assert Z.shape == (30, 2 * 2 * 5)  # 9 x 9 map, quadrant windows of 5 with stride 4
+    # pooling oracle on one image: per-patch fixed points, then quadrant pooling
+    P = np.lib.stride_tricks.sliding_window_view(X[0], (4, 4)).reshape(81, 16)
+    P = P / np.linalg.norm(P, axis=1, keepdims=True)
+    R, _ = rules.nsm_fixed_point(P @ enc.components_.T, enc.lateral_, tol=enc.tol, max_iter=enc.max_iter_dynamics)
+    R = R.reshape(9, 9, 5)
+    red = np.max if pool == "max" else np.sum
+    want = np.stack([red(R[a:a + 5, b:b + 5], axis=(0, 1)) for a in (0, 4) for b in (0, 4)])
+    np.testing.assert_allclose(Z[0].reshape(4, 5), want, rtol=1e-4, atol=1e-5)
+    black = enc.transform(np.zeros((2, 12, 12), dtype=np.float32))
+    assert np.all(black == 0)
+    assert enc.get_feature_names_out().shape == (20,)
+    enc2 = NSMEncoder(n_components=5, window=4, pool=pool, pool_size=3, pool_stride=2, max_iter=1, batch_size=500,
+                      random_state=0).fit(X)
+    assert enc2.transform(X[:2]).shape == (2, 4 * 4 * 5)
+
+
+def test_partial_fit_chunks_equal_one_epoch_of_fit():
+    X = lowrank_data(np.random.RandomState(14), 300, 8)
+    kw = dict(n_components=4, batch_size=50, shuffle=False, random_state=0)
+    full = NSMEncoder(max_iter=1, **kw).fit(X)
+    inc = NSMEncoder(**kw)
+    for chunk in (X[:100], X[100:250], X[250:]):  # unequal chunks on batch boundaries
+        assert inc.partial_fit(chunk) is inc
+    np.testing.assert_allclose(inc.components_, full.components_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(inc.lateral_, full.lateral_, rtol=1e-6, atol=1e-7)
+    assert inc.n_iter_ == 3 and inc.n_steps_ == full.n_steps_ == 6
+
+
+def test_partial_fit_s2m_with_classes_and_pickle():
+    rng = np.random.RandomState(15)
+    X = lowrank_data(rng, 200, 8)
+    y = rng.randint(0, 4, 200)
+    enc = NSMEncoder(n_components=3, alpha=0.5, random_state=0)
+    enc.partial_fit(X[:100], y[:100] % 2, classes=[0, 1, 2, 3])
+    enc.partial_fit(X[100:], y[100:])
+    enc.partial_fit(X[:50])  # unlabelled chunk
+    assert list(enc.classes_) == [0, 1, 2, 3] and enc.label_components_.shape == (3, 4)
+    with pytest.raises(ValueError, match="labels not in classes_"):
+        enc.partial_fit(X[:10], np.full(10, 7))
+    clone = pickle.loads(pickle.dumps(enc))
+    np.testing.assert_array_equal(clone.transform(X), enc.transform(X))
+
+
+def test_float64_is_preserved():
+    X = lowrank_data(np.random.RandomState(16), 100, 6).astype(np.float64)
+    enc = NSMEncoder(n_components=3, max_iter=1, random_state=0).fit(X)
+    assert enc.components_.dtype == np.float64 and enc.transform(X).dtype == np.float64
+
+
+def test_invalid_combinations():
+    X = np.random.RandomState(0).uniform(size=(10, 8, 8))
+    with pytest.raises(ValueError, match="exclusive"):
+        NSMEncoder(structure="local", window=3).fit(X)
+    with pytest.raises(ValueError, match="larger than the images"):
+        NSMEncoder(window=9).fit(X)
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    X = lowrank_data(np.random.RandomState(17), 300, 12)
+    kw = dict(n_components=5, max_iter=2, batch_size=50, random_state=0, tol=1e-6, max_iter_dynamics=500)
+    a = NSMEncoder(**kw).fit(X)
+    b = NSMEncoder(backend="torch", device="cuda", **kw).fit(X)
+    np.testing.assert_allclose(a.components_, b.components_, rtol=1e-3, atol=1e-4)
