@@ -1,0 +1,600 @@
+"""ActivationLearningClassifier: classification by maximal output activation.
+
+H. Zhou, "Activation Learning by Local Competitions" (arXiv 2209.13400),
+Sections III-V, with the details of the authors' code as written down in the
+project's spec (``activation_learning.md``, cited as "spec" below).
+
+The network sees the data and the label together: input = [x^, l_c], the
+unit-normalised sample and the normalised label code, each normalised on its
+own (spec 2.1). Every layer learns by the local competitive rule (Eq. 4), all
+layers from one forward pass; the hidden activations are magnitude-preserving
+(``std_abs`` of Eq. 7, or ``abs``), and the output activation
+A(x, c) = ||y_L||^2 is the squared norm of the top layer's linear output.
+
+* predict: argmax_c A(x, c). The first layer is linear in its input, so its
+  data part x^ W_img is computed once and the label rows l_c W_lab are
+  broadcast-added (spec 6.1); only the layers above run once per label.
+* feedback (Eq. 12-14): the positive sample (true label) is learned and the
+  strongest wrong label is unlearned with factor lambda, both scaled by
+  gamma(g) = clip(1 - slope * g, 0, 1) of the activation gap g (spec 4.4).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
+
+from .. import rules
+from .._backend import to_numpy, to_output
+from .._base import BACKEND_CONSTRAINTS, BackendMixin, compute_dtype, validate_images
+from .._training import RowStream, run_epochs
+from ..encoders.competitive import (
+    activate,
+    apply_deltas,
+    dense,
+    epoch_schedule,
+    init_weights,
+    layer_delta,
+    layer_forward,
+    local,
+    normalize_input,
+)
+from ..image import iter_chunks, to_device_chunk
+
+__all__ = ["ActivationLearningClassifier"]
+
+_STAT_INIT_VAR = 0.1
+_GAMMA_MOMENTUM = 0.99  # EMA of mean gamma (spec 4.4 step 3)
+_ROWS_PER_CHUNK = 1 << 15  # (sample, label) rows pushed through the network at a time in predict
+
+
+def label_codes(n_classes, repeat, strength=1.0, dtype="float32"):
+    """l_c: one-hot(c) tiled ``repeat`` times, scaled to squared norm ``strength`` (spec 2.1).
+
+    Returns (n_classes, n_classes * repeat); column j * n_classes + c is 1 for class c.
+    """
+    E = np.tile(np.eye(n_classes), (1, repeat)) * math.sqrt(strength / repeat)
+    return E.astype(dtype)
+
+
+class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
+    """Activation learning: a network of local competitive layers over data and label.
+
+    Parameters
+    ----------
+    n_layers : int, default=2
+        L, weight layers. The paper's "two-layer network" is L = 2 (two
+        square weight matrices, one nonlinearity).
+    n_units : int or None, default=None
+        Units per fully connected layer; None gives the input width
+        (n_features + n_classes * label_repeat), as the paper.
+    activation : {"std_abs", "abs"}, default="std_abs"
+        Magnitude-preserving phi between layers (Eq. 7 with running
+        statistics, or |y|). The top layer is linear.
+    label_repeat : int, default=28
+        R, copies of the one-hot label code (28 for MNIST, 10 for CIFAR).
+    input_strength, label_strength : float, default=1.0
+        Squared norms of the data part and of the label part of the input
+        (spec: 1 and 1 for MNIST, 2 and 1 for CIFAR).
+    learning_rate : float, default=0.1
+        eta.
+    lr_decay_at : float or None, default=0.9
+        eta is multiplied by 0.1 from this fraction of the epochs on.
+    max_iter : int or None, default=None
+        Epochs. None uses the authors' step budget
+        S = max(60000 * sqrt(n / 60000), 10000) minibatches (spec 5.1), which
+        is long: set it for quick fits.
+    batch_size : int, default=100
+    shuffle : bool, default=True
+    init_std : float, default=0.01
+        Truncated-normal initial weights (+-2 std).
+    stat_momentum : float, default=0.995
+        Decay of the running statistics of std_abs.
+    feedback : bool, default=True
+        Learn with accuracy feedback (positive and negative samples, Eq. 13);
+        False is the plain paradigm: every sample learned once with its label.
+    unlearning_factor : float, default=0.9
+        lambda in Eq. (13) (0.7 in the paper's CIFAR runs).
+    gap_slope : float or "auto", default="auto"
+        gamma(g) = clip(1 - gap_slope * g, 0, 1). "auto": 5, or 2 when ``fit``
+        gets 1000 samples or fewer (authors' MNIST code); ``partial_fit``
+        uses 5. (The paper's min(max(5g + 1, 0), 1) has a sign slip, spec 9.1.)
+    renormalize_gamma : bool, default=True
+        Divide gamma by an EMA (0.99) of its batch mean (authors' MNIST code,
+        not in the paper).
+    feedback_update : {"sequential", "summed"}, default="sequential"
+        "sequential": two steps, the second from the weights the first
+        left (authors' code); "summed": Eq. (13) literally, one change
+        gamma (dW+ - lambda dW-) from one set of weights.
+    feedback_order : {"positive_first", "negative_first"}, default="positive_first"
+        Order of the sequential steps (MNIST code: positive first; CIFAR
+        code: negative first).
+    unlearning_threshold : float or None, default=None
+        Skip the negative step for samples whose positive activation is at
+        most this value (the paper's CIFAR start-up gate, 3 - L / 2 there).
+    weight_decay : float, default=0.0
+        Subtract weight_decay * W after every step, not scaled by eta (CIFAR
+        code: 1e-5).
+    weight_clip : float or None, default=None
+        Clip weights to [-weight_clip, weight_clip] after every step (CIFAR: 1).
+    temperature : float, default=0.05
+        ``predict_proba`` is softmax(A / temperature), the paper's
+        p proportional to exp(a ||y||^2) with a = 1 / temperature (the paper
+        does not fix a; activations lie in [0, input_strength + label_strength]).
+    receptive_field : int or None, default=None
+        K (odd): locally connected hidden layers without weight sharing
+        (Section V). Layer 1 = a K x K locally connected image block plus a
+        fully connected label block; layers 2 .. L-1 locally connected; layer
+        L fully connected and square. Needs images (3-D/4-D X or
+        ``image_shape``).
+    n_channels : int or None, default=None
+        Units per position of the locally connected layers (None: the image's
+        channels, as the paper's 32 x 32 x 3 layers).
+    image_shape : tuple of int, default=None
+        (H, W) or (H, W, C) for 2-D X with ``receptive_field``.
+    backend : {"numpy", "torch", "cupy"}, default="numpy"
+    device : str, default=None
+    random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coefs_ : list of ndarray
+        Weights per layer; ``coefs_[0]`` is the data block of layer 1
+        ((n_features, n_units), or (H, W, K*K*C, n_channels) when locally
+        connected).
+    label_coef_ : ndarray of shape (n_classes * label_repeat, n_units of layer 1)
+        The label block of layer 1.
+    label_codes_ : ndarray of shape (n_classes, n_classes * label_repeat)
+    running_mean_, running_var_ : list of ndarray
+        Statistics of |y| of the hidden layers (std_abs).
+    gamma_scale_ : float
+        EMA of the batch-mean gamma (``renormalize_gamma``).
+    n_iter_, n_steps_ : int
+    n_features_in_ : int
+    image_shape_ : tuple
+
+    References
+    ----------
+    H. Zhou. Activation Learning by Local Competitions. arXiv:2209.13400.
+    """
+
+    _parameter_constraints: dict = {
+        "n_layers": [Interval(Integral, 1, None, closed="left")],
+        "n_units": [Interval(Integral, 1, None, closed="left"), None],
+        "activation": [StrOptions({"std_abs", "abs"})],
+        "label_repeat": [Interval(Integral, 1, None, closed="left")],
+        "input_strength": [Interval(Real, 0, None, closed="neither")],
+        "label_strength": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "lr_decay_at": [Interval(Real, 0, 1, closed="both"), None],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "init_std": [Interval(Real, 0, None, closed="neither")],
+        "stat_momentum": [Interval(Real, 0, 1, closed="both")],
+        "feedback": ["boolean"],
+        "unlearning_factor": [Interval(Real, 0, None, closed="left")],
+        "gap_slope": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "renormalize_gamma": ["boolean"],
+        "feedback_update": [StrOptions({"sequential", "summed"})],
+        "feedback_order": [StrOptions({"positive_first", "negative_first"})],
+        "unlearning_threshold": [Real, None],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "weight_clip": [Interval(Real, 0, None, closed="neither"), None],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "receptive_field": [Interval(Integral, 1, None, closed="left"), None],
+        "n_channels": [Interval(Integral, 1, None, closed="left"), None],
+        "image_shape": [tuple, list, None],
+        **BACKEND_CONSTRAINTS,
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_layers=2,
+        *,
+        n_units=None,
+        activation="std_abs",
+        label_repeat=28,
+        input_strength=1.0,
+        label_strength=1.0,
+        learning_rate=0.1,
+        lr_decay_at=0.9,
+        max_iter=None,
+        batch_size=100,
+        shuffle=True,
+        init_std=0.01,
+        stat_momentum=0.995,
+        feedback=True,
+        unlearning_factor=0.9,
+        gap_slope="auto",
+        renormalize_gamma=True,
+        feedback_update="sequential",
+        feedback_order="positive_first",
+        unlearning_threshold=None,
+        weight_decay=0.0,
+        weight_clip=None,
+        temperature=0.05,
+        receptive_field=None,
+        n_channels=None,
+        image_shape=None,
+        backend="numpy",
+        device=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_layers = n_layers
+        self.n_units = n_units
+        self.activation = activation
+        self.label_repeat = label_repeat
+        self.input_strength = input_strength
+        self.label_strength = label_strength
+        self.learning_rate = learning_rate
+        self.lr_decay_at = lr_decay_at
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.init_std = init_std
+        self.stat_momentum = stat_momentum
+        self.feedback = feedback
+        self.unlearning_factor = unlearning_factor
+        self.gap_slope = gap_slope
+        self.renormalize_gamma = renormalize_gamma
+        self.feedback_update = feedback_update
+        self.feedback_order = feedback_order
+        self.unlearning_threshold = unlearning_threshold
+        self.weight_decay = weight_decay
+        self.weight_clip = weight_clip
+        self.temperature = temperature
+        self.receptive_field = receptive_field
+        self.n_channels = n_channels
+        self.image_shape = image_shape
+        self.backend = backend
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------ geometry
+    def _build_layers(self):
+        """(data block of layer 1, label block of layer 1, layers 2..L)."""
+        n_classes = len(self.classes_)
+        n_label = n_classes * self.label_repeat
+        L = self.n_layers
+        if self.receptive_field is None:
+            m = self.n_units if self.n_units is not None else self.n_features_in_ + n_label
+            first = dense(self.n_features_in_, m)
+            rest = [dense(m, m) for _ in range(L - 1)]
+        else:
+            H, W, C = self.image_shape_
+            if H == 1 and W == 1:
+                raise ValueError("receptive_field needs images: pass 3-D/4-D X or set image_shape=(H, W[, C]).")
+            ch = self.n_channels if self.n_channels is not None else C
+            first = local((H, W, C), self.receptive_field, ch)
+            rest = [local((H, W, ch), self.receptive_field, ch) for _ in range(L - 2)]
+            if L >= 2:
+                rest.append(dense(first.n_out, first.n_out))
+        return first, dense(n_label, first.n_out), rest
+
+    # -------------------------------------------------------------- network
+    def _phi(self, params, i, Y):
+        return activate(self.activation, Y, params[f"mu{i}"], params[f"var{i}"])
+
+    def _class_activations(self, bk, params, Xn):
+        """A(x, c) for every sample and label, (B, n_classes), by the shortcut of spec 6.1."""
+        xp = bk.xp
+        first, _, rest = self._geometry
+        B = Xn.shape[0]
+        C = params["codes"].shape[0]
+        Yimg, _ = layer_forward(bk, first, params["W0"], Xn)  # (B, m), once
+        Lrow = params["codes"] @ params["Wlab"]  # (C, m)
+        Y = xp.reshape(Yimg[:, None, :] + Lrow[None, :, :], (B * C, Yimg.shape[1]))
+        for i, layer in enumerate(rest):
+            Y, _ = layer_forward(bk, layer, params[f"W{i + 1}"], self._phi(params, i, Y))
+        return xp.reshape(xp.sum(Y * Y, axis=1), (B, C))
+
+    def _learn(self, bk, params, Xn, labels, rates):
+        """One local-rule step of every layer from one forward pass with the given labels.
+
+        rates: per-sample signed r_b (eta included). Updates the std_abs
+        statistics (normalise with the old ones first, spec 3.2).
+        """
+        first, label_layer, rest = self._geometry
+        lab = xp_take(bk, params["codes"], labels)
+        Yimg, cache0 = layer_forward(bk, first, params["W0"], Xn)
+        Y = Yimg + lab @ params["Wlab"]
+        deltas = [
+            layer_delta(bk, first, params["W0"], Xn, Y, rates, cache0),
+            rules.competitive_update(params["Wlab"], lab, Y=Y, rates=rates),
+        ]
+        names = ["W0", "Wlab"]
+        for i, layer in enumerate(rest):
+            h = self._phi(params, i, Y)
+            if self.activation == "std_abs":
+                params[f"mu{i}"], params[f"var{i}"] = rules.abs_statistics_update(
+                    Y, params[f"mu{i}"], params[f"var{i}"], self.stat_momentum
+                )
+            Wn = params[f"W{i + 1}"]
+            Y, cache = layer_forward(bk, layer, Wn, h)
+            deltas.append(layer_delta(bk, layer, Wn, h, Y, rates, cache))
+            names.append(f"W{i + 1}")
+        apply_deltas(params, names, deltas, self.weight_decay, self.weight_clip, bk.xp)
+
+    def _step(self, params, batch, lr):
+        bk = self._bk
+        xp = bk.xp
+        Xb, yb = batch
+        Xn = normalize_input(bk, Xb, self.input_strength)
+        B = Xn.shape[0]
+        C = params["codes"].shape[0]
+        ones = bk.zeros((B,), dtype=Xn.dtype) + 1.0
+        if not self.feedback or C < 2:
+            self._learn(bk, params, Xn, yb, lr * ones)
+            return
+        # 1. activations of every label, no updates (Eq. 12)
+        A = self._class_activations(bk, params, Xn)
+        is_true = yb[:, None] == bk.arange(C)[None, :]
+        A_pos = bk.take_rows(A, yb)
+        neg = xp.argmax(xp.where(is_true, xp.full_like(A, -math.inf), A), axis=1)
+        gap = A_pos - bk.take_rows(A, neg)
+        # 2. gamma, a truncated linear function of the gap (spec 4.4 / 9.1)
+        gamma = xp.clip(1.0 - self._slope * gap, 0.0, 1.0)
+        if self.renormalize_gamma:
+            scale = _GAMMA_MOMENTUM * params["gscale"] + (1.0 - _GAMMA_MOMENTUM) * xp.mean(gamma)
+            params["gscale"] = scale
+            gamma = gamma / xp.maximum(scale, xp.asarray(1e-5, dtype=scale.dtype))
+        r_pos = lr * gamma
+        r_neg = -self.unlearning_factor * lr * gamma
+        if self.unlearning_threshold is not None:
+            r_neg = xp.where(A_pos > self.unlearning_threshold, r_neg, xp.zeros_like(r_neg))
+        # 3. learn the positive sample, unlearn the negative one (Eq. 13)
+        if self.feedback_update == "summed":
+            both = xp.concat([Xn, Xn], axis=0)
+            self._learn(bk, params, both, xp.concat([yb, neg]), 2.0 * xp.concat([r_pos, r_neg]))
+        elif self.feedback_order == "positive_first":
+            self._learn(bk, params, Xn, yb, r_pos)
+            self._learn(bk, params, Xn, neg, r_neg)
+        else:
+            self._learn(bk, params, Xn, neg, r_neg)
+            self._learn(bk, params, Xn, yb, r_pos)
+
+    # ------------------------------------------------------------------ fit
+    def _validate_X(self, X, reset):
+        images = validate_images(self, X, image_shape=self.image_shape, reset=reset)
+        return images.reshape(images.shape[0], -1)
+
+    def _validate_y(self, X2, y):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(X2, y)
+        check_classification_targets(y)
+        return y
+
+    def _init_params(self, rng, dtype):
+        first, label_layer, rest = self._geometry
+        p = {
+            "W0": init_weights(rng, first, self.init_std, dtype),
+            "Wlab": init_weights(rng, label_layer, self.init_std, dtype),
+        }
+        for i, layer in enumerate(rest):
+            p[f"W{i + 1}"] = init_weights(rng, layer, self.init_std, dtype)
+            n_hidden = first.n_out if i == 0 else rest[i - 1].n_out
+            p[f"mu{i}"] = np.zeros(n_hidden, dtype=dtype)
+            p[f"var{i}"] = np.full(n_hidden, _STAT_INIT_VAR, dtype=dtype)
+        p["gscale"] = np.ones((), dtype=dtype)
+        return p
+
+    def _fitted_params(self):
+        p = {"W0": self.coefs_[0], "Wlab": self.label_coef_, "gscale": np.asarray(self.gamma_scale_, dtype=self.coefs_[0].dtype)}
+        for i in range(len(self.coefs_) - 1):
+            p[f"W{i + 1}"] = self.coefs_[i + 1]
+            p[f"mu{i}"] = self.running_mean_[i]
+            p[f"var{i}"] = self.running_var_[i]
+        return p
+
+    def _store(self, params):
+        n = self.n_layers
+        self.coefs_ = [to_numpy(params[f"W{i}"]) for i in range(n)]
+        self.label_coef_ = to_numpy(params["Wlab"])
+        self.running_mean_ = [to_numpy(params[f"mu{i}"]) for i in range(n - 1)]
+        self.running_var_ = [to_numpy(params[f"var{i}"]) for i in range(n - 1)]
+        self.gamma_scale_ = float(to_numpy(params["gscale"]))
+
+    def _train(self, bk, X2, y_idx, params, *, n_epochs, lr_at, rng):
+        dtype = str(params["W0"].dtype).split(".")[-1]
+        params["codes"] = bk.asarray(self.label_codes_, dtype=dtype)
+        stream = RowStream(bk, X2, self.batch_size, dtype, y=y_idx)
+        self._bk = bk
+        try:
+            with bk.memory_hint("batch_size", "n_units"):
+                res = run_epochs(
+                    bk,
+                    params,
+                    lambda epoch: stream.epoch(rng if self.shuffle else None),
+                    self._step,
+                    n_epochs=n_epochs,
+                    lr_at=lr_at,
+                    name=type(self).__name__,
+                    verbose=self.verbose,
+                    hint="lower learning_rate",
+                )
+        finally:
+            del self._bk
+        del res.params["codes"]
+        return res
+
+    def _default_epochs(self, n):
+        if self.max_iter is not None:
+            return self.max_iter
+        steps = max(int(60000 * math.sqrt(n / 60000)), 10000)
+        return max(steps // max(n // self.batch_size, 1), 1)
+
+    def _setup(self, dtype):
+        self.label_codes_ = label_codes(len(self.classes_), self.label_repeat, self.label_strength, dtype)
+        self._geometry = self._build_layers()
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train on samples ``X`` with labels ``y``.
+
+        Parameters
+        ----------
+        X : array of shape (n, d), or images (n, H, W[, C])
+        y : array of shape (n,)
+
+        Returns
+        -------
+        self
+        """
+        X2 = self._validate_X(X, reset=True)
+        y = self._validate_y(X2, y)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        dtype = compute_dtype(X)
+        self._setup(dtype)
+        bk = self._backend(X)
+        rng = check_random_state(self.random_state)
+        params = {k: bk.asarray(v) for k, v in self._init_params(rng, dtype).items()}
+        self._slope = self._auto_slope(X2.shape[0])
+        n_epochs = self._default_epochs(X2.shape[0])
+        res = self._train(
+            bk, X2, y_idx, params, n_epochs=n_epochs, lr_at=epoch_schedule(self.learning_rate, self.lr_decay_at, n_epochs), rng=rng
+        )
+        self._store(res.params)
+        self.n_iter_ = res.n_epochs
+        self.n_steps_ = res.n_steps
+        return self
+
+    def _auto_slope(self, n):
+        if self.gap_slope != "auto":
+            return float(self.gap_slope)
+        return 5.0 if n is None or n > 1000 else 2.0
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None):
+        """One pass over ``(X, y)`` at the constant ``learning_rate``.
+
+        Parameters
+        ----------
+        X : array of shape (n, d), or images
+        y : array of shape (n,)
+        classes : array of shape (n_classes,), default=None
+            Every class; required on the first call.
+
+        Returns
+        -------
+        self
+        """
+        first = _check_partial_fit_first_call(self, classes)
+        X2 = self._validate_X(X, reset=first)
+        y = self._validate_y(X2, y)
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            raise ValueError(f"y has labels {unknown.tolist()} not in classes={self.classes_.tolist()}.")
+        y_idx = np.searchsorted(self.classes_, y)
+        bk = self._backend(X)
+        if first or not hasattr(self, "_random_state"):
+            self._random_state = check_random_state(self.random_state)
+        if first:
+            dtype = compute_dtype(X)
+            self._setup(dtype)
+            params = self._init_params(self._random_state, dtype)
+            self.n_iter_ = self.n_steps_ = 0
+        else:
+            self._geometry = self._build_layers()
+            params = self._fitted_params()
+        params = {k: bk.asarray(v) for k, v in params.items()}
+        self._slope = self._auto_slope(None)
+        res = self._train(bk, X2, y_idx, params, n_epochs=1, lr_at=lambda e: self.learning_rate, rng=self._random_state)
+        self._store(res.params)
+        self.n_iter_ += 1
+        self.n_steps_ += res.n_steps
+        return self
+
+    # ------------------------------------------------------------ inference
+    def _activations(self, X):
+        """(n, n_classes) output activations, on the caller's backend."""
+        check_is_fitted(self)
+        X2 = self._validate_X(X, reset=False)
+        bk = self._backend(X)
+        dtype = compute_dtype(X) if hasattr(X, "dtype") else str(self.coefs_[0].dtype)
+        params = {k: bk.asarray(v, dtype=dtype) for k, v in self._fitted_params().items()}
+        params["codes"] = bk.asarray(self.label_codes_, dtype=dtype)
+        chunk = max(1, _ROWS_PER_CHUNK // len(self.classes_))
+        out = []
+        for index in iter_chunks(X2.shape[0], chunk):
+            Xc = to_device_chunk(bk, X2, index, dtype)
+            out.append(self._class_activations(bk, params, normalize_input(bk, Xc, self.input_strength)))
+        return bk, (out[0] if len(out) == 1 else bk.xp.concat(out, axis=0))
+
+    def decision_function(self, X):
+        """Output activation A(x, c) = ||y_L||^2 for every class.
+
+        Returns
+        -------
+        scores : array of shape (n, n_classes), or (n,) = A(x, c1) - A(x, c0)
+            for two classes (scikit-learn's binary convention).
+        """
+        bk, A = self._activations(X)
+        if A.shape[1] == 2:
+            A = A[:, 1] - A[:, 0]
+        return to_output(A, X)
+
+    def predict_proba(self, X):
+        """softmax(A(x, c) / temperature) over the classes (the paper's Eq. 8).
+
+        Returns
+        -------
+        proba : array of shape (n, n_classes); rows sum to 1.
+        """
+        bk, A = self._activations(X)
+        xp = bk.xp
+        Z = A / self.temperature
+        Z = Z - xp.max(Z, axis=1, keepdims=True)
+        E = xp.exp(Z)
+        return to_output(E / xp.sum(E, axis=1, keepdims=True), X)
+
+    def predict(self, X):
+        """The label whose input gives the largest output activation.
+
+        Returns
+        -------
+        y : ndarray of shape (n,)
+        """
+        bk, A = self._activations(X)
+        return self.classes_[to_numpy(bk.xp.argmax(A, axis=1))]
+
+    def score_samples(self, X):
+        """Typicality for anomaly detection: max_c A(x, c) (Section VI-A).
+
+        Fit the model on normal data only; low scores flag anomalies. (For
+        data without labels use
+        :class:`~sklhebb.encoders.competitive.LocalCompetitiveEncoder` with
+        ``activation="std_abs", training="joint"`` and its ``score_samples``:
+        the same network without the label part.)
+
+        Returns
+        -------
+        scores : array of shape (n,)
+        """
+        bk, A = self._activations(X)
+        return to_output(bk.xp.max(A, axis=1), X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+def xp_take(bk, A, index):
+    """Rows A[index] (array-API ``take`` along axis 0)."""
+    return bk.xp.take(A, index, axis=0)
