@@ -212,6 +212,18 @@ class Backend:
         """``x[b, index[b]]`` for every row b of a 2-D array."""
         return x[self.arange(x.shape[0]), index]
 
+    def row_norms(self, P):
+        """Euclidean norm over the last axis, keeping it (shape (..., 1)).
+
+        Measured on (168000, 48) float32, 1 thread: torch ``vector_norm`` 7 ms
+        against 72 ms for ``sqrt(sum(P * P))``; NumPy ``einsum`` 6 ms against 25 ms.
+        """
+        if self.name == "numpy":
+            return np.sqrt(np.einsum("...i,...i->...", P, P))[..., None]
+        if self.name == "torch":
+            return self.native.linalg.vector_norm(P, dim=-1, keepdim=True)
+        return self.native.linalg.norm(P, axis=-1, keepdims=True)
+
     def argmax_rows(self, x):
         """Index of the largest entry of each row of a 2-D array."""
         if self.name == "torch" and x.device.type == "cpu":

@@ -115,7 +115,7 @@ def normalize_rows(bk: Backend, P, *, center: bool = False):
     xp = bk.xp
     if center:
         P = P - xp.mean(P, axis=-1, keepdims=True)
-    norm = xp.sqrt(xp.sum(P * P, axis=-1, keepdims=True))
+    norm = bk.row_norms(P)
     # rows whose norm underflows are treated as empty: 1/0 never happens
     tiny = np.finfo(str(P.dtype).split(".")[-1]).tiny
     inv = 1.0 / xp.where(norm > tiny, norm, xp.ones_like(norm))

@@ -1,0 +1,59 @@
+"""Streaming: memory does not grow with the number of images; device OOM names the knob."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from sklhebb import KrotovPatchEncoder
+from sklhebb._backend import DeviceMemoryError, resolve
+
+
+def _peak_fit_bytes(path, n_images):
+    mm = np.load(path, mmap_mode="r")[:n_images]
+    enc = KrotovPatchEncoder(n_components=16, window=4, max_iter=1, batch_size=500, chunk_size=10, random_state=0)
+    tracemalloc.start()
+    enc.fit(mm)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak, enc
+
+
+def test_fit_peak_memory_does_not_grow_with_the_number_of_images(tmp_path):
+    rng = np.random.default_rng(0)
+    X = (rng.random((400, 16, 16, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "images.npy"
+    np.save(path, X)
+    small, _ = _peak_fit_bytes(path, 40)
+    large, enc = _peak_fit_bytes(path, 400)
+    # 10x the images (10x the patches: 169 per image) must not cost more memory:
+    # allow 25% for allocator noise, far below the 10x a full patch matrix would need
+    assert large < 1.25 * small, (small, large)
+    assert enc.n_steps_ == int(np.ceil(400 * 169 / 500))
+
+
+def test_transform_memory_is_bounded_by_chunks(tmp_path):
+    X = (np.random.default_rng(1).random((300, 16, 16, 1)) * 255).astype(np.uint8)
+    enc = KrotovPatchEncoder(n_components=8, window=4, max_iter=1, chunk_size=10, pool_size=13, random_state=0).fit(X[:20])
+    tracemalloc.start()
+    Z = enc.transform(X)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # output is 300 x 8 floats; a chunk of 10 images has 10*13*13 positions x 16 dims;
+    # holding every patch at once would need 300*169*16*4 = 3.2 MB
+    assert Z.shape == (300, 8)
+    assert peak < 1.5e6, peak
+
+
+def test_out_of_memory_error_names_the_parameter_to_lower():
+    bk = resolve("numpy")
+
+    class OutOfMemoryError(RuntimeError):  # the name torch and CuPy use
+        pass
+
+    with pytest.raises(DeviceMemoryError, match="batch_size.*chunk_size"):
+        with bk.memory_hint("batch_size", "chunk_size"):
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    with pytest.raises(KeyError):  # other errors pass through untouched
+        with bk.memory_hint("batch_size"):
+            raise KeyError("x")
