@@ -289,6 +289,57 @@ class Backend:
                 ) from exc
             raise
 
+    # ------------------------------------------- stride-1 convolution (NHWC)
+    # Three small steps so that a layer can keep what its weight increment needs:
+    # ``conv_lower`` prepares a map once (im2col patches on NumPy/CuPy, the padded
+    # NCHW view on torch, whose native kernels are 3-7x faster than unfold+matmul
+    # on the CPU), ``conv_apply`` correlates it with a filter bank and
+    # ``conv_weight`` correlates it with an error map (the filter-shaped sum).
+    def conv_lower(self, x, k: int, pad):
+        """Prepare a (B, H, W, C) map for k x k stride-1 correlations.
+
+        ``pad = (before, after)`` zeros on both spatial axes. Returns an opaque
+        tuple for :meth:`conv_apply` and :meth:`conv_weight`.
+        """
+        before, after = pad
+        B, H, W, C = x.shape
+        Ho, Wo = H + before + after - k + 1, W + before + after - k + 1
+        if self.name == "torch":
+            xn = x.permute(0, 3, 1, 2)
+            if before or after:
+                xn = self.native.nn.functional.pad(xn, (before, after, before, after))
+            return (xn, k, (B, Ho, Wo, C))
+        if before or after:
+            xpad = self.zeros((B, H + before + after, W + before + after, C), dtype=x.dtype)
+            xpad[:, before : before + H, before : before + W, :] = x
+        else:
+            xpad = x
+        if k == 1:
+            P = xpad
+        else:
+            v = self.sliding_windows(self.sliding_windows(xpad, 1, k), 2, k)  # (B, Ho, Wo, C, k, k)
+            P = v.transpose(0, 1, 2, 4, 5, 3)
+        P = self.xp.reshape(P, (B * Ho * Wo, k * k * C))  # rows ordered (row, column, channel)
+        return (P, k, (B, Ho, Wo, C))
+
+    def conv_apply(self, lowered, w):
+        """Correlate a lowered map with a (k, k, C, F) bank: (B, Ho, Wo, F)."""
+        data, k, (B, Ho, Wo, C) = lowered
+        F = w.shape[-1]
+        if self.name == "torch":
+            y = self.native.nn.functional.conv2d(data, w.permute(3, 2, 0, 1))
+            return y.permute(0, 2, 3, 1)
+        return self.xp.reshape(data @ self.xp.reshape(w, (k * k * C, F)), (B, Ho, Wo, F))
+
+    def conv_weight(self, lowered, g):
+        """sum over batch and positions of patch x error: (k, k, C, F) for g (B, Ho, Wo, F)."""
+        data, k, (B, Ho, Wo, C) = lowered
+        F = g.shape[-1]
+        if self.name == "torch":
+            dw = self.native.nn.grad.conv2d_weight(data, (F, C, k, k), g.permute(0, 3, 1, 2))
+            return dw.permute(2, 3, 1, 0)
+        return self.xp.reshape(data.T @ self.xp.reshape(g, (B * Ho * Wo, F)), (k, k, C, F))
+
 
 def _torch_device(torch, device):
     dev = torch.device("cpu" if device is None else device)

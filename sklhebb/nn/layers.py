@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from .. import rules
+from ..rules.urfb import saturated_linear
 from .._backend import backend_of
 from ..image import extract_patches
 
@@ -119,14 +120,20 @@ class _WeightLayer(Layer):
     bias = False  # set by the network (``use_bias``)
 
     def _act(self, bk, h, train):
+        """Output and what the feedback needs: the output itself (sigma' is read
+        from it: s where |x| < 1), or None for the linear output layer."""
         if not self.activation:
             return h, None
-        y = rules.saturated_linear(h, self.scale)
-        return y, (rules.saturated_linear_slope(h, self.scale) if train else None)
+        y = saturated_linear(h, self.scale)
+        return y, (y if train else None)
 
     def error(self, g, cache):
-        slope = cache[-1]
-        return g if slope is None else g * slope
+        """E = sigma'(h) * g with sigma' = s where the output is not saturated."""
+        y = cache[-1]
+        if y is None:
+            return g
+        xp = backend_of(g).xp
+        return xp.where(xp.abs(y) < 1.0, g * self.scale, 0.0)
 
     def init_bias(self, dtype):
         return np.zeros(self.bias_shape, dtype=dtype)
@@ -213,44 +220,28 @@ class Conv(_WeightLayer):
         return _glorot(rng, self.weight_shape, k * k * C, k * k * F, dtype)
 
     def forward(self, bk, p, x, *, train=False, mask=None):
-        xp = bk.xp
-        k, _, C, F = self.weight_shape
-        P = im2col(bk, x, k, self.pads[0], self.pads[0])
-        B, H, W = P.shape[:3]
-        P2 = xp.reshape(P, (B * H * W, k * k * C))
-        h = P2 @ xp.reshape(p["W"], (k * k * C, F))
+        low = bk.conv_lower(x, self.size, self.pads)
+        h = bk.conv_apply(low, p["W"])
         if self.bias:
             h = h + p["b"]
-        y, slope = self._act(bk, h, train)
-        y = xp.reshape(y, (B, H, W, F))
-        return y, ((P2, slope) if train else None)
-
-    def error(self, g, cache):
-        g2 = _reshape(g, (cache[0].shape[0], self.filters))
-        return super().error(g2, cache)
+        y, act = self._act(bk, h, train)
+        return y, ((low, act) if train else None)
 
     def increment(self, E, cache):
-        # the sum over positions of the Hebbian products, averaged over the batch:
-        # hebbian_increment averages over the B*H*W rows, so scale by H*W
-        n_pos = self.in_shape[0] * self.in_shape[1]
-        inc = {"W": _reshape(rules.hebbian_increment(cache[0], E), self.weight_shape) * n_pos}
+        # the sum over positions of the Hebbian products, averaged over the batch
+        B = E.shape[0]
+        inc = {"W": backend_of(E).conv_weight(cache[0], E) / B}
         if self.bias:
-            inc["b"] = _sum0(E) * (n_pos / cache[0].shape[0])
+            inc["b"] = backend_of(E).xp.sum(E, axis=(0, 1, 2)) / B
         return inc
 
     def propagate(self, E, F, cache):
         bk = backend_of(E)
         xp = bk.xp
-        k, _, C, Fo = self.weight_shape
-        H, W, _ = self.in_shape
-        B = E.shape[0] // (H * W)
-        E4 = xp.reshape(E, (B, H, W, Fo))
-        # transposed convolution = correlation with the flipped, channel-swapped bank
+        # transposed convolution = correlation with the flipped, channel-swapped
+        # bank, padding mirrored
         Ff = xp.permute_dims(xp.flip(F, axis=(0, 1)), (0, 1, 3, 2))
-        Ff = xp.reshape(Ff, (k * k * Fo, C))
-        PE = im2col(bk, E4, k, self.pads[1], self.pads[1])
-        g = xp.reshape(PE, (B * H * W, k * k * Fo)) @ Ff
-        return xp.reshape(g, (B, H, W, C))
+        return bk.conv_apply(bk.conv_lower(E, self.size, self.pads[::-1]), Ff)
 
     def describe(self):
         return f"conv {self.filters} {self.size}x{self.size}"
@@ -315,7 +306,7 @@ class UntiedConv(_WeightLayer):
     def error(self, g, cache):
         Pm = cache[0]
         g3 = _reshape(g, (Pm.shape[1], Pm.shape[0], self.filters))
-        return super().error(g3, cache)  # (B, HW, F)
+        return super().error(g3, cache)  # (B, HW, F), like the cached output
 
     def increment(self, E, cache):
         xp = backend_of(E).xp
@@ -391,8 +382,7 @@ class MaxPool(Layer):
         xpad, y = cache
         gpad = bk.zeros(xpad.shape, dtype=g.dtype)
         for sl in self._slices():
-            hit = xp.astype(xpad[sl] == y, g.dtype)
-            gpad[sl] += hit * g
+            gpad[sl] += xp.where(xpad[sl] == y, g, 0.0)
         H, W, _ = self.in_shape
         return [gpad[:, :H, :W, :]]
 

@@ -131,3 +131,14 @@ def feedback_error(delta_above, F, slope):
     """
     g = delta_above @ F.T
     return g if slope is None else slope * g
+
+
+def saturated_linear_slope_at_output(x, scale=1.0):
+    """sigma'(h) read from the output x = sigma(h): s where |x| < 1, else 0.
+
+    The paper-era code's form (the derivative is zeroed where the output is
+    +-1); it differs from :func:`saturated_linear_slope` only at |s h| = 1
+    exactly, and needs no copy of the field h.
+    """
+    xp = backend_of(x).xp
+    return xp.astype(xp.abs(x) < 1.0, x.dtype) * scale

@@ -1,0 +1,260 @@
+"""URFBClassifier benchmarks (Amit 2019, "Deep learning with asymmetric connections
+and Hebbian updates").
+
+    python benchmarks/bench_urfb.py fashion [--quick] [--arch simpnet] [--n-train N] [--n-test N] [--epochs E]
+    python benchmarks/bench_urfb.py linear  [--quick] [--runs 3] [--iters 1000]
+    python benchmarks/bench_urfb.py timing  [--quick] [--arch simpnet] [--backend torch numpy]
+
+fashion
+    Fashion-MNIST (local Debian package; pixels / 255) with one architecture under
+    feedback = bp, urfb and frfb (hinge loss, ramp 0.5, SGD 0.1, batch 500, same
+    seed). Prints test error after every epoch (``partial_fit`` one epoch at a time
+    on the shuffled training subset), the final W-R alignment per layer, and time.
+linear
+    The linear-network simulation of Section 5.1: X = I_40, T = W1* W2* W3* with
+    N(0, 2^2) entries (dimensions 40 -> 100 -> 100 -> 10), error
+    e = |T - W3 W2 W1|^2, the ODEs of Eq. (9) integrated by Euler steps: BP from
+    a random start, and URFB with W(0) = 0, random R(0), dR = eps dW^T for
+    eps = 0 (FRFB), .25, .5, 1. Prints log10 error at checkpoints.
+timing
+    Epoch time of the classifier (feedback="bp" and "urfb") against plain
+    torch-autograd back-propagation of the same network (F.conv2d, F.max_pool2d
+    on zero-padded maps, clamp, inverted dropout, the hinge loss, SGD) on the
+    same backend, alternated in one run; the best of ``--repeat`` epochs each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def _load(n_train, n_test, seed=0):
+    from sklhebb.datasets import load_fashion_mnist
+
+    X, y = load_fashion_mnist()
+    Xt, yt = load_fashion_mnist(kind="t10k")
+    rng = np.random.RandomState(seed)
+    tr = rng.permutation(len(X))[:n_train]
+    te = rng.permutation(len(Xt))[:n_test]
+    return (X[tr] / 255.0).astype(np.float32), y[tr], (Xt[te] / 255.0).astype(np.float32), yt[te]
+
+
+# ----------------------------------------------------------------- fashion
+def fashion(args):
+    from sklhebb.classifiers.urfb import URFBClassifier
+
+    Xtr, ytr, Xte, yte = _load(args.n_train, args.n_test)
+    print(f"# Fashion-MNIST, {len(Xtr)} train / {len(Xte)} test, arch={args.arch}, epochs={args.epochs}, "
+          f"lr={args.lr}, batch={args.batch}, backend={args.backend}, machine: {platform.processor() or platform.machine()}")
+    classes = np.unique(ytr)
+    for fb in args.feedback:
+        clf = URFBClassifier(
+            args.arch, feedback=fb, learning_rate=args.lr, batch_size=args.batch,
+            backend=args.backend, random_state=args.seed,
+        )
+        t0 = time.perf_counter()
+        errs, train_errs = [], []
+        for epoch in range(args.epochs):
+            clf.partial_fit(Xtr, ytr, classes=classes)
+            errs.append(1 - clf.score(Xte, yte))
+            if args.train_error:
+                train_errs.append(1 - clf.score(Xtr[:2000], ytr[:2000]))
+        dt = time.perf_counter() - t0
+        print(f"{fb:5s} test error by epoch: " + " ".join(f"{e:.4f}" for e in errs))
+        if train_errs:
+            print(f"{fb:5s} train error (first 2000) by epoch: " + " ".join(f"{e:.4f}" for e in train_errs))
+        print(f"{fb:5s} final test error {errs[-1]:.4f}; loss by epoch "
+              + " ".join(f"{v:.3f}" for v in clf.loss_curve_)
+              + f"; alignment (last epoch, per layer) " + " ".join(f"{a:.2f}" for a in clf.alignment_[-1])
+              + f"; time {dt:.0f}s (incl. scoring)", flush=True)
+
+
+# ------------------------------------------------------------------ linear
+def linear(args):
+    """Euler integration of Eq. (7)-(9), three layers, Section 5.1."""
+    dims = [40, 100, 100, 10]
+    for run in range(args.runs):
+        rng = np.random.RandomState(run)
+        Ws = [rng.normal(0, 2, (dims[i + 1], dims[i])) for i in range(3)]
+        T = Ws[2] @ Ws[1] @ Ws[0]  # X = I: T = Y X^t
+        scale = np.linalg.norm(T, 2) ** 2
+        dt = args.dt / scale ** (2 / 3)  # a step the fastest direction tolerates
+        results = {}
+
+        def run_case(eps, bp):
+            r = np.random.RandomState(100 + run)
+            if bp:
+                W = [r.normal(0, args.init_sd, (dims[i + 1], dims[i])) for i in range(3)]
+            else:
+                W = [np.zeros((dims[i + 1], dims[i])) for i in range(3)]
+                R = [None] + [r.normal(0, args.init_sd, (dims[i], dims[i + 1])) for i in range(1, 3)]
+            log = []
+            for it in range(args.iters + 1):
+                E = T - W[2] @ W[1] @ W[0]
+                e = float((E * E).sum())
+                log.append(np.log10(e / (T * T).sum()))
+                if not np.isfinite(e) or it == args.iters:
+                    break
+                F = [None] + ([W[i].T for i in range(1, 3)] if bp else [R[i] for i in range(1, 3)])
+                # Eq. (9): dW_i = (F_{i+1} ... F_k) E (W_1^t ... W_{i-1}^t)
+                dW2 = E @ (W[1] @ W[0]).T
+                dW1 = F[2] @ E @ W[0].T
+                dW0 = F[1] @ F[2] @ E
+                W[2] = W[2] + dt * dW2
+                W[1] = W[1] + dt * dW1
+                W[0] = W[0] + dt * dW0
+                if not bp:
+                    R[2] = R[2] + eps * dt * dW2.T
+                    R[1] = R[1] + eps * dt * dW1.T
+            return log
+
+        results["BP"] = run_case(None, True)
+        for eps in (0.0, 0.25, 0.5, 1.0):
+            results[f"eps={eps:g}"] = run_case(eps, False)
+        checkpoints = [c for c in (0, 50, 100, 200, 400, 600, 800, 1000, 1500, 2000) if c <= args.iters]
+        print(f"# run {run}: log10 relative error |T - W3W2W1|^2/|T|^2 at iterations {checkpoints} (dt = {dt:.3g})")
+        for name, log in results.items():
+            vals = [f"{log[c]:7.2f}" if c < len(log) else "    nan" for c in checkpoints]
+            first = next((i for i, v in enumerate(log) if v < -3), None)
+            print(f"{name:9s} " + " ".join(vals) + f"   first iteration below 1e-3: {first}")
+
+
+# ------------------------------------------------------------------ timing
+def _autograd_step_fn(net, params, lr, mu, scale):
+    """Plain torch back-propagation of the Network's function (channels first)."""
+    import torch
+    import torch.nn.functional as F
+
+    from sklhebb.nn import Conv, Dense, Dropout, MaxPool, Sum, UntiedConv
+
+    Ws = {k: torch.tensor(v).permute(3, 2, 0, 1).contiguous().requires_grad_(True) if v.ndim == 4
+          else torch.tensor(v).requires_grad_(True) for k, v in params.items() if k.startswith("W")}
+
+    def step(X, y):
+        x = X.permute(0, 3, 1, 2)  # NCHW view of the same batch
+        outs = []
+        for i, layer in enumerate(net.layers):
+            ins = [x if j < 0 else outs[j] for j in net.parents[i]]
+            if isinstance(layer, Dense):
+                h = ins[0].reshape(ins[0].shape[0], -1) @ Ws[f"W{i}"]
+            elif isinstance(layer, UntiedConv):
+                raise NotImplementedError("no autograd reference for untied layers")
+            elif isinstance(layer, Conv):
+                k = layer.size
+                a, b = (k - 1) // 2, k - 1 - (k - 1) // 2
+                h = F.conv2d(ins[0], Ws[f"W{i}"], padding=a) if a == b else F.conv2d(F.pad(ins[0], (a, b, a, b)), Ws[f"W{i}"])
+            elif isinstance(layer, MaxPool):
+                H, W = ins[0].shape[2:]
+                h = F.max_pool2d(F.pad(ins[0], (0, layer.Wp - W, 0, layer.Hp - H)), layer.size, layer.stride)
+            elif isinstance(layer, Dropout):
+                h = F.dropout(ins[0], layer.rate, training=True)
+            elif isinstance(layer, Sum):
+                h = ins[0] + ins[1]
+            if layer.has_weights and layer.activation:
+                h = torch.clamp(scale * h, -1.0, 1.0)
+            outs.append(h)
+        o = outs[-1]
+        Y = F.one_hot(y, o.shape[1]).to(o.dtype)
+        L = (Y * torch.relu(1 - o) + mu * (1 - Y) * torch.relu(1 + o)).sum(1).mean()
+        for w in Ws.values():
+            w.grad = None
+        L.backward()
+        with torch.no_grad():
+            for w in Ws.values():
+                w -= lr * w.grad
+
+    return step
+
+
+def timing(args):
+    import torch
+
+    from sklhebb._backend import resolve
+    from sklhebb.classifiers.urfb import URFBClassifier
+    from sklhebb.nn import Network, build_layers
+
+    torch.set_num_threads(args.threads)
+    n = args.n_train
+    Xtr, ytr, _, _ = _load(n, 10)
+    print(f"# timing: arch={args.arch}, {n} images = {n // args.batch} batches of {args.batch}, "
+          f"threads={args.threads}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, best of {args.repeat}")
+    net = Network(build_layers(args.arch, 10), (28, 28, 1))
+    host, _ = net.init_params(np.random.RandomState(0), "float32", feedback=None)
+    tb = resolve("torch")
+    Xt, yt = tb.asarray(Xtr[..., None]), torch.tensor(ytr.astype(np.int64))
+    ag = _autograd_step_fn(net, host, 0.1, 1 / 9, 0.5)
+
+    def autograd_epoch():
+        perm = torch.randperm(n)
+        for s in range(0, n, args.batch):
+            idx = perm[s : s + args.batch]
+            ag(Xt[idx], yt[idx])
+
+    def ours(backend, fb):
+        clf = URFBClassifier(args.arch, feedback=fb, max_iter=1, batch_size=args.batch, backend=backend, random_state=0)
+        return lambda: clf.fit(Xtr, ytr)
+
+    cases = [("torch autograd bp", autograd_epoch)]
+    for backend in args.backend:
+        for fb in ("bp", "urfb"):
+            cases.append((f"{backend} URFBClassifier {fb}", ours(backend, fb)))
+    best = {name: np.inf for name, _ in cases}
+    for f in [f for _, f in cases]:
+        f()  # warm-up
+    for _ in range(args.repeat):  # alternate, so that load from other users hits all alike
+        for name, f in cases:
+            t0 = time.perf_counter()
+            f()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    ref = best["torch autograd bp"]
+    for name, _ in cases:
+        print(f"{name:32s} {best[name]:7.2f} s/epoch   ratio to torch autograd {best[name] / ref:5.2f}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("fashion")
+    f.add_argument("--quick", action="store_true")
+    f.add_argument("--arch", default="simpnet")
+    f.add_argument("--n-train", type=int, default=10000)
+    f.add_argument("--n-test", type=int, default=2000)
+    f.add_argument("--epochs", type=int, default=5)
+    f.add_argument("--lr", type=float, default=0.1)
+    f.add_argument("--batch", type=int, default=500)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--backend", default="torch")
+    f.add_argument("--feedback", nargs="+", default=["bp", "urfb", "frfb"])
+    f.add_argument("--train-error", action="store_true")
+    lin = sub.add_parser("linear")
+    lin.add_argument("--quick", action="store_true")
+    lin.add_argument("--runs", type=int, default=3)
+    lin.add_argument("--iters", type=int, default=1000)
+    lin.add_argument("--dt", type=float, default=0.05)
+    lin.add_argument("--init-sd", type=float, default=0.1)
+    t = sub.add_parser("timing")
+    t.add_argument("--quick", action="store_true")
+    t.add_argument("--arch", default="simpnet")
+    t.add_argument("--n-train", type=int, default=5000)
+    t.add_argument("--batch", type=int, default=500)
+    t.add_argument("--repeat", type=int, default=3)
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--backend", nargs="+", default=["torch", "numpy"])
+    args = p.parse_args(argv)
+    if args.quick:
+        if args.cmd == "fashion":
+            args.n_train, args.n_test, args.epochs = 2000, 1000, 2
+        elif args.cmd == "linear":
+            args.runs, args.iters = 1, 300
+        else:
+            args.n_train, args.repeat = 1000, 1
+    {"fashion": fashion, "linear": linear, "timing": timing}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
