@@ -363,3 +363,75 @@ def test_cuda_matches_cpu():
     a = NSMEncoder(**kw).fit(X)
     b = NSMEncoder(backend="torch", device="cuda", **kw).fit(X)
     np.testing.assert_allclose(a.components_, b.components_, rtol=1e-3, atol=1e-4)
+
+
+# ------------------------------------------------------------------ deep
+def deep_residual_loop(X, Ws, Ls, Rs, gamma, activation):
+    """Obeid Eq. (17) at a fixed point, per layer p and unit i, by loops (scaled as the rule's tolerance)."""
+    worst = 0.0
+    P = len(Ws)
+    for t in range(X.shape[0]):
+        below = list(X[t])
+        for p in range(P):
+            W, L, r = Ws[p], Ls[p], Rs[p][t]
+            drive = [sum(W[i, j] * below[j] for j in range(W.shape[1])) for i in range(W.shape[0])]
+            scale = max(1.0, max(abs(d) for d in drive))
+            for i in range(W.shape[0]):
+                u = drive[i] - sum((L[i, k] - (i == k)) * r[k] for k in range(L.shape[0]))
+                if p < P - 1:
+                    Wn, rn = Ws[p + 1], Rs[p + 1][t]
+                    u += gamma * sum(Wn[k, i] * rn[k] for k in range(Wn.shape[0]))
+                worst = max(worst, abs(f_scalar(u, activation) - r[i]) / scale)
+            below = list(r)
+    return worst
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("gamma", [0.0, 0.5])
+def test_deep_dynamics_reach_fixed_point_of_eq17(activation, gamma):
+    rng = np.random.RandomState(19)
+    sizes = [6, 5, 4]
+    Ws = [rng.standard_normal((sizes[p + 1], sizes[p])) / 2 for p in range(2)]
+    Ls = [random_pd(rng, n) for n in sizes[1:]]
+    X = rng.standard_normal((6, 6))
+    tol = 1e-7
+    Rs, k = rules.deep_fixed_point(X, Ws, Ls, gamma=gamma, activation=activation, tol=tol, max_iter=20000)
+    assert k < 20000
+    assert deep_residual_loop(X, Ws, Ls, Rs, gamma, activation) <= tol * (1 + 1e-6)
+    if gamma == 0:  # bottom-up only: each layer is the single-layer network on the layer below
+        R1, _ = rules.nsm_fixed_point(X @ Ws[0].T, Ls[0], activation=activation, tol=1e-9, max_iter=20000)
+        R2, _ = rules.nsm_fixed_point(R1 @ Ws[1].T, Ls[1], activation=activation, tol=1e-9, max_iter=20000)
+        np.testing.assert_allclose(Rs[0], R1, atol=1e-5)
+        np.testing.assert_allclose(Rs[1], R2, atol=1e-5)
+
+
+def test_deep_lateral_decay_matches_eq19():
+    rng = np.random.RandomState(20)
+    W, L = rng.standard_normal((3, 4)), rng.standard_normal((3, 3))
+    X, R = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    gamma = 0.7
+    _, dL = rules.nsm_update(W, L, X, R, lateral_decay=1 / (1 + gamma))
+    for i in range(3):
+        for j in range(3):
+            want = 0.5 * (sum(R[t, i] * R[t, j] for t in range(5)) / 5 - L[i, j] / (1 + gamma))
+            assert abs(dL[i, j] - want) < 1e-12
+
+
+def test_deep_encoder_learns_and_returns_layers():
+    rng = np.random.RandomState(21)
+    X = lowrank_data(rng, 1500, 20)
+    train, test = X[:1200], X[1200:]
+    enc = NSMEncoder(n_components=4, hidden_layer_sizes=(8,), gamma=0.3, learning_rate=0.02, shuffle=False,
+                     random_state=0)
+    enc.partial_fit(train[:100])
+    c0 = -enc.score(test)
+    for _ in range(3):
+        enc.partial_fit(train)
+    assert -enc.score(test) < 0.8 * c0
+    assert [W.shape for W in enc.layer_components_] == [(8, 20), (4, 8)]
+    np.testing.assert_array_equal(enc.layer_components_[-1], enc.components_)
+    assert enc.transform(test).shape == (300, 4)
+    Z = enc.set_params(return_layers="all").transform(test)
+    assert Z.shape == (300, 12) and enc.get_feature_names_out().shape == (12,)
+    with pytest.raises(ValueError, match="fully connected"):
+        NSMEncoder(hidden_layer_sizes=(4,), alpha=1.0).fit(X, rng.randint(0, 2, len(X)))

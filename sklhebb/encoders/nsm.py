@@ -186,6 +186,16 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         Bahroun & Soltoggio set-up with a linear readout.
     pool_stride : int or None, default=None
         Pooling stride; None means ``pool_size`` (or the quadrant stride).
+    hidden_layer_sizes : tuple of int, default=()
+        Deep similarity matching (Obeid Sec. 4-5): sizes of the layers below
+        the top layer (which has ``n_components`` neurons); () is the single
+        layer network. Fully connected layers only.
+    gamma : float, default=0.0
+        Feedback strength of the deep network (Obeid Eq. 12, 17); 0 is
+        bottom-up only.
+    return_layers : {"top", "all"}, default="top"
+        Deep network: ``transform`` returns the top layer, or all layers
+        concatenated (bottom first).
     structure : {None, "local"}, default=None
         "local": locally connected structured network on the image grid.
     site_stride : int, default=2
@@ -225,6 +235,9 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         Labels seen by S^2M (only when fitted with labels, alpha > 0).
     feedforward_mask_, lateral_mask_ : ndarray of bool
         Structure constants c^W, c^L (structured mode only).
+    layer_components_, layer_laterals_ : list of ndarray
+        Deep network only: W^(p) and L^(p) of every layer, bottom first (the
+        last ones are ``components_`` and ``lateral_``).
     n_iter_ : int
         Epochs run (``fit``) or passes made (``partial_fit`` calls).
     n_steps_ : int
@@ -278,6 +291,9 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         "pool": [StrOptions({"max", "sum"})],
         "pool_size": [Interval(Integral, 1, None, closed="left"), None],
         "pool_stride": [Interval(Integral, 1, None, closed="left"), None],
+        "hidden_layer_sizes": [tuple, list],
+        "gamma": [Interval(Real, 0, None, closed="left")],
+        "return_layers": [StrOptions({"top", "all"})],
         "structure": [StrOptions({"local"}), None],
         "site_stride": [Interval(Integral, 1, None, closed="left")],
         "radius": [Interval(Real, 0, None, closed="left")],
@@ -313,6 +329,9 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         pool="sum",
         pool_size=None,
         pool_stride=None,
+        hidden_layer_sizes=(),
+        gamma=0.0,
+        return_layers="top",
         structure=None,
         site_stride=2,
         radius=4.0,
@@ -345,6 +364,9 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         self.pool = pool
         self.pool_size = pool_size
         self.pool_stride = pool_stride
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.gamma = gamma
+        self.return_layers = return_layers
         self.structure = structure
         self.site_stride = site_stride
         self.radius = radius
@@ -367,7 +389,18 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         H, W, C = image_shape
         return self.window * self.window * C if self._conv(image_shape) else H * W * C
 
+    def _deep(self):
+        return len(self.hidden_layer_sizes) > 0
+
     def _check_geometry(self, image_shape):
+        if self._deep():
+            if self._conv(image_shape) or self.structure is not None or self.alpha > 0:
+                raise ValueError(
+                    "hidden_layer_sizes (deep similarity matching) is implemented for fully connected layers "
+                    "without labels: use window=None, structure=None and alpha=0."
+                )
+            if any(int(h) < 1 for h in self.hidden_layer_sizes):
+                raise ValueError(f"hidden_layer_sizes must hold positive integers; got {self.hidden_layer_sizes!r}")
         H, W, _ = image_shape
         if self._conv(image_shape) and (self.window > H or self.window > W):
             raise ValueError(f"window={self.window} is larger than the images ({H} x {W}); choose window <= {min(H, W)}.")
@@ -395,8 +428,15 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         return size, size
         return size, stride
 
+    @property
+    def _n_features_out(self):
+        """Output width for get_feature_names_out (follows return_layers, set after fit)."""
+        return self._n_out()
+
     def _n_out(self):
         N = self.components_.shape[0]
+        if self._deep() and self.return_layers == "all":
+            return int(sum(self.hidden_layer_sizes)) + N
         if not self._conv(self.image_shape_):
             return N
         oh, ow = self._conv_size()
@@ -421,6 +461,9 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         sqrt_alpha = math.sqrt(self.alpha)
         W_mask, L_mask = masks
 
+        if self._deep():
+            return self._make_deep_step(bk, counts)
+
         def step(params, batch, lr):
             if n_classes:
                 X, yb = batch
@@ -440,6 +483,37 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             if n_classes:
                 dV, _ = rules.nsm_update(params["V"], None, Y, R)  # Bahroun Eq. (8)
                 params["V"] = params["V"] + lr * dV
+
+        return step
+
+    def _layer_keys(self):
+        """Parameter names bottom to top: ('W_0', 'L_0'), ..., ('W', 'L')."""
+        return [(f"W_{p}", f"L_{p}") for p in range(len(self.hidden_layer_sizes))] + [("W", "L")]
+
+    def _deep_dynamics(self, X, Ws, Ls):
+        return rules.deep_fixed_point(
+            X, Ws, Ls, gamma=self.gamma, activation=self.activation, threshold=self.threshold, cap=self.cap,
+            step=self.dynamics_step, tol=self.tol, max_iter=self.max_iter_dynamics,
+        )
+
+    def _make_deep_step(self, bk, counts):
+        keys = self._layer_keys()
+        decay_low = 1.0 / (1.0 + self.gamma)
+
+        def step(params, batch, lr):
+            X = batch[0] if isinstance(batch, tuple) else batch
+            Ws = [params[w] for w, _ in keys]
+            Ls = [params[l] for _, l in keys]
+            Rs, k = self._deep_dynamics(X, Ws, Ls)
+            counts.append(k)
+            below = X
+            for p, (wk, lk) in enumerate(keys):
+                # Obeid Eq. (19), gamma^(p-P) absorbed into the learning rate (as the paper suggests)
+                decay = 1.0 if p == len(keys) - 1 else decay_low
+                dW, dL = rules.nsm_update(Ws[p], Ls[p], below, Rs[p], lateral_decay=decay)
+                params[wk] = Ws[p] + lr * dW
+                params[lk] = Ls[p] + (lr / self.tau) * dL
+                below = Rs[p]
 
         return step
 
@@ -522,8 +596,16 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             N = W_mask.shape[0]
             fan_in = np.maximum(W_mask.sum(axis=1, keepdims=True), 1.0)
             W = host_normal(rng, (N, K), "float64") * W_mask / np.sqrt(fan_in)
-        else:
+        elif not self._deep():
             W = host_normal(rng, (N, K), "float64") / np.sqrt(K)
+        if self._deep():
+            sizes = [K] + [int(h) for h in self.hidden_layer_sizes] + [N]
+            params = {}
+            for p, (wk, lk) in enumerate(self._layer_keys()):
+                fan_in, n_out = sizes[p], sizes[p + 1]
+                params[wk] = (host_normal(rng, (n_out, fan_in), "float64") / np.sqrt(fan_in)).astype(dtype)
+                params[lk] = np.eye(n_out, dtype=dtype)
+            return params
         params = {"W": W.astype(dtype), "L": np.eye(N, dtype=dtype)}  # L = I: positive definite
         if n_classes:
             # random like W (drawn after it): V = 0 is a saddle where r carries no label information
@@ -536,8 +618,10 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         self.lateral_ = to_numpy(p["L"])
         if "V" in p:
             self.label_components_ = to_numpy(p["V"])
+        if self._deep():
+            self.layer_components_ = [to_numpy(p[w]) for w, _ in self._layer_keys()]
+            self.layer_laterals_ = [to_numpy(p[l]) for _, l in self._layer_keys()]
         self.n_dynamics_steps_ = n_dyn
-        self._n_features_out = self._n_out()
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -557,7 +641,8 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         """
         images = validate_images(self, X, image_shape=self.image_shape, reset=True)
         self._check_geometry(self.image_shape_)
-        for attr in ("classes_", "label_components_", "feedforward_mask_", "lateral_mask_"):
+        for attr in ("classes_", "label_components_", "feedforward_mask_", "lateral_mask_", "layer_components_",
+                     "layer_laterals_"):
             if hasattr(self, attr):
                 delattr(self, attr)
         codes = self._encode_labels(y, images.shape[0], first=True)
@@ -625,6 +710,9 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         else:
             dtype = str(self.components_.dtype)
             host = {"W": self.components_, "L": self.lateral_}
+            if self._deep():
+                for p, (wk, lk) in enumerate(self._layer_keys()):
+                    host[wk], host[lk] = self.layer_components_[p], self.layer_laterals_[p]
             if hasattr(self, "label_components_"):
                 host["V"] = self.label_components_
             elif codes is not None:
@@ -664,8 +752,16 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             P = P - bk.xp.mean(P, axis=-1, keepdims=True)
         return P
 
+    def _deep_weights(self, bk, dtype):
+        Ws = [bk.asarray(W, dtype=dtype) for W in self.layer_components_]
+        Ls = [bk.asarray(L, dtype=dtype) for L in self.layer_laterals_]
+        return Ws, Ls
+
     def _encode(self, bk, chunk, W, L):
         xp = bk.xp
+        if self._deep():
+            Rs, _ = self._deep_dynamics(xp.reshape(chunk, (chunk.shape[0], -1)), *W)
+            return Rs[-1] if self.return_layers == "top" else xp.concat(Rs, axis=1)
         if not self._conv(self.image_shape_):
             X = xp.reshape(chunk, (chunk.shape[0], -1))
             R, _ = self._dynamics(X @ W.T, L)
@@ -701,6 +797,8 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         images = validate_images(self, X, reset=False)
         bk = self._backend(X)
         W, L, dtype = self._weights(bk, X)
+        if self._deep():
+            W = self._deep_weights(bk, dtype)
         out = []
         with bk.memory_hint("chunk_size"):
             for index in iter_chunks(images.shape[0], self._row_chunk()):
@@ -715,8 +813,10 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         (1 / 2T^2) sum_{t,t'} (x_t . x_t' - r_t . r_t')^2 + (2 / T) sum_t ||F(r_t)||_1,
         with r_t the fixed points (inputs x are the rows, or every patch in
         convolutional mode, normalised as in fit); with structure the masked
-        cost of Eq. (11) plus the constant input term. Labels are not used
-        (``y`` is ignored). Higher is better.
+        cost of Eq. (11) plus the constant input term; for a deep network the
+        sum of the layers' costs (Eq. 12 with the gamma weights absorbed, as in
+        the learning rule). Labels are not used (``y`` is ignored). Higher is
+        better.
 
         Returns
         -------
@@ -736,6 +836,8 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         else:
             rows = images.reshape(images.shape[0], -1)
             batches = RowStream(bk, rows, _TRANSFORM_CHUNK_ROWS, dtype).epoch(None)
+        if self._deep():
+            return self._deep_score(bk, batches, dtype)
         XX = RX = RR = None
         reg = 0.0
         n = 0
@@ -753,6 +855,25 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             masks = [bk.asarray(self.feedforward_mask_, dtype=dtype), bk.asarray(self.lateral_mask_, dtype=dtype)]
         cost = rules.sm_cost_from_grams(XX, RX, RR, n, reg, W_mask=masks[0], L_mask=masks[1])
         return -cost
+
+    def _deep_score(self, bk, batches, dtype):
+        """Sum over layers of the per-layer cost (Eq. 12 with the gamma^(p-P) weights set to 1)."""
+        xp = bk.xp
+        Ws, Ls = self._deep_weights(bk, dtype)
+        P = len(Ws)
+        grams = [None] * P
+        regs = [0.0] * P
+        n = 0
+        for Xb in batches:
+            Rs, _ = self._deep_dynamics(Xb, Ws, Ls)
+            below = Xb
+            for p in range(P):
+                t = rules.sm_gram_terms(below, Rs[p])
+                grams[p] = t if grams[p] is None else tuple(a + b for a, b in zip(grams[p], t))
+                regs[p] += float(xp.sum(rules.nsm_regularizer(Rs[p], self.activation, threshold=self.threshold)))
+                below = Rs[p]
+            n += Xb.shape[0]
+        return -sum(rules.sm_cost_from_grams(*grams[p], n, regs[p]) for p in range(P))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

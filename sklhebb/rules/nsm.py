@@ -26,6 +26,7 @@ __all__ = [
     "nsm_step_size",
     "nsm_fixed_point",
     "nsm_update",
+    "deep_fixed_point",
     "nsm_regularizer",
     "sm_gram_terms",
     "sm_cost_from_grams",
@@ -61,7 +62,7 @@ def _project(bk, v, activation, cap):
     """Projection onto the output range [a, b] of f (a = 0 for the ReLUs)."""
     xp = bk.xp
     if activation == "relu":
-        return xp.where(v > 0, v, xp.zeros_like(v))
+        return xp.maximum(v, 0.0)
     if activation == "capped_relu":
         return xp.clip(v, 0.0, cap)
     return v
@@ -153,7 +154,9 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
     # rows of its minibatch (transform of one sample = transform of a batch)
     stop = tol * xp.max(xp.abs(D), axis=1)
     stop = xp.where(stop > tol, stop, xp.zeros_like(stop) + tol)  # tol * max(1, max_j |D_tj|)
-    done = None
+    B = D.shape[0]
+    # A frozen row's residual is recomputed from the same r, so it stays below
+    # its tolerance: no separate bookkeeping of converged rows is needed.
     if activation in _PROJECTED:
         # r <- P(r M^T + c), M = I - step L, c = step (D - lambda)
         M = I - step * L
@@ -164,10 +167,10 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
         for k in range(1, max_iter + 1):
             r_new = _project(bk, r @ M.T + c, activation, cap)
             ok = xp.max(xp.abs(r_new - r), axis=1) * gain <= stop
-            done = ok if done is None else (done | ok)
-            if bool(xp.all(done)):
+            n_ok = int(xp.sum(xp.astype(ok, xp.int32)))
+            if n_ok == B:
                 return r, k
-            r = xp.where(done[:, None], r, r_new)
+            r = xp.where(ok[:, None], r, r_new) if n_ok else r_new
         return r, max_iter
     if activation == "tanh":
         # u <- (1 - step) u + step D - tanh(u) (step (L - I))^T
@@ -179,15 +182,15 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
             u_new = (1.0 - step) * u + c - r @ M.T
             # |tanh(u + g) - tanh(u)| <= |g| = |u_new - u| / step
             ok = xp.max(xp.abs(u_new - u), axis=1) / step <= stop
-            done = ok if done is None else (done | ok)
-            if bool(xp.all(done)):
+            n_ok = int(xp.sum(xp.astype(ok, xp.int32)))
+            if n_ok == B:
                 return r, k
-            u = xp.where(done[:, None], u, u_new)
+            u = xp.where(ok[:, None], u, u_new) if n_ok else u_new
         return xp.tanh(u), max_iter
     raise ValueError(f"activation must be one of {NSM_ACTIVATIONS}; got {activation!r}")
 
 
-def nsm_update(W, L, X, R, *, W_mask=None, L_mask=None):
+def nsm_update(W, L, X, R, *, W_mask=None, L_mask=None, lateral_decay=1.0):
     """Weight changes of Obeid Eq. (2) (Eq. 19 with structure) for one minibatch.
 
     .. math::
@@ -208,6 +211,9 @@ def nsm_update(W, L, X, R, *, W_mask=None, L_mask=None):
     ----------
     W : (N, K), L : (N, N) or None (then dL is None), X : (B, K) inputs x,
     R : (B, N) fixed points r*.
+    lateral_decay : float
+        Factor of L in dL: 1 in Eq. (2); 1 / (1 + gamma) for the layers below
+        the top of a deep network (Eq. 19, with c^L = 1).
     W_mask : (N, K) array of 0/1, optional. L_mask : (N, N) array of 0/1, optional.
 
     Returns
@@ -224,8 +230,79 @@ def nsm_update(W, L, X, R, *, W_mask=None, L_mask=None):
     G = (R.T @ R) / B
     if L_mask is not None:
         G = G * L_mask
-    dL = 0.5 * (G - L)
+    dL = 0.5 * (G - L) if lateral_decay == 1.0 else 0.5 * (G - lateral_decay * L)
     return dW, dL
+
+
+def deep_fixed_point(X, Ws, Ls, *, gamma=0.0, activation="relu", threshold=0.0, cap=1.0, step=None, tol=1e-4,
+                     max_iter=100):
+    r"""Fixed point of the deep network with feedback, Obeid Eq. (17), all layers at once.
+
+    .. math::
+
+        \tau \frac{du^{(p)}}{ds} = -u^{(p)} + W^{(p)} r^{(p-1)} - (L^{(p)} - I) r^{(p)}
+            + (1 - \delta_{pP}) \gamma W^{(p+1)\top} r^{(p+1)}, \quad r^{(p)} = f(u^{(p)})
+
+    with r^(0) = x, integrated by Euler steps of size ``step`` in u (default
+    min(1, 1 / max_p lambda_max(L^(p))) / (1 + gamma)). Starts from the
+    bottom-up pass (gamma = 0 drives). A row stops (is frozen) once every
+    layer's fixed-point residual max_i |f(u*(r))_i - r_i| is at most
+    tol * max(1, max |W^(p) r^(p-1)|) (every f here is 1-Lipschitz, so the
+    residual is bounded by the change of u / step).
+
+    Parameters
+    ----------
+    X : (B, K) inputs; Ws : list of (N_p, N_{p-1}) weights; Ls : list of (N_p, N_p).
+
+    Returns
+    -------
+    Rs : list of (B, N_p) outputs, bottom to top; n_steps : int
+    """
+    bk = backend_of(X)
+    xp = bk.xp
+    P = len(Ws)
+    B = X.shape[0]
+    if step is None:
+        step = min(1.0, min(nsm_step_size(L) for L in Ls)) / (1.0 + gamma)
+    step = float(step)
+    f = lambda u: nsm_activation(u, activation, threshold=threshold, cap=cap)  # noqa: E731
+    Is = [xp.eye(L.shape[0], dtype=X.dtype, device=bk.device) for L in Ls]
+    # bottom-up initial state
+    us, rs, prev = [], [], X
+    for W in Ws:
+        u = prev @ W.T
+        us.append(u)
+        rs.append(f(u))
+        prev = rs[-1]
+    stops = None
+    for k in range(1, max_iter + 1):
+        gs = []
+        below = X
+        drives = []
+        for p in range(P):
+            d = below @ Ws[p].T
+            drives.append(d)
+            g = d - rs[p] @ (Ls[p] - Is[p]).T - us[p]
+            if p < P - 1 and gamma:
+                g = g + gamma * (rs[p + 1] @ Ws[p + 1])
+            gs.append(g)
+            below = rs[p]
+        if stops is None:
+            stops = []
+            for d in drives:
+                sp = tol * xp.max(xp.abs(d), axis=1)
+                stops.append(xp.where(sp > tol, sp, xp.zeros_like(sp) + tol))
+        ok = None
+        for g, sp in zip(gs, stops):
+            o = xp.max(xp.abs(g), axis=1) <= sp
+            ok = o if ok is None else (ok & o)
+        n_ok = int(xp.sum(xp.astype(ok, xp.int32)))
+        if n_ok == B:
+            return rs, k
+        keep = ok[:, None]
+        us = [xp.where(keep, u, u + step * g) if n_ok else u + step * g for u, g in zip(us, gs)]
+        rs = [f(u) for u in us]
+    return rs, max_iter
 
 
 def nsm_regularizer(R, activation="relu", *, threshold=0.0):
