@@ -274,3 +274,60 @@ def test_default_epochs_follow_the_authors_step_budget():
     assert clf._default_epochs(60000) == 100
     assert clf._default_epochs(55000) == 104
     assert clf._default_epochs(600) == 1666
+
+
+# ------------------------------------------------ inference by optimisation
+@pytest.fixture(scope="module")
+def fitted_for_inference():
+    X, y = load_digits(return_X_y=True)
+    return X, y, ActivationLearningClassifier(n_units=30, label_repeat=4, max_iter=20, batch_size=50, learning_rate=0.3, random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(activation="abs"), dict(receptive_field=3, image_shape=(8, 8), n_channels=2, n_layers=3)])
+def test_input_gradient_matches_finite_differences(kw):
+    X, y = load_digits(return_X_y=True)
+    clf = ActivationLearningClassifier(n_units=16, label_repeat=2, max_iter=5, batch_size=50, learning_rate=0.3, random_state=0, **kw).fit(X[:500], y[:500])
+    bk = clf._backend()
+    params = {k: bk.asarray(v, dtype="float64") for k, v in clf._fitted_params().items()}
+    params["codes"] = bk.asarray(clf.label_codes_, dtype="float64")
+    z = np.random.RandomState(0).rand(2, 64)
+    lab = np.array([3, 7])
+    A, g, _, _ = clf._normalised_grad(bk, params, z, lab)
+    np.testing.assert_allclose(A, clf.decision_function(z)[np.arange(2), lab], rtol=1e-4)
+    eps = 1e-6
+    num = np.zeros_like(z)
+    for j in range(64):
+        dz = np.zeros_like(z)
+        dz[:, j] = eps
+        num[:, j] = (clf._normalised_grad(bk, params, z + dz, lab)[0] - clf._normalised_grad(bk, params, z - dz, lab)[0]) / (2 * eps)
+    np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-6 * np.abs(num).max())
+
+
+def test_generate_makes_images_of_the_requested_class(fitted_for_inference):
+    _, _, clf = fitted_for_inference
+    wanted = np.repeat(np.arange(10), 2)
+    G = clf.generate(wanted, n_steps=300, random_state=0)
+    assert G.shape == (20, 64)
+    np.testing.assert_allclose(np.linalg.norm(G, axis=1), 1, rtol=1e-6)
+    assert np.mean(clf.predict(G) == wanted) >= 0.8
+    start = np.random.RandomState(0).uniform(0, 1, size=(20, 64))
+    A_gen = clf.decision_function(G)[np.arange(20), wanted]
+    A_start = clf.decision_function(start)[np.arange(20), wanted]
+    assert np.all(A_gen > A_start)
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.generate([42])
+
+
+def test_complete_raises_the_activation_and_keeps_the_visible_part(fitted_for_inference):
+    X, _, clf = fitted_for_inference
+    Xs = X[:20]
+    mask = np.zeros_like(Xs, dtype=bool)
+    mask[:, 32:] = True  # bottom half missing
+    Xc = clf.complete(Xs, mask, n_steps=300)
+    np.testing.assert_array_equal(Xc[:, :32], Xs[:, :32])
+    zero_filled = np.where(mask, 0.0, Xs)
+    lab = np.searchsorted(clf.classes_, clf.predict(zero_filled))
+    rows = np.arange(20)
+    assert np.all(clf.decision_function(Xc)[rows, lab] > clf.decision_function(zero_filled)[rows, lab])
+    top = Xs[:, :32].max(1, keepdims=True)
+    assert np.all(Xc[:, 32:] > -0.05 * top) and np.all(Xc[:, 32:] < 1.05 * top)

@@ -22,6 +22,8 @@ __all__ = [
     "local_forward",
     "local_competitive_update",
     "fold_patches",
+    "local_transpose",
+    "activation_backward",
     "square_normalize",
     "abs_activation",
     "std_abs",
@@ -137,6 +139,25 @@ def fold_patches(R, size, image_shape):
     return U[:, p : p + H, p : p + W_, :]
 
 
+def local_transpose(W, Y, size, image_shape):
+    """sum_k y_k w_ik for every input pixel i: the transpose of :func:`local_forward`.
+
+    Per-position products Y_p W_p^T folded back onto the image: the
+    reconstruction of the input in Eq. (4), and the input gradient of a
+    locally connected layer. W: (H, W, K*K*Cin, Cout), Y: (B, H, W, Cout).
+    Returns (B, H, W, Cin).
+    """
+    bk = backend_of(W)
+    xp = bk.xp
+    H, W_, D, Co = W.shape
+    B = Y.shape[0]
+    Wp = xp.reshape(W, (H * W_, D, Co))
+    Yp = xp.permute_dims(xp.reshape(Y, (B, H * W_, Co)), (1, 0, 2))  # (HW, B, Co)
+    Rp = xp.matmul(Yp, xp.permute_dims(Wp, (0, 2, 1)))  # (HW, B, D)
+    R = xp.reshape(xp.permute_dims(Rp, (1, 0, 2)), (B, H, W_, D))
+    return fold_patches(R, size, image_shape)
+
+
 def local_competitive_update(W, X, *, size, Y=None, rates=None, P=None):
     """Eq. (4) for a locally connected layer (Section V), per-sample rates.
 
@@ -180,11 +201,8 @@ def local_competitive_update(W, X, *, size, Y=None, rates=None, P=None):
         P = local_patches(X, size)
     if Y is None:
         Y = local_forward(W, P)
-    Wp = xp.reshape(W, (H * W_, D, Co))
     Yp = xp.permute_dims(xp.reshape(Y, (B, H * W_, Co)), (1, 0, 2))  # (HW, B, Co)
-    Rp = xp.matmul(Yp, xp.permute_dims(Wp, (0, 2, 1)))  # (HW, B, D)
-    R = xp.reshape(xp.permute_dims(Rp, (1, 0, 2)), (B, H, W_, D))
-    U = fold_patches(R, size, X.shape[1:])
+    U = local_transpose(W, Y, size, X.shape[1:])
     PE = _per_position(bk, local_patches(X - U, size))  # (HW, B, D)
     RY = Yp if rates is None else Yp * rates[None, :, None]
     dW = xp.matmul(xp.permute_dims(PE, (0, 2, 1)), RY) / B  # (HW, D, Co)
@@ -244,3 +262,29 @@ def abs_statistics_update(Y, mean, var, momentum):
     D = A - new_mean
     new_var = momentum * var + (1.0 - momentum) * xp.mean(D * D, axis=0)
     return new_mean, new_var
+
+
+def activation_backward(activation, Y, G, mean=None, var=None, *, var_floor=1e-5, norm_floor=1e-5):
+    """Gradient with respect to y of sum(G * phi(y)) (for inference by gradient ascent, Eq. 10-11, 15-17).
+
+    activation: "abs", "std_abs" or "identity"; Y, G: (B, m). For std_abs,
+    phi = z ||y|| / ||z|| with z = sign-folded standardised |y| (statistics
+    fixed), so
+    dphi^T G = (||y||/||z||) s^-1 sign(y) G + (G.z)/(||z|| ||y||) y
+               - (G.z) ||y|| / ||z||^3 s^-1 sign(y) z.
+    """
+    xp = backend_of(Y).xp
+    if activation == "identity":
+        return G
+    sgn = xp.sign(Y)
+    if activation == "abs":
+        return G * sgn
+    if activation != "std_abs":
+        raise ValueError(f"no gradient for activation {activation!r}")
+    inv_s = 1.0 / xp.sqrt(xp.maximum(var, xp.asarray(var_floor, dtype=var.dtype)))
+    Z = (xp.abs(Y) - mean) * inv_s
+    ny = _row_norm(xp, Y)
+    nz = xp.maximum(_row_norm(xp, Z), xp.asarray(norm_floor, dtype=Y.dtype))
+    gz = xp.sum(G * Z, axis=1, keepdims=True)
+    safe_ny = xp.where(ny > 0, ny, xp.ones_like(ny))
+    return (ny / nz) * inv_s * sgn * G + gz / (nz * safe_ny) * Y - gz * ny / nz**3 * inv_s * sgn * Z
