@@ -12,7 +12,7 @@ fashion
     on the shuffled training subset), the final W-R alignment per layer, and time.
 linear
     The linear-network simulation of Section 5.1: X = I_40, T = W1* W2* W3* with
-    N(0, 2^2) entries (dimensions 40 -> 100 -> 100 -> 10), error
+    N(0, 2^2) entries, R(0) and the BP start N(0, 0.1^2) (dimensions 40 -> 100 -> 100 -> 10), error
     e = |T - W3 W2 W1|^2, the ODEs of Eq. (9) integrated by Euler steps: BP from
     a random start, and URFB with W(0) = 0, random R(0), dR = eps dW^T for
     eps = 0 (FRFB), .25, .5, 1. Prints log10 error at checkpoints.
@@ -50,11 +50,11 @@ def fashion(args):
 
     Xtr, ytr, Xte, yte = _load(args.n_train, args.n_test)
     print(f"# Fashion-MNIST, {len(Xtr)} train / {len(Xte)} test, arch={args.arch}, epochs={args.epochs}, "
-          f"lr={args.lr}, batch={args.batch}, backend={args.backend}, machine: {platform.processor() or platform.machine()}")
+          f"lr={args.lr}, batch={args.batch}, ramp_scale={args.ramp}, backend={args.backend}, machine: {platform.processor() or platform.machine()}")
     classes = np.unique(ytr)
     for fb in args.feedback:
         clf = URFBClassifier(
-            args.arch, feedback=fb, learning_rate=args.lr, batch_size=args.batch,
+            args.arch, feedback=fb, learning_rate=args.lr, batch_size=args.batch, ramp_scale=args.ramp,
             backend=args.backend, random_state=args.seed,
         )
         t0 = time.perf_counter()
@@ -84,7 +84,7 @@ def linear(args):
         T = Ws[2] @ Ws[1] @ Ws[0]  # X = I: T = Y X^t
         scale = np.linalg.norm(T, 2) ** 2
         dt = args.dt / scale ** (2 / 3)  # a step the fastest direction tolerates
-        results = {}
+        results, corr = {}, {}
 
         def run_case(eps, bp):
             r = np.random.RandomState(100 + run)
@@ -111,6 +111,8 @@ def linear(args):
                 if not bp:
                     R[2] = R[2] + eps * dt * dW2.T
                     R[1] = R[1] + eps * dt * dW1.T
+            if not bp:
+                corr[eps] = [np.corrcoef(W[i].ravel(), R[i].T.ravel())[0, 1] for i in (1, 2)]
             return log
 
         results["BP"] = run_case(None, True)
@@ -122,6 +124,8 @@ def linear(args):
             vals = [f"{log[c]:7.2f}" if c < len(log) else "    nan" for c in checkpoints]
             first = next((i for i, v in enumerate(log) if v < -3), None)
             print(f"{name:9s} " + " ".join(vals) + f"   first iteration below 1e-3: {first}")
+        print("final corr(W_l, R_l^t), layers 2 and 3: "
+              + "; ".join(f"eps={e:g}: {c[0]:.2f} {c[1]:.2f}" for e, c in corr.items()))
 
 
 # ------------------------------------------------------------------ timing
@@ -227,6 +231,7 @@ def main(argv=None):
     f.add_argument("--epochs", type=int, default=5)
     f.add_argument("--lr", type=float, default=0.1)
     f.add_argument("--batch", type=int, default=500)
+    f.add_argument("--ramp", type=float, default=0.5)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--backend", default="torch")
     f.add_argument("--feedback", nargs="+", default=["bp", "urfb", "frfb"])
@@ -235,7 +240,7 @@ def main(argv=None):
     lin.add_argument("--quick", action="store_true")
     lin.add_argument("--runs", type=int, default=3)
     lin.add_argument("--iters", type=int, default=1000)
-    lin.add_argument("--dt", type=float, default=0.05)
+    lin.add_argument("--dt", type=float, default=0.3)
     lin.add_argument("--init-sd", type=float, default=0.1)
     t = sub.add_parser("timing")
     t.add_argument("--quick", action="store_true")

@@ -16,6 +16,7 @@ from sklhebb.nn import (
     Network,
     Sum,
     UntiedConv,
+    UntiedDense,
     build_layers,
     fold,
     im2col,
@@ -74,6 +75,7 @@ def _ref_forward(net, tparams, x, masks, scale):
         if isinstance(layer, Dense):
             h = ins[0].reshape(ins[0].shape[0], -1) @ tparams[f"W{i}"]
             h = h if b is None else h + b
+            h = h.reshape((h.shape[0],) + layer.out_shape)
         elif isinstance(layer, UntiedConv):
             h = _ref_untied(ins[0], tparams[f"W{i}"], b)
         elif isinstance(layer, Conv):
@@ -109,8 +111,13 @@ def _setup(arch, shape, n_out, *, bias, seed=0, B=6):
 @pytest.mark.parametrize("loss", ["hinge", "softmax"])
 @pytest.mark.parametrize(
     "arch, shape",
-    [((9, 8), (5,)), (ARCH, (7, 6, 2)), ("conv 3 5x5; maxpool 3; drop .3; full 6", (8, 8, 1))],
-    ids=["dense", "conv-sum-pool-drop-untied", "simpnet-like"],
+    [
+        ((9, 8), (5,)),
+        (ARCH, (7, 6, 2)),
+        ("conv 3 5x5; maxpool 3; drop .3; full 6", (8, 8, 1)),
+        ("sparse 3 3x3; maxpool 2, stride 2; conv 2 2x2; full 4", (5, 4, 2)),
+    ],
+    ids=["dense", "conv-sum-pool-drop-untied", "simpnet-like", "untied-dense"],
 )
 def test_bp_feedback_pass_is_the_negative_autograd_gradient(arch, shape, loss):
     """use='W': every layer's increment equals -dL/dW of an independent torch
@@ -243,6 +250,22 @@ def test_untied_copy_init_is_the_convolution():
     yc, _ = conv.forward(NP, {"W": Wu[0, 0]}, x)
     yu, _ = untied.forward(NP, {"W": Wu}, x)
     np.testing.assert_allclose(yu, yc, atol=1e-12)
+    dense = UntiedDense(4, 3, init="copy")
+    dense.build([(6, 5, 2)])
+    Wd = dense.init_weights(np.random.RandomState(0), "float64")
+    assert Wd.shape == (6 * 5 * 2, 6 * 5 * 4)
+    S = dense.support("float64")
+    assert ((Wd != 0) <= (S == 1)).all()  # nothing outside a convolution's connectivity
+    # every output position connects to its in-map 3 x 3 neighbours, all C_in x C_out
+    rows = sum(min(y + 1, 5) - max(y - 1, 0) + 1 for y in range(6))  # 16
+    cols = sum(min(x + 1, 4) - max(x - 1, 0) + 1 for x in range(5))  # 13
+    assert S.sum() == rows * cols * 2 * 4
+    conv.build([(6, 5, 2)])
+    wc = np.random.RandomState(0)
+    filt = conv.init_weights(wc, "float64")  # the same first draw as the copy init
+    yd, _ = dense.forward(NP, {"W": Wd}, x)
+    yc2, _ = conv.forward(NP, {"W": filt}, x)
+    np.testing.assert_allclose(yd, yc2, atol=1e-12)
     ind = UntiedConv(4, 3, init="independent")
     ind.build([(6, 5, 2)])
     Wi = ind.init_weights(rng, "float64")

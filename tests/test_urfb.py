@@ -245,6 +245,18 @@ def test_options_change_the_training(digits):
     assert not np.allclose(b.intercepts_[0], 0)
 
 
+def test_untied_dense_keeps_the_convolution_support(digits):
+    X, y = digits
+    clf = URFBClassifier("sparse 3 3x3; full 10", image_shape=(8, 8), max_iter=2, batch_size=50, random_state=0)
+    clf.fit(X[:200], y[:200])
+    W0, R0, masks = _initial(clf, X, y)
+    S = masks["W0"].astype(bool)
+    assert S.mean() < 0.2  # 3 x 3 of 8 x 8 positions
+    for M, M0 in ((clf.coefs_[0], W0[0]), (clf.feedback_coefs_[0], R0[0])):
+        assert (M[~S] == 0).all()
+        assert (M[S] != M0[S]).mean() > 0.5  # updated entry by entry inside the support
+
+
 def test_untied_filters_are_updated_separately(digits):
     X, y = digits
     clf = URFBClassifier("untied 4 3x3; full 20", image_shape=(8, 8), max_iter=2, batch_size=50, random_state=0)

@@ -7,13 +7,13 @@ and an explicit top-down feedback pass (no autograd). Used by
 :class:`~sklhebb.classifiers.urfb.URFBClassifier`; meant to be shared by other
 estimators that need layers with separate feedback weights.
 
-A dense layer with a connectivity mask is the "untied dense" case: any fixed
-sparsity pattern (for instance that of a convolution) can be given as the
-``"W<i>"`` / ``"R<i>"`` masks of :meth:`Network.init_params`.
+:class:`UntiedDense` is the untied layer stored as the author's code stores it,
+one dense matrix restricted to a convolution's connectivity by a fixed mask
+(the same masks that hold random connectivity, so its zeros stay zero).
 """
 
 from .architecture import PRESETS, build_layers, parse_architecture
-from .layers import Conv, Dense, Dropout, Layer, MaxPool, Sum, UntiedConv, fold, im2col
+from .layers import Conv, Dense, Dropout, Layer, MaxPool, Sum, UntiedConv, UntiedDense, fold, im2col
 from .network import Network, dense_layers
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "Dense",
     "Conv",
     "UntiedConv",
+    "UntiedDense",
     "MaxPool",
     "Dropout",
     "Sum",

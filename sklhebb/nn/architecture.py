@@ -5,6 +5,8 @@ Grammar (case-insensitive; items separated by ";" or new lines)::
     conv 32 5x5            convolution, 32 filters of 5 x 5, stride 1, same padding
     untied 32 5x5          locally connected layer with the same connectivity
                            (also "lc 32 5x5" or "untied conv 32 5x5")
+    sparse 32 5x5          the same layer stored as one masked dense matrix, the
+                           author's representation (also "untied dense 32 5x5")
     maxpool 3              3 x 3 max-pool, stride 2 (the paper's default)
     maxpool 3, stride 3    explicit stride (also "maxpool 3/3")
     drop .8                dropout with drop probability .8
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from .layers import Conv, Dense, Dropout, MaxPool, Sum, UntiedConv
+from .layers import Conv, Dense, Dropout, MaxPool, Sum, UntiedConv, UntiedDense
 
 __all__ = ["PRESETS", "parse_architecture", "build_layers"]
 
@@ -50,6 +52,7 @@ _SIZE = r"(\d+)(?:\s*x\s*(\d+))?"
 _PATTERNS = [
     ("conv", re.compile(rf"^conv(?:olution)?\s+(\d+)\s+{_SIZE}$")),
     ("untied", re.compile(rf"^(?:untied(?:\s+conv)?|lc|local)\s+(\d+)\s+{_SIZE}$")),
+    ("sparse", re.compile(rf"^(?:sparse|untied dense)\s+(\d+)\s+{_SIZE}$")),
     ("maxpool", re.compile(r"^max\s*pool\s+(\d+)(?:\s*(?:,\s*stride|stride|/)\s*(\d+))?$")),
     ("drop", re.compile(rf"^drop(?:out)?\s+{_NUM}$")),
     ("full", re.compile(r"^(?:full(?:\s+conn\.?)?|dense|fc)\s+(\d+)$")),
@@ -78,10 +81,10 @@ def parse_architecture(text):
         else:
             raise ValueError(
                 f"cannot read {item!r} in architecture {text!r}; expected items like 'conv 32 5x5', "
-                "'untied 32 5x5', 'maxpool 3', 'maxpool 3, stride 3', 'drop .8', 'full 500', 'sum', "
+                "'untied 32 5x5', 'sparse 32 5x5', 'maxpool 3', 'maxpool 3, stride 3', 'drop .8', 'full 500', 'sum', "
                 f"or a preset name among {sorted(PRESETS)}"
             )
-        if kind in ("conv", "untied"):
+        if kind in ("conv", "untied", "sparse"):
             a, b = int(m.group(2)), m.group(3)
             if b is not None and int(b) != a:
                 raise ValueError(f"only square filters are supported; got {item!r}")
@@ -114,6 +117,8 @@ def build_layers(architecture, n_outputs, *, untied=False, untied_init="copy"):
             layers.append(Conv(*args))
         elif kind in ("conv", "untied"):
             layers.append(UntiedConv(*args, init=untied_init))
+        elif kind == "sparse":
+            layers.append(UntiedDense(*args, init=untied_init))
         elif kind == "maxpool":
             layers.append(MaxPool(*args))
         elif kind == "drop":

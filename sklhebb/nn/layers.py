@@ -35,7 +35,7 @@ from ..rules.urfb import saturated_linear
 from .._backend import backend_of
 from ..image import extract_patches
 
-__all__ = ["Layer", "Dense", "Conv", "UntiedConv", "MaxPool", "Dropout", "Sum"]
+__all__ = ["Layer", "Dense", "Conv", "UntiedConv", "UntiedDense", "MaxPool", "Dropout", "Sum"]
 
 
 # ------------------------------------------------------------------ helpers
@@ -330,6 +330,76 @@ class UntiedConv(_WeightLayer):
 
     def describe(self):
         return f"untied {self.filters} {self.size}x{self.size}"
+
+
+class UntiedDense(Dense):
+    """A locally connected layer stored as one dense matrix (the author's code).
+
+    The exact matrix W~ of shape (H*W*C_in, H*W*C_out) of a stride-1 'same'
+    k x k convolution: entries outside the convolution's connectivity are
+    zero and stay zero (the network's masks include :meth:`support`), entries
+    inside are updated separately (untied). ``init="copy"`` fills every
+    position with the same Glorot-drawn filter, so the layer starts as the
+    convolution's exact map (the code's conversion); "independent" draws them
+    separately. Memory grows as (H*W)^2, so it suits small maps; prefer
+    :class:`UntiedConv` otherwise (the same function, stored compactly).
+    """
+
+    def __init__(self, filters, size, activation=True, init="copy"):
+        self.filters = int(filters)
+        self.size = int(size)
+        self.activation = activation
+        self.init = init
+
+    def _out_shape(self, in_shape):
+        if len(in_shape) != 3:
+            raise ValueError(f"sparse (untied dense) needs an image input (H, W, C); got shape {in_shape}")
+        H, W, C = in_shape
+        self.units = H * W * self.filters
+        super()._out_shape(in_shape)
+        return (H, W, self.filters)
+
+    def _pairs(self):
+        """(offset u, v, input positions, output positions) of the connectivity."""
+        H, W, _ = self.in_shape
+        k = self.size
+        top = (k - 1) // 2
+        ys, xs = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+        for u in range(k):
+            for v in range(k):
+                yi, xi = ys + u - top, xs + v - top
+                ok = (yi >= 0) & (yi < H) & (xi >= 0) & (xi < W)
+                yield u, v, (yi * W + xi)[ok], (ys * W + xs)[ok]
+
+    def support(self, dtype):
+        """0/1 matrix (n_in, n_out) of the connections a convolution has."""
+        H, W, C = self.in_shape
+        S = np.zeros((H * W, H * W), dtype=dtype)
+        for _, _, pin, pout in self._pairs():
+            S[pin, pout] = 1
+        return np.kron(S, np.ones((C, self.filters), dtype=dtype))
+
+    def init_weights(self, rng, dtype):
+        H, W, C = self.in_shape
+        k, F = self.size, self.filters
+        W4 = np.zeros((H * W, C, H * W, F), dtype=dtype)
+        w = _glorot(rng, (k, k, C, F), k * k * C, k * k * F, dtype)
+        for u, v, pin, pout in self._pairs():
+            if self.init == "copy":
+                W4[pin, :, pout, :] = w[u, v]
+            else:
+                W4[pin, :, pout, :] = _glorot(rng, (len(pin), C, F), k * k * C, k * k * F, dtype)
+        return W4.reshape(self.weight_shape)
+
+    def forward(self, bk, p, x, *, train=False, mask=None):
+        y, cache = super().forward(bk, p, x, train=train, mask=mask)
+        return bk.xp.reshape(y, (x.shape[0],) + self.out_shape), cache
+
+    def error(self, g, cache):
+        return super().error(_reshape(g, (g.shape[0], self.units)), cache)
+
+    def describe(self):
+        return f"sparse {self.filters} {self.size}x{self.size}"
 
 
 # -------------------------------------------------------------------- pool

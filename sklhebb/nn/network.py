@@ -8,6 +8,8 @@ Connectivity masks live in a second dict with the same keys (``"W3"``,
 
 from __future__ import annotations
 
+import numpy as np
+
 from .layers import Dense, Dropout, Layer, Sum
 
 __all__ = ["Network"]
@@ -86,12 +88,15 @@ class Network:
             elif feedback == "copy":
                 R = W.copy()
             prune = connectivity < 1.0 and (prune_last or n < len(self.weight_nodes) - 1)
-            if prune:
-                mW = (rng.random_sample(W.shape) < connectivity).astype(dtype)
+            support = layer.support(dtype) if hasattr(layer, "support") else None
+            if prune or support is not None:
+                mW = (rng.random_sample(W.shape) < connectivity).astype(dtype) if prune else np.ones(W.shape, dtype)
+                mR = mW.copy() if (feedback == "copy" or not prune) else (rng.random_sample(W.shape) < connectivity).astype(dtype)
+                if support is not None:  # a fixed structure: entries outside it stay zero
+                    mW, mR = mW * support, mR * support
                 masks[f"W{i}"] = mW
                 W = W * mW
                 if R is not None:
-                    mR = mW.copy() if feedback == "copy" else (rng.random_sample(W.shape) < connectivity).astype(dtype)
                     masks[f"R{i}"] = mR
                     R = R * mR
             params[f"W{i}"] = W
