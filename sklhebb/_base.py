@@ -3,6 +3,7 @@ input validation for images and foreign arrays, and persistence hygiene."""
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -27,13 +28,47 @@ def compute_dtype(X) -> str:
     return "float64" if name == "float64" else "float32"
 
 
-class BackendMixin:
-    """Backend resolution and persistence for sklhebb estimators.
+def transactional(method):
+    """Run a fitting method as a transaction on the estimator's state.
 
-    Fitted public attributes are NumPy arrays, so the pickled state never
-    holds a device object; the state carries the sklhebb version and a
-    mismatch at load time gives a warning.
+    If the method raises anything (a DivergenceError, bad input found in a
+    later chunk, KeyboardInterrupt), the estimator's ``__dict__`` is restored
+    to what it was before the call: an interrupted first ``fit`` leaves an
+    unfitted estimator, an interrupted refit or ``partial_fit`` the previous
+    model, never half-written weights.
     """
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        saved = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    wrapper.__sklhebb_transactional__ = True
+    return wrapper
+
+
+class BackendMixin:
+    """Backend resolution, transactional fitting and persistence for sklhebb estimators.
+
+    * ``fit`` and ``partial_fit`` of every subclass are wrapped by
+      :func:`transactional` (in ``__init_subclass__``), so a failed or
+      interrupted call leaves the estimator as it was.
+    * Fitted public attributes are NumPy arrays, so the pickled state never
+      holds a device object; the state carries the sklhebb version and a
+      mismatch at load time gives a warning.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("fit", "partial_fit"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "__sklhebb_transactional__", False):
+                setattr(cls, name, transactional(method))
 
     def _backend(self, X=None):
         return resolve(self.backend, self.device, X)
@@ -73,6 +108,8 @@ def validate_images(est, X, *, image_shape=None, reset: bool):
     if not is_foreign_array(X) and (ndim is None or ndim <= 2):
         validate_data(est, X, skip_check_array=True, reset=reset)
     if reset:
+        # 2-D rows without image_shape are flat vectors (one patch each), not 1x1 images
+        est._flat_input = bool(ndim == 2 and image_shape is None) or (ndim is None and image_shape is None)
         images = as_image_stack(X, image_shape)
         est.image_shape_ = tuple(int(s) for s in images.shape[1:])
         est.n_features_in_ = math.prod(est.image_shape_)

@@ -227,8 +227,7 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
     # ------------------------------------------------------------- geometry
     def _window(self, image_shape):
         """Effective patch window (wy, wx): the whole image for flat input."""
-        H, W, _ = image_shape
-        if self.window is None or (H == 1 and W == 1):
+        if self.window is None or getattr(self, "_flat_input", False):
             return None
         return self.window
 

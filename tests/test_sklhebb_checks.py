@@ -1,0 +1,63 @@
+"""sklhebb's own check suite over every estimator (beside scikit-learn's common checks),
+plus property-based hostile-input tests."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from sklearn.base import clone, is_classifier
+
+from sklhebb.estimator_checks import ALL_CHECKS, outputs
+
+from .test_common import FAST_PARAMS, all_estimators
+
+ESTIMATORS = [cls(**FAST_PARAMS.get(cls.__name__, {})) for cls in all_estimators()]
+
+
+@pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_sklhebb_check(estimator, check):
+    check(clone(estimator))
+
+
+finite_or_hostile = st.one_of(
+    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=64),
+    st.sampled_from([0.0, 1e-30, -1e-30, 1e6, 1.0]),
+)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_hostile_values_give_finite_output_or_clear_error(estimator, data):
+    n = data.draw(st.integers(3, 12), label="n")
+    d = data.draw(st.integers(1, 6), label="d")
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    X = data.draw(arrays(dtype, (n, d), elements=finite_or_hostile), label="X")
+    y = np.arange(n) % 2 if is_classifier(estimator) else None
+    est = clone(estimator)
+    try:
+        est.fit(X, y) if y is not None else est.fit(X)
+    except ValueError as exc:  # includes DivergenceError: must explain itself
+        assert len(str(exc)) > 20
+        return
+    out = outputs(est, X)
+    assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("window,size", [(4, 3), (2, 1)])
+def test_images_smaller_than_the_window_give_a_clear_error(window, size):
+    from sklhebb import KrotovPatchEncoder
+
+    X = np.ones((3, size, size, 1))
+    with pytest.raises(ValueError, match="larger than the images"):
+        KrotovPatchEncoder(window=window, n_components=4).fit(X)
+
+
+def test_single_pixel_images_are_encoded():
+    from sklhebb import KrotovPatchEncoder
+
+    X = np.random.default_rng(0).random((6, 1, 1, 3))
+    enc = KrotovPatchEncoder(window=1, n_components=4, max_iter=1, random_state=0).fit(X)
+    assert np.isfinite(enc.transform(X)).all()
