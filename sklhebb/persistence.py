@@ -32,6 +32,7 @@ def trusted_types() -> list[str]:
     from sklearn.base import BaseEstimator
 
     import sklhebb
+    from sklhebb._base import BackendMixin
 
     names = set()
     for mod in pkgutil.walk_packages(sklhebb.__path__, prefix="sklhebb."):
@@ -39,6 +40,6 @@ def trusted_types() -> list[str]:
             continue
         module = importlib.import_module(mod.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, BaseEstimator) and cls.__module__ == mod.name:
+            if issubclass(cls, BaseEstimator) and issubclass(cls, BackendMixin) and cls.__module__ == mod.name:
                 names.add(f"{cls.__module__}.{cls.__qualname__}")
     return sorted(names)
