@@ -28,6 +28,18 @@ def compute_dtype(X) -> str:
     return "float64" if name == "float64" else "float32"
 
 
+try:  # scikit-learn >= 1.9: the callback API (progress bars, monitors, early stop)
+    from sklearn.callback import CallbackSupportMixin as _CallbackBase
+except ImportError:  # pragma: no cover - older scikit-learn
+
+    class _CallbackBase:
+        pass
+
+
+# attributes of the callback machinery: never pickled
+_CALLBACK_STATE = ("_skl_callbacks", "_skl_callbacks_to_teardown", "_callback_fit_ctx", "_parent_callback_ctx")
+
+
 def transactional(method):
     """Run a fitting method as a transaction on the estimator's state.
 
@@ -52,7 +64,7 @@ def transactional(method):
     return wrapper
 
 
-class BackendMixin:
+class BackendMixin(_CallbackBase):
     """Backend resolution, transactional fitting and persistence for sklhebb estimators.
 
     * ``fit`` and ``partial_fit`` of every subclass are wrapped by
@@ -61,6 +73,8 @@ class BackendMixin:
     * Fitted public attributes are NumPy arrays, so the pickled state never
       holds a device object; the state carries the sklhebb version and a
       mismatch at load time gives a warning.
+    * With scikit-learn >= 1.9, ``set_callbacks(ProgressBar(), ...)`` works:
+      the driver reports each epoch as a sub-task; callbacks are not pickled.
     """
 
     def __init_subclass__(cls, **kwargs):
@@ -75,7 +89,7 @@ class BackendMixin:
 
     def __getstate__(self):
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
-        state = dict(state)
+        state = {k: v for k, v in dict(state).items() if k not in _CALLBACK_STATE}
         state["_sklhebb_version"] = __version__
         return state
 

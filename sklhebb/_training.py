@@ -74,6 +74,10 @@ def run_epochs(
     monitor: Callable[[dict], str] | None = None,
     check_every: int = 100,
     hint: str = "lower learning_rate",
+    estimator=None,
+    X=None,
+    y=None,
+    reconstruct: Callable[[dict], dict] | None = None,
 ) -> TrainResult:
     """Run ``n_epochs`` passes of ``step`` over ``batches(epoch)``.
 
@@ -91,17 +95,38 @@ def run_epochs(
     monitor : params -> short text appended to the verbose line.
     check_every : steps between finiteness checks (one device sync each).
     hint : what to tell the user when weights diverge.
+    estimator, X, y : the estimator being fitted and its data, for
+        scikit-learn's callbacks (>= 1.9, ``estimator.set_callbacks(...)``):
+        the fit is the root task and every epoch a sub-task; a callback that
+        asks to stop ends training after the current epoch.
+    reconstruct : params -> fitted attributes, so that callbacks can be given
+        a ready-to-use copy of the estimator at the end of each epoch.
     """
     # divergence is detected explicitly below; NumPy's overflow warnings would only add noise
+    ctx = None
+    if estimator is not None and getattr(estimator, "_skl_callbacks", None) and hasattr(estimator, "_init_callback_context"):
+        ctx = estimator._init_callback_context(max_subtasks=n_epochs)
+        ctx.call_on_fit_task_begin(estimator=estimator, X=X, y=y)
     with np.errstate(over="ignore", invalid="ignore"):
-        return _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, check_every, hint)
+        result = _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, check_every, hint, ctx, estimator, reconstruct)
+    if ctx is not None:
+        ctx.call_on_fit_task_end(estimator=estimator, X=X, y=y, reconstruction_attributes=_lazy(reconstruct, params))
+    return result
 
 
-def _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, check_every, hint):
+def _lazy(reconstruct, params):
+    return None if reconstruct is None else (lambda: reconstruct(params))
+
+
+def _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, check_every, hint, ctx=None, estimator=None, reconstruct=None):
     n_steps = 0
     history = []
     t_start = time.perf_counter()
     for epoch in range(n_epochs):
+        sub = None
+        if ctx is not None:
+            sub = ctx.subcontext(task_name="epoch")
+            sub.call_on_fit_task_begin(estimator=estimator)
         lr = lr_at(epoch)
         t0 = time.perf_counter()
         it = batches(epoch)
@@ -129,6 +154,10 @@ def _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, che
                 file=sys.stdout,
                 flush=True,
             )
+        if sub is not None and sub.call_on_fit_task_end(
+            estimator=estimator, metadata=record, reconstruction_attributes=_lazy(reconstruct, params)
+        ):
+            return TrainResult(params, epoch + 1, n_steps, history)
     if verbose:
         print(f"[{name}] done in {time.perf_counter() - t_start:.2f}s, {n_steps} steps", flush=True)
     return TrainResult(params, n_epochs, n_steps, history)

@@ -277,6 +277,10 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         if win is not None and (win > H or win > W):
             raise ValueError(f"window={win} is larger than the images ({H} x {W}); choose window <= {min(H, W)}.")
 
+    def _reconstruct(self, params):
+        """Fitted attributes from the driver's params (for scikit-learn callbacks)."""
+        return {"components_": to_numpy(params["M"]), "_n_features_out": self._n_out()}
+
     def _monitor(self, params):
         xp_M = params["M"]
         norms = to_numpy((xp_M * xp_M).sum(axis=1) ** 0.5) if hasattr(xp_M, "sum") else None
@@ -297,6 +301,9 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
                 verbose=self.verbose,
                 monitor=self._monitor,
                 hint="lower learning_rate or use normalize_update=True",
+                estimator=self,
+                X=images,
+                reconstruct=self._reconstruct,
             )
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -328,7 +335,7 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
             rng=rng,
         )
         self.components_ = to_numpy(result.params["M"])
-        self.n_iter_ = result.n_epochs
+        self.n_iter_ = result.n_epochs  # fewer than max_iter when a callback stopped the fit
         self.n_steps_ = result.n_steps
         self._n_features_out = self._n_out()
         return self
