@@ -224,8 +224,7 @@ class PatchStream:
             chunk = to_device_chunk(bk, self.images, index, self.dtype)
             P = self._patches(chunk)
             if rng is not None:
-                perm = bk.asarray(rng.permutation(P.shape[0]))
-                P = xp.take(P, perm, axis=0)
+                P = xp.take(P, affine_permutation(bk, P.shape[0], rng), axis=0)
             if carry is not None:
                 P = xp.concat([carry, P], axis=0)
                 carry = None
@@ -236,6 +235,24 @@ class PatchStream:
                 carry = P[n_full:]
         if carry is not None:
             yield carry
+
+
+def affine_permutation(bk, n: int, rng):
+    """A random permutation i -> (a * i + b) mod n of range(n), computed on the device.
+
+    ``a`` (coprime with n) and ``b`` are drawn on the host, so only two
+    integers cross to the device (not n indices) and every backend gets the
+    same permutation from the same ``rng``. Consecutive outputs are ``a``
+    apart in the input, so a minibatch mixes patches from the whole chunk.
+    """
+    if n <= 1:
+        return bk.arange(n)
+    while True:
+        a = int(rng.randint(1, n))
+        if math.gcd(a, n) == 1:
+            break
+    b = int(rng.randint(0, n))
+    return (bk.arange(n) * a + b) % n
 
 
 def check_positive_int(value, name):

@@ -345,3 +345,15 @@ def test_to_torch_module_reproduces_transform(center, window, stride):
     np.testing.assert_allclose(got, enc.transform(X), rtol=1e-4, atol=1e-5)
     assert isinstance(module[0].conv, torch.nn.Conv2d)
     assert module[0].conv.weight.requires_grad  # ready to fine-tune
+
+
+def test_affine_permutation_is_a_permutation_and_backend_independent():
+    from sklhebb.image import affine_permutation
+
+    for n in (1, 2, 7, 1000, 841 * 3):
+        perm = np.asarray(affine_permutation(resolve("numpy"), n, np.random.RandomState(n)))
+        assert sorted(perm.tolist()) == list(range(n))
+    pytest.importorskip("torch")
+    a = np.asarray(affine_permutation(resolve("numpy"), 999, np.random.RandomState(0)))
+    b = affine_permutation(resolve("torch"), 999, np.random.RandomState(0)).numpy()
+    np.testing.assert_array_equal(a, b)
