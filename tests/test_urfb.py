@@ -304,3 +304,21 @@ def test_float64_is_kept_and_float32_default(digits):
     a = URFBClassifier((10,), max_iter=1, random_state=0).fit(X[:100], y[:100])
     b = URFBClassifier((10,), max_iter=1, random_state=0).fit(X[:100].astype(np.float32), y[:100])
     assert a.coefs_[0].dtype == np.float64 and b.coefs_[0].dtype == np.float32
+
+
+def test_divergence_leaves_the_estimator_as_it_was(digits):
+    from sklhebb import DivergenceError
+
+    X, y = digits
+    X = X[:200].astype(np.float32)
+    clf = URFBClassifier((20,), learning_rate=3e38, batch_size=5, max_iter=3, random_state=0)
+    with pytest.raises(DivergenceError):
+        clf.fit(X, y[:200])
+    assert not hasattr(clf, "coefs_")
+    clf.set_params(learning_rate=0.1, batch_size=50).partial_fit(X, y[:200], classes=np.arange(10))
+    before = [w.copy() for w in clf.coefs_]
+    with pytest.raises(DivergenceError):
+        clf.set_params(learning_rate=3e38, batch_size=5).partial_fit(X, y[:200])
+    for a, b in zip(before, clf.coefs_):
+        np.testing.assert_array_equal(a, b)
+    assert clf.n_iter_ == 1
