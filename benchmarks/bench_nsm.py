@@ -66,7 +66,7 @@ def bench_fc(args):
     W0 = (rng.standard_normal((N, 64)) / 8.0).astype(np.float32)
     print(f"# fully connected: {n_train} x 64 -> {N}, batch {B}, {epochs} epochs, eta = {eta}, tau = {tau}, "
           f"torch threads = {torch.get_num_threads()}")
-    judge = NSMEncoder(N, tol=1e-6, max_iter_dynamics=5000).fit(Xtr[:10])  # only its scoring code is used
+    judge = NSMEncoder(N, tol=1e-6, max_iter_dynamics=5000, dynamics="accelerated").fit(Xtr[:10])  # only its scoring code is used
     enc = torch.nn.Linear(64, N, bias=False)
     with torch.no_grad():
         enc.weight.copy_(torch.from_numpy(W0))
@@ -75,16 +75,15 @@ def bench_fc(args):
     batches = [Xt[i : i + B] for i in range(0, n_train, B)]
     hist = pynsm_history(model, batches, eta * N / 4, epochs, judge, Xte,
                          lambda: (enc.weight.detach().numpy(), model.competitor.weight.detach().numpy()))
-    rows = [("pynsm 1.0.1 (40 autograd steps, dt = 1)", hist, 40.0)]
-    for backend in ("numpy", "torch"):
-        for tol in args.tols:
-            def make(backend=backend, tol=tol):
-                e = NSMEncoder(N, learning_rate=eta, tau=tau, batch_size=B, shuffle=False, tol=tol,
-                               max_iter_dynamics=args.max_dyn, backend=backend, random_state=0)
-                e._init_params = _fixed_init(e._init_params, W0)
-                return e
-            _, h, k = run_ours(make, Xtr, Xte, judge, epochs, n_train)
-            rows.append((f"NSMEncoder {backend}, tol = {tol:g}", h, k))
+    rows = [("pynsm 1.0.1 (40 autograd steps, step 1)", hist, 40.0)]
+    for backend, dyn, tol in configs(args):
+        def make(backend=backend, tol=tol, dyn=dyn):
+            e = NSMEncoder(N, learning_rate=eta, tau=tau, batch_size=B, shuffle=False, tol=tol, dynamics=dyn,
+                           max_iter_dynamics=args.max_dyn, backend=backend, random_state=0)
+            e._init_params = _fixed_init(e._init_params, W0)
+            return e
+        _, h, k = run_ours(make, Xtr, Xte, judge, epochs, n_train)
+        rows.append((f"NSMEncoder {backend}, {dyn}, tol = {tol:g}", h, k))
     report(rows, "samples", n_train, epochs)
 
 
@@ -143,6 +142,10 @@ def pynsm_history(model, batches, lr, epochs, judge, Xte, get_weights):
     return hist
 
 
+def configs(args):
+    return [(b, d, t) for b in args.backends for d in args.dynamics for t in args.tols]
+
+
 def _fixed_init(orig, W0):
     def init(rng, dtype, masks, n_classes):
         p = orig(rng, dtype, masks, n_classes)
@@ -153,7 +156,7 @@ def _fixed_init(orig, W0):
 
 
 def bench_conv(args):
-    n_train, n_test = (100, 20) if args.quick else (1000, 100)
+    n_train, n_test = (100, 10) if args.quick else (1000, 50)
     N, win, Bimg, epochs, tau = 50, 6, args.conv_batch, (1 if args.quick else args.epochs), args.tau
     eta = args.eta
     X, _ = load_fashion_mnist()
@@ -164,7 +167,8 @@ def bench_conv(args):
     per = (28 - win + 1) ** 2
     print(f"# convolutional: {n_train} images 28x28 -> {N} channels of {win}x{win}, batch {Bimg} images "
           f"({Bimg * per} patches), {epochs} epochs, eta = {eta}, tau = {tau}, raw pixel patches")
-    judge = NSMEncoder(N, window=win, normalize_patches=False, tol=1e-6, max_iter_dynamics=5000).fit(Xtr[:2])
+    judge = NSMEncoder(N, window=win, normalize_patches=False, tol=1e-5, max_iter_dynamics=5000,
+                       dynamics="accelerated").fit(Xtr[:2])
     enc = torch.nn.Conv2d(1, N, win, bias=False)
     with torch.no_grad():
         enc.weight.copy_(torch.from_numpy(W0.reshape(N, 1, win, win)))
@@ -173,17 +177,16 @@ def bench_conv(args):
     batches = [Xt[i : i + Bimg] for i in range(0, n_train, Bimg)]
     hist = pynsm_history(model, batches, eta * N / 4, epochs, judge, Xte,
                          lambda: (enc.weight.detach().numpy().reshape(N, -1), model.competitor.weight.detach().numpy()))
-    rows = [("pynsm 1.0.1 (40 autograd steps, dt = 1)", hist, 40.0)]
-    for backend in ("numpy", "torch"):
-        for tol in args.tols:
-            def make(backend=backend, tol=tol):
-                e = NSMEncoder(N, window=win, normalize_patches=False, learning_rate=eta, tau=tau,
-                               batch_size=Bimg * per, chunk_size=Bimg, shuffle=False, tol=tol,
-                               max_iter_dynamics=args.max_dyn, backend=backend, random_state=0)
-                e._init_params = _fixed_init(e._init_params, W0)
-                return e
-            _, h, k = run_ours(make, Xtr, Xte, judge, epochs, n_train)
-            rows.append((f"NSMEncoder {backend}, tol = {tol:g}", h, k))
+    rows = [("pynsm 1.0.1 (40 autograd steps, step 1)", hist, 40.0)]
+    for backend, dyn, tol in configs(args):
+        def make(backend=backend, tol=tol, dyn=dyn):
+            e = NSMEncoder(N, window=win, normalize_patches=False, learning_rate=eta, tau=tau,
+                           batch_size=Bimg * per, chunk_size=Bimg, shuffle=False, tol=tol, dynamics=dyn,
+                           max_iter_dynamics=args.max_dyn, backend=backend, random_state=0)
+            e._init_params = _fixed_init(e._init_params, W0)
+            return e
+        _, h, k = run_ours(make, Xtr, Xte, judge, epochs, n_train)
+        rows.append((f"NSMEncoder {backend}, {dyn}, tol = {tol:g}", h, k))
     report(rows, "images", n_train, epochs)
 
 
@@ -208,7 +211,7 @@ def bench_structured(args):
     print(f"| raw pixels (mean-subtracted) | - | 784 | - | {acc:.4f} |")
     for nps in ([2] if args.quick else args.nps):
         rs = np.random.RandomState(0)
-        e = NSMEncoder(nps, structure="local", site_stride=2, radius=4.0, activation="tanh", learning_rate=args.eta,
+        e = NSMEncoder(nps, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", learning_rate=args.eta,
                        max_iter=1 if args.quick else args.epochs, batch_size=100, random_state=0)
         t0 = time.perf_counter()
         e.fit(X)
@@ -217,7 +220,7 @@ def bench_structured(args):
         acc = LinearSVC().fit(Z, y).score(Zt, yt)
         print(f"| learned structured NSM | {nps} | {Z.shape[1]} | {t_fit:.1f} | {acc:.4f} |", flush=True)
         # control: the same network with its initial (random, masked) weights, untrained
-        e0 = NSMEncoder(nps, structure="local", site_stride=2, radius=4.0, activation="tanh", max_iter=1,
+        e0 = NSMEncoder(nps, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", max_iter=1,
                         learning_rate=1e-12, batch_size=n_train, random_state=0).fit(X)
         Z, Zt = e0.transform(X), e0.transform(Xt)
         acc0 = LinearSVC().fit(Z, y).score(Zt, yt)
@@ -259,7 +262,9 @@ def main():
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--conv-batch", type=int, default=20)
     p.add_argument("--max-dyn", type=int, default=40)
-    p.add_argument("--tols", type=float, nargs="+", default=[1e-3, 1e-4])
+    p.add_argument("--tols", type=float, nargs="+", default=[1e-4])
+    p.add_argument("--backends", nargs="+", default=["numpy", "torch"])
+    p.add_argument("--dynamics", nargs="+", default=["neural", "accelerated"])
     p.add_argument("--n-train", type=int, default=3000)
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--nps", type=int, nargs="+", default=[4, 8])

@@ -351,6 +351,8 @@ def test_invalid_combinations():
         NSMEncoder(structure="local", window=3).fit(X)
     with pytest.raises(ValueError, match="larger than the images"):
         NSMEncoder(window=9).fit(X)
+    with pytest.raises(ValueError, match="convolutional layout"):
+        NSMEncoder(window=3, alpha=1.0).fit(X, np.arange(10) % 2)
 
 
 @pytest.mark.cuda
@@ -435,3 +437,20 @@ def test_deep_encoder_learns_and_returns_layers():
     assert Z.shape == (300, 12) and enc.get_feature_names_out().shape == (12,)
     with pytest.raises(ValueError, match="fully connected"):
         NSMEncoder(hidden_layer_sizes=(4,), alpha=1.0).fit(X, rng.randint(0, 2, len(X)))
+
+
+@pytest.mark.parametrize("activation", ["relu", "capped_relu", "linear"])
+def test_accelerated_dynamics_reach_the_same_fixed_point(activation):
+    rng = np.random.RandomState(22)
+    K, N, B = 6, 5, 8
+    W = rng.standard_normal((N, K))
+    A = rng.standard_normal((N, N))
+    L = A @ A.T / N + 0.01 * np.eye(N)  # ill-conditioned, positive definite
+    X = rng.standard_normal((B, K))
+    tol = 1e-7
+    R, k = rules.nsm_fixed_point(X @ W.T, L, activation=activation, cap=0.7, tol=tol, max_iter=50000, accelerate=True)
+    R0, k0 = rules.nsm_fixed_point(X @ W.T, L, activation=activation, cap=0.7, tol=tol, max_iter=50000)
+    assert fixed_point_residual_loop(W, L, X, R, activation, 0.0, 0.7) <= tol * (1 + 1e-6)
+    if activation == "linear":  # unconstrained and ill-conditioned: momentum must pay off
+        assert k < k0
+    np.testing.assert_allclose(R, R0, atol=1e-4)

@@ -3,7 +3,8 @@
 Obeid, Ramambason & Pehlevan (2019), "Structured and deep similarity matching
 via structured and deep Hebbian networks" (NeurIPS): the network of Eq. (1)-(2)
 for any monotonic activation, and the structured (locally connected) network
-of Sec. 3 and Eq. (14), (19). Bahroun, Sridharan, Acharya, Chklovskii &
+of Sec. 3 and Eq. (14), (19), and the deep network with feedback of
+Sec. 4-5, Eq. (17), (19). Bahroun, Sridharan, Acharya, Chklovskii &
 Sengupta (2023), "Unlocking the potential of similarity matching": the
 convolutional NSM of Sec. 3 and the supervised / semi-supervised S^2M of
 Sec. 4, Eq. (5)-(8).
@@ -119,7 +120,10 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
       the outputs are max- or sum-pooled (Bahroun et al. 2023, Sec. 3);
     * structured (``structure="local"``, image input): a locally connected
       layer (Obeid Sec. 3, Fig. 1A, Sec. 6.3) whose disconnected weights stay
-      exactly zero (structure constants c^W, c^L in {0, 1}, Eq. 14 and 19).
+      exactly zero (structure constants c^W, c^L in {0, 1}, Eq. 14 and 19);
+    * deep (``hidden_layer_sizes``): fully connected layers with feedback of
+      strength ``gamma`` (Obeid Sec. 4-5, Eq. 17 and 19), all layers' dynamics
+      run together.
 
     ``fit(X, y)`` with ``alpha > 0`` is the supervised similarity matching S^2M
     (Bahroun Sec. 4, Eq. 5-8): the one-hot label scaled by sqrt(alpha) enters
@@ -165,6 +169,12 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         Time step ds / tau of the discretised dynamics. None: 1 / lambda_max(L)
         (power iteration on L every minibatch), the largest safe step up to a
         factor 2 (capped at 1 for ``tanh``).
+    dynamics : {"neural", "accelerated"}, default="neural"
+        "neural": the discretised neural dynamics (projected steps in r for the
+        ReLUs and ``linear``, Bahroun Eq. 3; Euler steps in u for ``tanh``,
+        Obeid Eq. 1). "accelerated": Nesterov momentum on the projected steps,
+        the same fixed point in fewer steps (ignored for ``tanh`` and for
+        deep networks).
     alpha : float, default=0.0
         alpha of S^2M (Bahroun Eq. 5): weight of the label similarities. 0 (or
         ``y=None``) is plain unsupervised similarity matching.
@@ -283,6 +293,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         "max_iter_dynamics": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "dynamics_step": [Interval(Real, 0, None, closed="neither"), None],
+        "dynamics": [StrOptions({"neural", "accelerated"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "window": [Interval(Integral, 1, None, closed="left"), None],
         "stride": [Interval(Integral, 1, None, closed="left")],
@@ -321,6 +332,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         max_iter_dynamics=100,
         tol=1e-4,
         dynamics_step=None,
+        dynamics="neural",
         alpha=0.0,
         window=None,
         stride=1,
@@ -356,6 +368,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         self.max_iter_dynamics = max_iter_dynamics
         self.tol = tol
         self.dynamics_step = dynamics_step
+        self.dynamics = dynamics
         self.alpha = alpha
         self.window = window
         self.stride = stride
@@ -454,6 +467,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             step=self.dynamics_step,
             tol=self.tol,
             max_iter=self.max_iter_dynamics,
+            accelerate=self.dynamics == "accelerated",
         )
 
     def _make_step(self, bk, masks, n_classes, counts):
@@ -520,6 +534,11 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
     # ---------------------------------------------------------------- data
     def _fit_stream(self, bk, images, dtype, codes):
         if self._conv(self.image_shape_):
+            if codes is not None:
+                raise ValueError(
+                    "S^2M (alpha > 0 with labels) is implemented for the fully connected and structured layouts; "
+                    "the convolutional layout (window set) takes no labels. Use alpha=0 or window=None."
+                )
             H, W, _ = self.image_shape_
             per_image = (H - self.window + 1) * (W - self.window + 1)
             chunk = self.chunk_size or max(1, _FIT_CHUNK_PATCHES // per_image)
