@@ -245,6 +245,21 @@ def test_options_change_the_training(digits):
     assert not np.allclose(b.intercepts_[0], 0)
 
 
+def test_feedback_refreshed_per_epoch_is_stale_within_the_epoch(digits):
+    X, y = digits
+    X, y = X[:200], y[:200]
+    kw = dict(architecture=(20, 20), feedback="bp", shuffle=False, random_state=0)
+    # one step per epoch: the copy is always current, so the runs agree exactly
+    a = URFBClassifier(batch_size=200, max_iter=3, feedback_refresh="epoch", **kw).fit(X, y)
+    b = URFBClassifier(batch_size=200, max_iter=3, **kw).fit(X, y)
+    for wa, wb in zip(a.coefs_, b.coefs_):
+        np.testing.assert_array_equal(wa, wb)
+    # several steps per epoch: the errors go down through a stale copy, and training differs
+    a = URFBClassifier(batch_size=20, max_iter=1, feedback_refresh="epoch", **kw).fit(X, y)
+    b = URFBClassifier(batch_size=20, max_iter=1, **kw).fit(X, y)
+    assert not np.allclose(a.coefs_[0], b.coefs_[0])
+
+
 def test_untied_dense_keeps_the_convolution_support(digits):
     X, y = digits
     clf = URFBClassifier("sparse 3 3x3; full 10", image_shape=(8, 8), max_iter=2, batch_size=50, random_state=0)

@@ -104,6 +104,10 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
     untied_init : {"copy", "independent"}, default="copy"
         Locally connected layers start with the same filter at every position
         (the author's code) or with independent draws.
+    feedback_refresh : {"step", "epoch"}, default="step"
+        Propagate through the current feedback weights, or through a copy
+        refreshed at the start of every epoch (the author's untied phase:
+        "still works fine"; there even "bp" is then only approximately bp).
     propagate_with : {"pre_update", "post_update"}, default="pre_update"
         Send the error down through the feedback weights before (paper-era
         code) or after (author's code from 2019-04) this step's update.
@@ -181,6 +185,7 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         "connectivity": [Interval(Real, 0, 1, closed="right")],
         "untied": ["boolean"],
         "untied_init": [StrOptions({"copy", "independent"})],
+        "feedback_refresh": [StrOptions({"step", "epoch"})],
         "propagate_with": [StrOptions({"pre_update", "post_update"})],
         "error_clip": [Interval(Real, 0, None, closed="left")],
         "use_bias": ["boolean"],
@@ -207,6 +212,7 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         connectivity=1.0,
         untied=False,
         untied_init="copy",
+        feedback_refresh="step",
         propagate_with="pre_update",
         error_clip=0.0,
         use_bias=False,
@@ -230,6 +236,7 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         self.connectivity = connectivity
         self.untied = untied
         self.untied_init = untied_init
+        self.feedback_refresh = feedback_refresh
         self.propagate_with = propagate_with
         self.error_clip = error_clip
         self.use_bias = use_bias
@@ -278,6 +285,7 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         noise = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
         losses, aligns = [], []
         acc = {"loss": 0.0, "n": 0}
+        stale = {} if self.feedback_refresh == "epoch" else None
 
         def step(p, batch, lr):
             Xb, yb = batch
@@ -305,10 +313,13 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
 
             net.feedback(
                 bk, p, caches, delta, use=use, on_increment=apply,
-                propagate=self.propagate_with, error_clip=self.error_clip,
+                propagate=self.propagate_with, error_clip=self.error_clip, feedback_weights=stale,
             )
 
         def batches(epoch):
+            if stale is not None:
+                for i in net.weight_nodes:
+                    stale[i] = xp.asarray(params[f"{use}{i}"], copy=True)
             yield from stream.epoch(rng if self.shuffle else None)
             # end of the epoch: bookkeeping before the driver's checks
             losses.append(float(acc["loss"]) / max(acc["n"], 1))

@@ -192,12 +192,15 @@ def _sum0(E):
 
 # --------------------------------------------------------------------- conv
 class Conv(_WeightLayer):
-    """Convolution, stride 1, 'same' zero padding ("conv 32 5x5"), via im2col.
+    """Convolution, stride 1, 'same' zero padding ("conv 32 5x5").
 
-    W, R: (k, k, C_in, C_out). The field is the matrix product of the patches
-    (B*H*W, k*k*C_in) with W reshaped to (k*k*C_in, C_out); the feedback is the
-    transposed convolution, computed as the same im2col product of the error
-    with the flipped filter bank (padding mirrored).
+    W, R: (k, k, C_in, C_out), TensorFlow's 'SAME' split of the padding (the
+    extra row/column after, for even k). Built on the backend's three
+    convolution steps (:meth:`~sklhebb._backend.Backend.conv_lower`,
+    ``conv_apply``, ``conv_weight``): im2col patches times W reshaped to
+    (k*k*C_in, C_out) on NumPy/CuPy, torch's native kernels on torch. The
+    feedback is the transposed convolution, computed as the correlation of
+    the error with the flipped, channel-swapped bank F (padding mirrored).
     """
 
     def __init__(self, filters, size, activation=True):

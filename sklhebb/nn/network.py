@@ -143,7 +143,10 @@ class Network:
         return (outs[-1] if outs else x), caches
 
     # ------------------------------------------------------------ feedback
-    def feedback(self, bk, params, caches, delta, *, use="R", on_increment=None, propagate="pre_update", error_clip=0.0):
+    def feedback(
+        self, bk, params, caches, delta, *, use="R", on_increment=None, propagate="pre_update", error_clip=0.0,
+        feedback_weights=None,
+    ):
         """Top-down feedback pass from the output error ``delta`` (B, C).
 
         For every weight layer, from the top: E = sigma'(h) * G (the error at
@@ -155,8 +158,10 @@ class Network:
         propagates through the feedback weights as they were before the call
         (the paper-era code), ``"post_update"`` through the updated ones
         (the author's code from 2019-04). ``error_clip`` = beta_b > 0 clips
-        the propagated error to clip(beta_b G, -1, 1) (off at 0). The input
-        layer's error is never computed.
+        the propagated error to clip(beta_b G, -1, 1) (off at 0).
+        ``feedback_weights`` maps a node to the array to propagate through
+        instead (a stale copy, e.g. refreshed once per epoch as the author's
+        untied phase does). The input layer's error is never computed.
 
         Returns the list of increments, one dict per weight layer (bottom up).
         """
@@ -180,7 +185,8 @@ class Network:
                 if propagate == "post_update" and on_increment is not None:
                     on_increment(i, incs)
                 if needed[0]:
-                    down = layer.propagate(E, params[f"{use}{i}"], caches[i])
+                    F = params[f"{use}{i}"] if feedback_weights is None else feedback_weights[i]
+                    down = layer.propagate(E, F, caches[i])
                     if error_clip > 0:
                         down = xp.clip(error_clip * down, -1.0, 1.0)
                 if propagate != "post_update" and on_increment is not None:
