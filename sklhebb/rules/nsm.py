@@ -162,9 +162,9 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
     # rows of its minibatch (transform of one sample = transform of a batch)
     stop = tol * xp.max(xp.abs(D), axis=1)
     stop = xp.where(stop > tol, stop, xp.zeros_like(stop) + tol)  # tol * max(1, max_j |D_tj|)
-    B = D.shape[0]
-    # A frozen row's residual is recomputed from the same r, so it stays below
-    # its tolerance: no separate bookkeeping of converged rows is needed.
+    # Rows that have converged are retired: their value is written to the
+    # output and only the remaining rows are iterated (a shrinking minibatch).
+    out, idx = None, None
     if activation in _PROJECTED:
         # r <- P(r M^T + c), M = I - step L, c = step (D - lambda)
         M = I - step * L
@@ -180,22 +180,22 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
                 r_new = _project(bk, y @ M.T + c, activation, cap)
                 ok = xp.max(xp.abs(r_new - y), axis=1) * gain <= stop
                 n_ok = int(xp.sum(xp.astype(ok, xp.int32)))
-                if n_ok == B:
-                    return y, k
-                if n_ok:  # freeze converged rows at y (no momentum left: r = r_prev = y)
-                    keep = ok[:, None]
-                    r_prev, r = xp.where(keep, y, r), xp.where(keep, y, r_new)
-                else:
-                    r_prev, r = r, r_new
-            return r, max_iter
+                if n_ok == y.shape[0]:
+                    return _settle(bk, out, idx, y), k
+                if n_ok:
+                    out, idx, (r, r_new, c, stop) = _retire(bk, out, idx, ok, y, (r, r_new, c, stop))
+                r_prev, r = r, r_new
+            return _settle(bk, out, idx, r), max_iter
         for k in range(1, max_iter + 1):
             r_new = _project(bk, r @ M.T + c, activation, cap)
             ok = xp.max(xp.abs(r_new - r), axis=1) * gain <= stop
             n_ok = int(xp.sum(xp.astype(ok, xp.int32)))
-            if n_ok == B:
-                return r, k
-            r = xp.where(ok[:, None], r, r_new) if n_ok else r_new
-        return r, max_iter
+            if n_ok == r.shape[0]:
+                return _settle(bk, out, idx, r), k
+            if n_ok:
+                out, idx, (r_new, c, stop) = _retire(bk, out, idx, ok, r, (r_new, c, stop))
+            r = r_new
+        return _settle(bk, out, idx, r), max_iter
     if activation == "tanh":
         # u <- (1 - step) u + step D - tanh(u) (step (L - I))^T
         M = step * (L - I)
@@ -207,11 +207,33 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
             # |tanh(u + g) - tanh(u)| <= |g| = |u_new - u| / step
             ok = xp.max(xp.abs(u_new - u), axis=1) / step <= stop
             n_ok = int(xp.sum(xp.astype(ok, xp.int32)))
-            if n_ok == B:
-                return r, k
-            u = xp.where(ok[:, None], u, u_new) if n_ok else u_new
-        return xp.tanh(u), max_iter
+            if n_ok == r.shape[0]:
+                return _settle(bk, out, idx, r), k
+            if n_ok:
+                out, idx, (u_new, c, stop) = _retire(bk, out, idx, ok, r, (u_new, c, stop))
+            u = u_new
+        return _settle(bk, out, idx, xp.tanh(u)), max_iter
     raise ValueError(f"activation must be one of {NSM_ACTIVATIONS}; got {activation!r}")
+
+
+def _retire(bk, out, idx, ok, values, carry):
+    """Write the converged rows (``ok``) of ``values`` to ``out``; keep the rest of ``carry``."""
+    xp = bk.xp
+    if idx is None:
+        out = xp.asarray(values, copy=True)
+        idx = bk.arange(values.shape[0])
+    else:
+        out[idx[ok]] = values[ok]
+    keep = ~ok
+    return out, idx[keep], tuple(a[keep] for a in carry)
+
+
+def _settle(bk, out, idx, values):
+    """The full minibatch: retired rows from ``out``, the last active rows from ``values``."""
+    if idx is None:
+        return values
+    out[idx] = values
+    return out
 
 
 def nsm_update(W, L, X, R, *, W_mask=None, L_mask=None, lateral_decay=1.0):
