@@ -116,6 +116,8 @@ def accuracy(args):
         ("centred patches, max-normalised, delta=0.2", dict(delta=0.2, center=True)),
         ("literal Eq.(1) sum, lr=1e-3, delta=0.2", dict(delta=0.2, normalize_update=False, learning_rate=1e-3)),
     ]
+    if args.settings:
+        settings = [settings[i] for i in args.settings]
     print(f"Fashion-MNIST train {ntr} / test {nte}; K={args.k}, W=5, power={args.power}, max-pool 8 stride 4; "
           "StandardScaler + LogisticRegression")
     print("| filters | accuracy | random-filter control (same architecture) | fit (s) | transform train+test (s) |")
@@ -146,6 +148,7 @@ def main():
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--power", type=float, default=1)
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--settings", type=int, nargs="+", help="indices of the settings to run (0 paper, 1 centred, 2 literal sum)")
     args = ap.parse_args()
     speed(args) if args.what == "speed" else accuracy(args)
 
