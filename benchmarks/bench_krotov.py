@@ -112,9 +112,11 @@ def accuracy(args):
     base = dict(n_components=args.k, window=5, power=args.power, pool_size=8, pool_stride=4, batch_size=1000,
                 max_iter=2 if args.quick else args.epochs, random_state=0)
     settings = [
-        ("paper: max-normalised update, delta=0.2", dict(delta=0.2)),
-        ("centred patches, max-normalised, delta=0.2", dict(delta=0.2, center=True)),
-        ("literal Eq.(1) sum, lr=1e-3, delta=0.2", dict(delta=0.2, normalize_update=False, learning_rate=1e-3)),
+        ("paper NNL-CONV (uncentred), max-normalised update, delta=0.2", dict(delta=0.2, center=False)),
+        ("centred patches (default), max-normalised, delta=0.2", dict(delta=0.2, center=True)),
+        ("paper NNL-CONV (uncentred), literal Eq.(1) sum, lr=1e-3, delta=0.2",
+         dict(delta=0.2, center=False, normalize_update=False, learning_rate=1e-3)),
+        ("centred, literal Eq.(1) sum, lr=1e-3, delta=0.2", dict(delta=0.2, center=True, normalize_update=False, learning_rate=1e-3)),
     ]
     if args.settings:
         settings = [settings[i] for i in args.settings]
@@ -148,7 +150,7 @@ def main():
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--power", type=float, default=1)
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--settings", type=int, nargs="+", help="indices of the settings to run (0 paper, 1 centred, 2 literal sum)")
+    ap.add_argument("--settings", type=int, nargs="+", help="indices of the settings to run (0 paper, 1 centred, 2 literal sum, 3 centred literal sum)")
     args = ap.parse_args()
     speed(args) if args.what == "speed" else accuracy(args)
 
