@@ -331,3 +331,19 @@ def test_complete_raises_the_activation_and_keeps_the_visible_part(fitted_for_in
     assert np.all(clf.decision_function(Xc)[rows, lab] > clf.decision_function(zero_filled)[rows, lab])
     top = Xs[:, :32].max(1, keepdims=True)
     assert np.all(Xc[:, 32:] > -0.05 * top) and np.all(Xc[:, 32:] < 1.05 * top)
+
+
+@pytest.mark.cuda
+def test_torch_cuda_agrees_with_numpy(digits):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (torch.cuda.is_available() is False)")
+    Xtr, Xte, ytr, _ = digits
+    X = Xtr[:300].astype(np.float64)
+    kw = dict(n_units=24, label_repeat=3, max_iter=3, batch_size=30, random_state=0)
+    a = ActivationLearningClassifier(**kw).fit(X, ytr[:300])
+    b = ActivationLearningClassifier(backend="torch", device="cuda", **kw).fit(X, ytr[:300])
+    np.testing.assert_allclose(a.coefs_[1], b.coefs_[1], rtol=1e-6, atol=1e-9)
+    At = b.decision_function(torch.from_numpy(Xte.astype(np.float64)).cuda())
+    assert At.is_cuda
+    np.testing.assert_allclose(At.cpu().numpy(), a.decision_function(Xte.astype(np.float64)), rtol=1e-6)

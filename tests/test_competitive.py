@@ -258,3 +258,19 @@ def test_black_images_give_zero_features_not_nan():
         enc = LocalCompetitiveEncoder((4,), activation=act, max_iter=2, batch_size=5, random_state=0).fit(X)
         Z = enc.transform(X)
         assert np.all(np.isfinite(Z)) and np.all(enc.score_samples(X[:10]) == 0)
+
+
+@pytest.mark.cuda
+def test_torch_cuda_agrees_with_numpy():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (torch.cuda.is_available() is False)")
+    X = low_rank_data(n=120)
+    kw = dict(hidden_layer_sizes=(6, 4), activation="std_abs", training="joint", max_iter=3, batch_size=20, random_state=0)
+    a = LocalCompetitiveEncoder(**kw).fit(X)
+    b = LocalCompetitiveEncoder(backend="torch", device="cuda", **kw).fit(X)
+    for wa, wb in zip(a.coefs_, b.coefs_):
+        np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-9)
+    Zt = a.transform(torch.from_numpy(X).cuda())
+    assert Zt.is_cuda
+    np.testing.assert_allclose(Zt.cpu().numpy(), a.transform(X), rtol=1e-6, atol=1e-9)

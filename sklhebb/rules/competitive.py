@@ -70,9 +70,11 @@ def competitive_update(W, X, *, Y=None, rates=None):
     """
     if Y is None:
         Y = X @ W
-    RY = Y if rates is None else Y * rates[:, None]
+    B = X.shape[0]
+    # the 1/B and the rates scale Y (B x m), not the (n x m) result: one pass fewer
+    RY = Y / B if rates is None else Y * (rates[:, None] / B)
     E = X - Y @ W.T
-    return (E.T @ RY) / X.shape[0]
+    return E.T @ RY
 
 
 # --------------------------------------------------------------------------
