@@ -52,7 +52,7 @@ __all__ = ["ActivationLearningClassifier"]
 
 _STAT_INIT_VAR = 0.1
 _GAMMA_MOMENTUM = 0.99  # EMA of mean gamma (spec 4.4 step 3)
-_ROWS_PER_CHUNK = 1 << 15  # (sample, label) rows pushed through the network at a time in predict
+_PREDICT_FLOATS = 1 << 25  # floats per (sample, label) chunk in predict (~128 MB in float32)
 
 
 def label_codes(n_classes, repeat, strength=1.0, dtype="float32"):
@@ -165,6 +165,18 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
     References
     ----------
     H. Zhou. Activation Learning by Local Competitions. arXiv:2209.13400.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklhebb.classifiers.activation import ActivationLearningClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = ActivationLearningClassifier(n_units=100, label_repeat=8, max_iter=20,
+    ...                                    batch_size=50, learning_rate=0.2, random_state=0)
+    >>> clf.fit(X[:1200], y[:1200]).score(X[1200:], y[1200:]) > 0.75
+    True
+    >>> clf.decision_function(X[:2]).shape  # output activation per class
+    (2, 10)
     """
 
     _parameter_constraints: dict = {
@@ -284,6 +296,17 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
             if L >= 2:
                 rest.append(dense(first.n_out, first.n_out))
         return first, dense(n_label, first.n_out), rest
+
+    def _floats_per_row(self):
+        """Largest intermediate (patches or outputs) one (sample, label) row needs."""
+        first, _, rest = self._geometry
+        sizes = [first.n_out]
+        for layer in rest:
+            sizes.append(layer.n_out)
+            if layer.kind == "local":
+                H, W, C = layer.in_shape
+                sizes.append(H * W * layer.size * layer.size * C)
+        return max(sizes)
 
     # -------------------------------------------------------------- network
     def _phi(self, params, i, Y):
@@ -529,7 +552,7 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         dtype = compute_dtype(X) if hasattr(X, "dtype") else str(self.coefs_[0].dtype)
         params = {k: bk.asarray(v, dtype=dtype) for k, v in self._fitted_params().items()}
         params["codes"] = bk.asarray(self.label_codes_, dtype=dtype)
-        chunk = max(1, _ROWS_PER_CHUNK // len(self.classes_))
+        chunk = max(1, _PREDICT_FLOATS // (len(self.classes_) * self._floats_per_row()))
         out = []
         for index in iter_chunks(X2.shape[0], chunk):
             Xc = to_device_chunk(bk, X2, index, dtype)
