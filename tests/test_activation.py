@@ -347,3 +347,36 @@ def test_torch_cuda_agrees_with_numpy(digits):
     At = b.decision_function(torch.from_numpy(Xte.astype(np.float64)).cuda())
     assert At.is_cuda
     np.testing.assert_allclose(At.cpu().numpy(), a.decision_function(Xte.astype(np.float64)), rtol=1e-6)
+
+
+def test_hostile_learning_rate_raises_and_leaves_the_model_unfitted(digits):
+    from sklhebb._training import DivergenceError
+
+    Xtr, _, ytr, _ = digits
+    clf = small(learning_rate=1e4, init_std=1.0, max_iter=3)
+    with pytest.raises(DivergenceError):
+        clf.fit(Xtr, ytr)
+    assert not hasattr(clf, "coefs_")
+
+
+def test_black_images_and_determinism(digits):
+    Xtr, Xte, ytr, _ = digits
+    X = Xtr.copy()
+    X[:10] = 0  # zero-norm samples give a zero data part, not NaN
+    a = small().fit(X, ytr)
+    b = small().fit(X, ytr)
+    for wa, wb in zip(a.coefs_, b.coefs_):
+        np.testing.assert_array_equal(wa, wb)
+    assert np.all(np.isfinite(a.decision_function(np.zeros((3, 64)))))
+
+
+def test_fit_on_torch_input_returns_torch_outputs(digits):
+    torch = pytest.importorskip("torch")
+    Xtr, Xte, ytr, _ = digits
+    a = small().fit(Xtr, ytr)
+    b = small().fit(torch.from_numpy(Xtr), ytr)
+    np.testing.assert_allclose(a.coefs_[0], b.coefs_[0], rtol=1e-4, atol=1e-7)
+    P = b.predict_proba(torch.from_numpy(Xte))
+    assert isinstance(P, torch.Tensor)
+    # float32 on two libraries: allow a rare flipped near-tie
+    assert np.mean(b.predict(torch.from_numpy(Xte)) == a.predict(Xte)) > 0.98
