@@ -9,7 +9,10 @@ in Fig. 1 (each filter stretched to [0, 1], RGB kept), colour units first.
 Criterion for a colour-selective unit (stated, simple): split each filter w into
 its grey part (the mean over the three channels at every pixel) and its chromatic
 part (w minus the grey part). A unit is colour-selective when the chromatic part
-holds more than 3/4 of the filter's energy ||w||^2. A black-and-white edge
+holds more than 3/4 of the filter's energy ||w||^2 (black-and-white when it holds
+less than 1/4, mixed in between) and the unit has converged
+(|norm - 1| <= 0.1; units that have not are counted apart, like the last units
+of Fig. 1 that "did not learn any useful representation"). A black-and-white edge
 detector has a chromatic fraction near 0; a random Gaussian filter has about 2/3
 on average (the random control below shows how many random filters pass).
 
@@ -33,7 +36,8 @@ from sklearn.datasets import load_sample_images
 from sklhebb import KrotovPatchEncoder
 from sklhebb.plotting import ReceptiveFieldDisplay
 
-THRESHOLD = 0.75
+THRESHOLD = 0.75  # colour unit above
+GREY = 0.25  # black-and-white unit below; mixed in between
 
 
 def chromatic_fraction(filters, window):
@@ -58,16 +62,21 @@ def main(quick=False):
 
     frac = chromatic_fraction(enc.components_, window)
     rand = chromatic_fraction(np.random.RandomState(0).standard_normal(enc.components_.shape), window)
-    n_colour = int((frac > THRESHOLD).sum())
-    print(f"fit {t_fit:.1f} s; filter norms {np.linalg.norm(enc.components_, axis=1).min():.2f}"
-          f"..{np.linalg.norm(enc.components_, axis=1).max():.2f}")
-    print(f"criterion: chromatic energy fraction > {THRESHOLD}")
+    norms = np.linalg.norm(enc.components_, axis=1)
+    converged = np.abs(norms - 1) <= 0.1
+    colour = converged & (frac > THRESHOLD)
+    grey = converged & (frac < GREY)
+    n_colour, n_grey, n_dead = int(colour.sum()), int(grey.sum()), int((~converged).sum())
+    print(f"fit {t_fit:.1f} s; filter norms {norms.min():.2f}..{norms.max():.2f}")
+    print(f"criterion: converged units (|norm - 1| <= 0.1) with chromatic energy fraction > {THRESHOLD} are colour "
+          f"units, < {GREY} black-and-white, in between mixed")
     print(f"learned filters: {n_colour} of {K} colour-selective ({n_colour / K:.0%}), "
-          f"{K - n_colour} black-and-white / orientation units")
-    print(f"random Gaussian filters (control): {int((rand > THRESHOLD).sum())} of {K} pass the criterion "
-          f"(median fraction {np.median(rand):.2f})")
-    print(f"learned chromatic fraction: median {np.median(frac):.2f}, "
-          f"quartiles {np.percentile(frac, 25):.2f} / {np.percentile(frac, 75):.2f}")
+          f"{n_grey} black-and-white ({n_grey / K:.0%}), {K - n_colour - n_grey - n_dead} mixed, "
+          f"{n_dead} not converged (like the last units of Fig. 1; drawn last)")
+    print(f"random Gaussian filters (control): {int((rand > THRESHOLD).sum())} of {K} above {THRESHOLD}, "
+          f"{int((rand < GREY).sum())} below {GREY} (median fraction {np.median(rand):.2f})")
+    print(f"learned chromatic fraction (converged units): median {np.median(frac[converged]):.2f}, "
+          f"quartiles {np.percentile(frac[converged], 25):.2f} / {np.percentile(frac[converged], 75):.2f}")
 
     try:
         import matplotlib
@@ -78,14 +87,19 @@ def main(quick=False):
         print("matplotlib not installed: no figure written")
         return
     fig, (ax_f, ax_h) = plt.subplots(1, 2, figsize=(11, 5), gridspec_kw={"width_ratios": [1.3, 1]})
-    disp = ReceptiveFieldDisplay.from_estimator(enc, order=lambda F: -chromatic_fraction(F, window))
+    # colour units first, then the rest by falling chromatic fraction, the unconverged units last
+    key = lambda F: -chromatic_fraction(F, window) + 10 * (np.abs(np.linalg.norm(F, axis=1) - 1) > 0.1)  # noqa: E731
+    disp = ReceptiveFieldDisplay.from_estimator(enc, order=key)
     disp.plot(ax=ax_f)
     fig.text(0.05, 0.95, f"learned {window}x{window}x3 filters, colour units first ({n_colour} of {K} pass)",
              fontsize=10)
     bins = np.linspace(0, 1, 26)
-    ax_h.hist(frac, bins=bins, alpha=0.7, label="learned")
+    ax_h.hist(frac[converged], bins=bins, alpha=0.7, label="learned, converged")
+    if n_dead:
+        ax_h.hist(frac[~converged], bins=bins, alpha=0.7, color="tab:red", label="learned, not converged")
     ax_h.hist(rand, bins=bins, alpha=0.5, label="random Gaussian")
-    ax_h.axvline(THRESHOLD, color="k", ls="--", label=f"criterion {THRESHOLD}")
+    ax_h.axvline(THRESHOLD, color="k", ls="--", label=f"colour above {THRESHOLD}")
+    ax_h.axvline(GREY, color="k", ls=":", label=f"black-and-white below {GREY}")
     ax_h.set_xlabel("chromatic energy fraction of the filter")
     ax_h.set_ylabel("units")
     ax_h.legend()
