@@ -248,6 +248,8 @@ def test_score_samples_detects_a_held_out_class(digits):
     s = clf.score_samples(Xte)
     auc = roc_auc_score(yte != 0, s)  # normal samples should score higher
     assert auc > 0.8
+    # Property 4 through the network: A <= ||input||^2 = input_strength + label_strength = 2
+    assert s.max() <= 2.0 + 1e-2
 
 
 def test_locally_connected_classifier(digits):
