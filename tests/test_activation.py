@@ -256,12 +256,12 @@ def test_locally_connected_classifier(digits):
     Xtr, Xte, ytr, yte = digits
     clf = ActivationLearningClassifier(
         n_layers=3, receptive_field=3, n_channels=2, image_shape=(8, 8), label_repeat=8,
-        max_iter=15, batch_size=50, learning_rate=0.2, random_state=0,
+        max_iter=8, batch_size=50, learning_rate=0.3, random_state=0,
     ).fit(Xtr, ytr)
     assert clf.coefs_[0].shape == (8, 8, 9, 2) and clf.coefs_[1].shape == (8, 8, 18, 2)
     assert clf.coefs_[2].shape == (128, 128) and clf.label_coef_.shape == (80, 128)
     assert np.all(clf.coefs_[0][0, 0, :3] == 0)  # outside the image: stays zero
-    assert clf.score(Xte, yte) > 0.5  # measured 0.63 at these short settings; chance is 0.1
+    assert clf.score(Xte, yte) > 0.5  # measured 0.64 at these short settings; chance is 0.1
 
 
 def test_pickle_round_trip(digits):
