@@ -449,6 +449,7 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
                     lr_at=lr_at,
                     name=type(self).__name__,
                     verbose=self.verbose,
+                    monitor=_monitor,
                     hint="lower learning_rate",
                 )
         finally:
@@ -760,6 +761,12 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
+
+
+def _monitor(params):
+    W = params[f"W{sum(1 for k in params if k.startswith('W') and k[1:].isdigit()) - 1}"]
+    top = float(to_numpy((W * W).sum()))
+    return f"sum w^2 (top layer) = {top:.4g}, gamma EMA = {float(to_numpy(params['gscale'])):.3f}"
 
 
 def xp_take(bk, A, index):
