@@ -75,7 +75,7 @@ def main(quick=False):
         for i, (_, enc) in enumerate(ctrl.transformer_list):
             enc.components_ = np.random.RandomState(i).standard_normal(enc.components_.shape)
         head = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(ctrl.transform(X_train), y_train)
-        rows.append((f"multi-block, random filters", head.score(ctrl.transform(X_test), y_test),
+        rows.append(("multi-block, random filters", head.score(ctrl.transform(X_test), y_test),
                      ctrl.transform(X_test[:1]).shape[1], time.perf_counter() - t0))
 
     print(f"{'model':<40}{'test acc':>9}{'features':>10}{'time s':>8}")
