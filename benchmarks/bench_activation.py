@@ -3,6 +3,7 @@ anomaly detection and training throughput.
 
 Run one section at a time (each under ~5 minutes on a shared 2-core CPU):
 
+    OMP_NUM_THREADS=1 python benchmarks/bench_activation.py --section digits
     OMP_NUM_THREADS=1 python benchmarks/bench_activation.py --section mnist
     OMP_NUM_THREADS=1 python benchmarks/bench_activation.py --section fashion
     OMP_NUM_THREADS=1 python benchmarks/bench_activation.py --section fewlabels
@@ -175,6 +176,22 @@ def section_anomaly(quick):
     row("mean", *[f"**{np.mean(aucs[n]):.3f}**" for n in names])
 
 
+def section_digits(quick):
+    """The spec's sanity check (section 11): load_digits 70/30, L = 2, R = 8, width 144, 3,000 steps."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X.astype(np.float32), y, test_size=0.3, random_state=0)
+    epochs = 5 if quick else 231  # 13 batches of 100 per epoch: 231 epochs = 3,003 steps
+    row("dataset", "model", "steps", "test acc", "fit s")
+    row("---", "---", "---", "---", "---")
+    for fb in (False, True):
+        m = ActivationLearningClassifier(n_layers=2, label_repeat=8, max_iter=epochs, feedback=fb, random_state=0)
+        t = timed_fit(m, Xtr, ytr)
+        row("digits (8x8), 1,257 train / 540 test", f"activation learning, {'feedback' if fb else 'no feedback'}", m.n_steps_, f"{m.score(Xte, yte):.4f}", f"{t:.0f}")
+
+
 def _matmul_floor(shapes, dtype=np.float32, repeat=5):
     """Seconds for the listed products (a, b, c): (a x b) @ (b x c), best of ``repeat``."""
     rng = np.random.RandomState(0)
@@ -218,7 +235,7 @@ def section_throughput(quick):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--section", choices=["mnist", "fashion", "fewlabels", "anomaly", "throughput"], required=True)
+    p.add_argument("--section", choices=["digits", "mnist", "fashion", "fewlabels", "anomaly", "throughput"], required=True)
     p.add_argument("--quick", action="store_true")
     a = p.parse_args()
     q = a.quick
@@ -234,6 +251,8 @@ def main():
         section_fewlabels(q)
     elif a.section == "anomaly":
         section_anomaly(q)
+    elif a.section == "digits":
+        section_digits(q)
     else:
         section_throughput(q)
 
