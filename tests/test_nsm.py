@@ -454,3 +454,17 @@ def test_accelerated_dynamics_reach_the_same_fixed_point(activation):
     if activation == "linear":  # unconstrained and ill-conditioned: momentum must pay off
         assert k < k0
     np.testing.assert_allclose(R, R0, atol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e6])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_tiny_and_huge_inputs_stay_finite(scale, activation):
+    """The step 1 / lambda_max(L) follows the scale of L (which grows as x^2), so neither the dynamics
+    nor the step-size estimate overflow; the cost is summed in float64."""
+    X = np.abs(np.random.RandomState(23).standard_normal((200, 8))).astype(np.float32) * scale
+    enc = NSMEncoder(n_components=3, activation=activation, max_iter=2, random_state=0).fit(X)
+    Z = enc.transform(X)
+    assert np.all(np.isfinite(Z)) and np.all(np.isfinite(enc.components_)) and np.all(np.isfinite(enc.lateral_))
+    assert np.isfinite(enc.score(X))
+    if activation in ("relu", "linear"):  # the outputs scale with the inputs
+        assert 0.01 * scale < np.abs(Z).max() < 100 * scale

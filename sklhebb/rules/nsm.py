@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import math
 
-from .._backend import backend_of
+import numpy as np
+
+from .._backend import backend_of, to_numpy
 
 __all__ = [
     "NSM_ACTIVATIONS",
@@ -88,7 +90,8 @@ def nsm_step_size(L, *, n_power=12):
     v = xp.cos(i * 2.399963) + 1.0 / 3.0
     A, n = L, n_power
     if N <= 512 and n_power >= 8:
-        A2 = L @ L
+        A2 = L / (xp.max(xp.abs(L)) + 1e-30)  # scaled, so that L^4 cannot overflow
+        A2 = A2 @ A2
         A, n = A2 @ A2, -(-n_power // 4)
     for _ in range(n):
         w = A @ v
@@ -398,7 +401,12 @@ def sm_cost_from_grams(XX, RX, RR, n, reg_sum=0.0, *, W_mask=None, L_mask=None):
     ``reg_sum`` is sum_t ||F(r_t)||_1 (:func:`nsm_regularizer`, F >= 0).
     Returns a Python float.
     """
-    xp = backend_of(XX).xp
+    # the Gram matrices are small (K x K, N x K, N x N): square and sum them in
+    # float64 on the host, where squared entries of large inputs cannot overflow
+    XX, RX, RR = (np.asarray(to_numpy(a), dtype=np.float64) for a in (XX, RX, RR))
+    W_mask = None if W_mask is None else np.asarray(to_numpy(W_mask), dtype=np.float64)
+    L_mask = None if L_mask is None else np.asarray(to_numpy(L_mask), dtype=np.float64)
+    xp = np
     a = float(xp.sum(XX * XX))
     b = RX * RX if W_mask is None else RX * RX * W_mask
     c = RR * RR if L_mask is None else RR * RR * L_mask
