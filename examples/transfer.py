@@ -111,7 +111,7 @@ def main(quick=False):
         ReceptiveFieldDisplay.from_estimator(enc, order="norm").plot(ax=ax)
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
-    fig.savefig(out / "transfer.png", dpi=85)
+    fig.savefig(out / "transfer.png", dpi=85, bbox_inches="tight")
     print(f"figure written to {out / 'transfer.png'}")
 
 
