@@ -468,3 +468,49 @@ def test_tiny_and_huge_inputs_stay_finite(scale, activation):
     assert np.isfinite(enc.score(X))
     if activation in ("relu", "linear"):  # the outputs scale with the inputs
         assert 0.01 * scale < np.abs(Z).max() < 100 * scale
+
+
+def test_block_diagonal_lateral_equals_dense_masked_network():
+    """Same-site lateral inhibition stored as (S, n, n) blocks gives the network that the dense,
+    masked (N, N) lateral matrix gives."""
+    rng = np.random.RandomState(24)
+    X = rng.uniform(size=(80, 8, 8)).astype(np.float32)
+    X -= X.mean(axis=0)
+    kw = dict(n_components=3, structure="local", site_stride=2, radius=2.5, activation="tanh", max_iter=2,
+              batch_size=20, tol=1e-7, max_iter_dynamics=2000, random_state=0)
+    blocks = NSMEncoder(lateral_radius=0.0, **kw).fit(X)
+    dense = NSMEncoder(lateral_radius=0.0, **kw)
+    dense._n_lateral_blocks = lambda image_shape: None  # force the dense, masked storage
+    dense.fit(X)
+    assert blocks.lateral_.shape == (16, 3, 3) and dense.lateral_.shape == (48, 48)
+    assert blocks.lateral_mask_ is None
+    from scipy.linalg import block_diag
+
+    np.testing.assert_allclose(block_diag(*blocks.lateral_), dense.lateral_, atol=2e-5)
+    np.testing.assert_allclose(blocks.components_, dense.components_, atol=2e-5)
+    np.testing.assert_allclose(blocks.transform(X), dense.transform(X), atol=1e-4)
+    assert blocks.score(X) == pytest.approx(dense.score(X), rel=1e-4)
+    # rule level: the blockwise lateral product, update and step size equal the dense ones
+    Lb = np.stack([random_pd(rng, 3) for _ in range(4)])
+    Ld = block_diag(*Lb)
+    D, R = rng.standard_normal((5, 12)), rng.standard_normal((5, 12))
+    Rb_fp, _ = rules.nsm_fixed_point(D, Lb, tol=1e-10, max_iter=10000)
+    Rd_fp, _ = rules.nsm_fixed_point(D, Ld, tol=1e-10, max_iter=10000)
+    np.testing.assert_allclose(Rb_fp, Rd_fp, atol=1e-7)
+    _, dLb = rules.nsm_update(np.zeros((12, 2)), Lb, np.zeros((5, 2)), R)
+    _, dLd = rules.nsm_update(np.zeros((12, 2)), Ld, np.zeros((5, 2)), R, L_mask=(Ld != 0).astype(float))
+    np.testing.assert_allclose(block_diag(*dLb), dLd, atol=1e-12)
+    assert rules.nsm_step_size(Lb) == pytest.approx(1 / max(np.linalg.eigvalsh(B).max() for B in Lb), rel=0.05)
+
+
+def test_block_lateral_numpy_and_torch_agree():
+    torch = pytest.importorskip("torch")
+    X = np.random.RandomState(25).uniform(size=(60, 8, 8)).astype(np.float32)
+    X -= X.mean(axis=0)
+    kw = dict(n_components=3, structure="local", site_stride=2, radius=2.5, activation="tanh", max_iter=2,
+              batch_size=20, tol=1e-6, random_state=0)
+    a = NSMEncoder(**kw).fit(X)
+    b = NSMEncoder(backend="torch", **kw).fit(X)
+    np.testing.assert_allclose(a.lateral_, b.lateral_, atol=1e-5)
+    np.testing.assert_allclose(a.components_, b.components_, atol=1e-5)
+    np.testing.assert_allclose(a.transform(torch.from_numpy(X)).numpy(), a.transform(X), atol=1e-5)

@@ -73,7 +73,7 @@ def _sum_pool(bk, F, size, stride):
     return xp.sum(bk.sliding_windows(F, 2, sx, stride), axis=-1)
 
 
-def local_structure(image_shape, n_per_site, site_stride, radius, lateral_radius):
+def local_structure(image_shape, n_per_site, site_stride, radius, lateral_radius, *, dense_lateral=True):
     """Structure constants c^W, c^L of the locally connected network (Obeid Fig. 1A).
 
     Sites sit every ``site_stride`` pixels on the image grid (at the centres of
@@ -84,6 +84,8 @@ def local_structure(image_shape, n_per_site, site_stride, radius, lateral_radius
 
     Returns (W_mask (N, H*W*C), L_mask (N, N)) as float64 0/1 arrays, neurons
     ordered (site row, site column, neuron), inputs (row, column, channel).
+    ``dense_lateral=False`` returns None for L_mask (block-diagonal lateral
+    structure, which the estimator stores as blocks).
     """
     H, W, C = image_shape
     s = site_stride
@@ -96,6 +98,8 @@ def local_structure(image_shape, n_per_site, site_stride, radius, lateral_radius
     conn = d2 <= radius * radius + 1e-9
     conn = np.repeat(conn, C, axis=1)  # (S, HW*C), channel last
     W_mask = np.repeat(conn, n_per_site, axis=0).astype(np.float64)
+    if not dense_lateral:
+        return W_mask, None
     sd2 = ((sites[:, None, :] - sites[None, :, :]) ** 2).sum(-1)
     lat = sd2 <= lateral_radius * lateral_radius + 1e-9
     L_mask = np.kron(lat, np.ones((n_per_site, n_per_site))).astype(np.float64)
@@ -237,14 +241,19 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
     ----------
     components_ : ndarray of shape (n_units, n_inputs)
         W, the feedforward weights (exact zeros outside the structure).
-    lateral_ : ndarray of shape (n_units, n_units)
-        L, the lateral weights (symmetric positive definite).
+    lateral_ : ndarray of shape (n_units, n_units) or (n_sites, n_components, n_components)
+        L, the lateral weights (symmetric positive definite). In structured
+        mode with ``lateral_radius < site_stride`` L is block-diagonal (only
+        neurons of the same site inhibit each other) and is stored as its
+        diagonal blocks, one per site: memory and work grow with the number
+        of sites, not with its square.
     label_components_ : ndarray of shape (n_units, n_classes)
         V, the label weights of S^2M (only when fitted with labels, alpha > 0).
     classes_ : ndarray of shape (n_classes,)
         Labels seen by S^2M (only when fitted with labels, alpha > 0).
     feedforward_mask_, lateral_mask_ : ndarray of bool
-        Structure constants c^W, c^L (structured mode only).
+        Structure constants c^W, c^L (structured mode only; ``lateral_mask_``
+        is None when L is stored as blocks).
     layer_components_, layer_laterals_ : list of ndarray
         Deep network only: W^(p) and L^(p) of every layer, bottom first (the
         last ones are ``components_`` and ``lateral_``).
@@ -424,7 +433,21 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         """(W_mask, L_mask) as float64 0/1 arrays, or (None, None)."""
         if self.structure is None:
             return None, None
-        return local_structure(image_shape, self.n_components, self.site_stride, self.radius, self.lateral_radius)
+        return local_structure(
+            image_shape, self.n_components, self.site_stride, self.radius, self.lateral_radius,
+            dense_lateral=self._n_lateral_blocks(image_shape) is None,
+        )
+
+    def _n_lateral_blocks(self, image_shape):
+        """Number of sites S when L is block-diagonal (stored as (S, n, n) blocks), else None.
+
+        Structured mode with ``lateral_radius < site_stride``: only neurons of the same
+        site inhibit each other (Obeid Sec. 6.3), so L is block-diagonal.
+        """
+        if self.structure is None or self.lateral_radius >= self.site_stride:
+            return None
+        H, W, _ = image_shape
+        return (-(-H // self.site_stride)) * (-(-W // self.site_stride))
 
     def _conv_size(self):
         H, W, _ = self.image_shape_
@@ -625,7 +648,12 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
                 params[wk] = (host_normal(rng, (n_out, fan_in), "float64") / np.sqrt(fan_in)).astype(dtype)
                 params[lk] = np.eye(n_out, dtype=dtype)
             return params
-        params = {"W": W.astype(dtype), "L": np.eye(N, dtype=dtype)}  # L = I: positive definite
+        S = self._n_lateral_blocks(self.image_shape_)
+        if S is not None:  # block-diagonal L = I, stored as its S diagonal blocks
+            L0 = np.broadcast_to(np.eye(N // S, dtype=dtype), (S, N // S, N // S)).copy()
+        else:
+            L0 = np.eye(N, dtype=dtype)  # L = I: positive definite
+        params = {"W": W.astype(dtype), "L": L0}
         if n_classes:
             # random like W (drawn after it): V = 0 is a saddle where r carries no label information
             params["V"] = (host_normal(rng, (N, n_classes), "float64") / np.sqrt(n_classes)).astype(dtype)
@@ -683,7 +711,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         )
         if masks[0] is not None:
             self.feedforward_mask_ = masks[0].astype(bool)
-            self.lateral_mask_ = masks[1].astype(bool)
+            self.lateral_mask_ = None if masks[1] is None else masks[1].astype(bool)
         self._store(result, n_dyn)
         self.n_iter_ = result.n_epochs
         self.n_steps_ = result.n_steps
@@ -752,7 +780,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         )
         if masks[0] is not None:
             self.feedforward_mask_ = masks[0].astype(bool)
-            self.lateral_mask_ = masks[1].astype(bool)
+            self.lateral_mask_ = None if masks[1] is None else masks[1].astype(bool)
         self._store(result, n_dyn)
         self.n_iter_ += 1
         self.n_steps_ += result.n_steps
@@ -862,7 +890,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         n = 0
         for Xb in batches:
             R, _ = self._dynamics(Xb @ W.T, L)
-            terms = rules.sm_gram_terms(Xb, R)
+            terms = rules.sm_gram_terms(Xb, R, n_blocks=L.shape[0] if L.ndim == 3 else None)
             if XX is None:
                 XX, RX, RR = terms
             else:
@@ -871,7 +899,9 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             n += Xb.shape[0]
         masks = [None, None]
         if getattr(self, "feedforward_mask_", None) is not None:
-            masks = [bk.asarray(self.feedforward_mask_, dtype=dtype), bk.asarray(self.lateral_mask_, dtype=dtype)]
+            masks[0] = bk.asarray(self.feedforward_mask_, dtype=dtype)
+            if self.lateral_mask_ is not None:
+                masks[1] = bk.asarray(self.lateral_mask_, dtype=dtype)
         cost = rules.sm_cost_from_grams(XX, RX, RR, n, reg, W_mask=masks[0], L_mask=masks[1])
         return -cost
 

@@ -78,25 +78,28 @@ def nsm_step_size(L, *, n_power=12):
     by Eq. 2, Obeid Note 1). Power iteration from a fixed, dense start vector
     gives an estimate within a few per cent of lambda_max from below, so the
     step 1 / estimate stays well inside the stable range. Deterministic (a
-    function of L only) and one device synchronisation. For N <= 512 the
+    function of L only) and one device synchronisation. L may be (S, n, n):
+    the diagonal blocks of a block-diagonal lateral matrix (the largest
+    eigenvalue over the blocks is used). For N <= 512 the
     iteration runs with L^4 (two N^3 products, then n_power / 4 steps), which
     is cheaper than n_power separate matrix-vector calls at that size.
     """
     bk = backend_of(L)
     xp = bk.xp
-    N = L.shape[0]
+    Lb = L if L.ndim == 3 else xp.reshape(L, (1,) + tuple(L.shape))  # (S, n, n) blocks
+    n_ = Lb.shape[1]
     # deterministic, dense start vector (no RNG): components of both signs
-    i = bk.asarray(bk.arange(N), dtype=str(L.dtype).split(".")[-1])
-    v = xp.cos(i * 2.399963) + 1.0 / 3.0
-    A, n = L, n_power
-    if N <= 512 and n_power >= 8:
-        A2 = L / (xp.max(xp.abs(L)) + 1e-30)  # scaled, so that L^4 cannot overflow
-        A2 = A2 @ A2
-        A, n = A2 @ A2, -(-n_power // 4)
+    i = bk.asarray(bk.arange(n_), dtype=str(L.dtype).split(".")[-1])
+    v = xp.reshape(xp.cos(i * 2.399963) + 1.0 / 3.0, (1, n_, 1))
+    A, n = Lb, n_power
+    if n_ <= 512 and n_power >= 8:
+        A2 = Lb / (xp.max(xp.abs(Lb)) + 1e-30)  # scaled, so that L^4 cannot overflow
+        A2 = xp.matmul(A2, A2)
+        A, n = xp.matmul(A2, A2), -(-n_power // 4)
     for _ in range(n):
-        w = A @ v
-        v = w / (xp.sqrt(xp.sum(w * w)) + 1e-30)
-    lam = float(xp.sum(v * (L @ v)))  # Rayleigh quotient
+        w = xp.matmul(A, v)
+        v = w / (xp.sqrt(xp.sum(w * w, axis=1, keepdims=True)) + 1e-30)
+    lam = float(xp.max(xp.sum(v * xp.matmul(Lb, v), axis=(1, 2))))  # largest Rayleigh quotient
     if not math.isfinite(lam) or lam <= 0:
         return 1.0
     return 1.0 / lam
@@ -155,8 +158,8 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
     """
     bk = backend_of(D)
     xp = bk.xp
-    N = L.shape[0]
-    I = xp.eye(N, dtype=D.dtype, device=bk.device)
+    n_ = L.shape[-1]
+    I = xp.eye(n_, dtype=D.dtype, device=bk.device)
     if step is None:
         step = nsm_step_size(L)
         if activation == "tanh":
@@ -172,6 +175,7 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
     if activation in _PROJECTED:
         # r <- P(r M^T + c), M = I - step L, c = step (D - lambda)
         M = I - step * L
+        lat = _lateral_op(bk, M)
         c = step * (D - threshold) if threshold and activation != "linear" else step * D
         # warm start: the first step from r = 0 (pynsm's first step from y = 0 is P(D) too)
         r = _project(bk, c, activation, cap)
@@ -181,7 +185,7 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
             for k in range(1, max_iter + 1):
                 beta = (k - 1.0) / (k + 2.0)
                 y = _project(bk, r + beta * (r - r_prev), activation, cap) if k > 1 else r
-                r_new = _project(bk, y @ M.T + c, activation, cap)
+                r_new = _project(bk, lat(y) + c, activation, cap)
                 ok = xp.max(xp.abs(r_new - y), axis=1) * gain <= stop
                 n_ok = int(xp.sum(xp.astype(ok, xp.int32)))
                 if n_ok == y.shape[0]:
@@ -191,7 +195,7 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
                 r_prev, r = r, r_new
             return _settle(bk, out, idx, r), max_iter
         for k in range(1, max_iter + 1):
-            r_new = _project(bk, r @ M.T + c, activation, cap)
+            r_new = _project(bk, lat(r) + c, activation, cap)
             ok = xp.max(xp.abs(r_new - r), axis=1) * gain <= stop
             n_ok = int(xp.sum(xp.astype(ok, xp.int32)))
             if n_ok == r.shape[0]:
@@ -203,11 +207,12 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
     if activation == "tanh":
         # u <- (1 - step) u + step D - tanh(u) (step (L - I))^T
         M = step * (L - I)
+        lat = _lateral_op(bk, M)
         c = step * D
         u = D
         for k in range(1, max_iter + 1):
             r = xp.tanh(u)
-            u_new = (1.0 - step) * u + c - r @ M.T
+            u_new = (1.0 - step) * u + c - lat(r)
             # |tanh(u + g) - tanh(u)| <= |g| = |u_new - u| / step
             ok = xp.max(xp.abs(u_new - u), axis=1) / step <= stop
             n_ok = int(xp.sum(xp.astype(ok, xp.int32)))
@@ -218,6 +223,30 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
             u = u_new
         return _settle(bk, out, idx, xp.tanh(u)), max_iter
     raise ValueError(f"activation must be one of {NSM_ACTIVATIONS}; got {activation!r}")
+
+
+def _lateral_op(bk, M):
+    """r -> r M^T for a dense (N, N) M, or blockwise for (S, n, n) diagonal blocks."""
+    xp = bk.xp
+    if M.ndim == 2:
+        return lambda r: r @ M.T
+    S, n = M.shape[0], M.shape[1]
+    Mt = xp.permute_dims(M, (0, 2, 1))
+
+    def apply(r):
+        B = r.shape[0]
+        rb = xp.permute_dims(xp.reshape(r, (B, S, n)), (1, 0, 2))  # (S, B, n)
+        out = xp.matmul(rb, Mt)
+        return xp.reshape(xp.permute_dims(out, (1, 0, 2)), (B, S * n))
+
+    return apply
+
+
+def _blocks(bk, R, S):
+    """(B, S*n) -> (S, B, n)."""
+    xp = bk.xp
+    B = R.shape[0]
+    return xp.permute_dims(xp.reshape(R, (B, S, R.shape[1] // S)), (1, 0, 2))
 
 
 def _retire(bk, out, idx, ok, values, carry):
@@ -259,7 +288,8 @@ def nsm_update(W, L, X, R, *, W_mask=None, L_mask=None, lateral_decay=1.0):
 
     Parameters
     ----------
-    W : (N, K), L : (N, N) or None (then dL is None), X : (B, K) inputs x,
+    W : (N, K), L : (N, N), (S, n, n) diagonal blocks of a block-diagonal L
+    (then dL is blockwise too), or None (then dL is None), X : (B, K) inputs x,
     R : (B, N) fixed points r*.
     lateral_decay : float
         Factor of L in dL: 1 in Eq. (2); 1 / (1 + gamma) for the layers below
@@ -277,6 +307,12 @@ def nsm_update(W, L, X, R, *, W_mask=None, L_mask=None, lateral_decay=1.0):
     dW = H - W
     if L is None:  # feedforward only (the label weights V of S^2M)
         return dW, None
+    if L.ndim == 3:  # block-diagonal L given by its (S, n, n) blocks
+        bk = backend_of(R)
+        Rb = _blocks(bk, R, L.shape[0])
+        G = bk.xp.matmul(bk.xp.permute_dims(Rb, (0, 2, 1)), Rb) / B
+        dL = 0.5 * (G - L) if lateral_decay == 1.0 else 0.5 * (G - lateral_decay * L)
+        return dW, dL
     G = (R.T @ R) / B
     if L_mask is not None:
         G = G * L_mask
@@ -375,13 +411,19 @@ def nsm_regularizer(R, activation="relu", *, threshold=0.0):
     raise ValueError(f"activation must be one of {NSM_ACTIVATIONS}; got {activation!r}")
 
 
-def sm_gram_terms(X, R):
+def sm_gram_terms(X, R, n_blocks=None):
     """Sufficient statistics of the similarity matching cost for one minibatch.
 
     Returns (X^T X (K, K), R^T X (N, K), R^T R (N, N)); they add up over
     minibatches, so the cost of a whole data set is accumulated chunk by chunk.
+    With ``n_blocks`` = S only the S diagonal (n, n) blocks of R^T R are
+    formed, (S, n, n): the entries a block-diagonal c^L keeps.
     """
-    return X.T @ X, R.T @ X, R.T @ R
+    if n_blocks is None:
+        return X.T @ X, R.T @ X, R.T @ R
+    bk = backend_of(R)
+    Rb = _blocks(bk, R, n_blocks)
+    return X.T @ X, R.T @ X, bk.xp.matmul(bk.xp.permute_dims(Rb, (0, 2, 1)), Rb)
 
 
 def sm_cost_from_grams(XX, RX, RR, n, reg_sum=0.0, *, W_mask=None, L_mask=None):
