@@ -29,7 +29,7 @@ def nnl_conv2d_class():
         def __init__(self, weight, *, stride=1, power=1.0, center=False):
             super().__init__()
             K, C, kh, kw = weight.shape
-            self.conv = nn.Conv2d(C, K, (kh, kw), stride=stride, bias=False)
+            self.conv = nn.Conv2d(C, K, (kh, kw), stride=stride, bias=False, dtype=weight.dtype)
             with torch.no_grad():
                 self.conv.weight.copy_(weight)
             self.power = float(power)
@@ -37,14 +37,20 @@ def nnl_conv2d_class():
             self.register_buffer("ones", torch.ones(1, C, kh, kw, dtype=weight.dtype))
 
         def forward(self, x):
+            out_dtype = x.dtype
             w = self.conv.weight
+            if self.center:
+                # the centred sums below cancel on nearly flat patches (float32 lost
+                # 1e-2 on Fashion-MNIST): compute them in float64
+                x, w = x.double(), w.double()
             n_in = w[0].numel()
             w_unit = w / torch.linalg.vector_norm(w.flatten(1), dim=1).clamp_min(1e-30)[:, None, None, None]
             stride = self.conv.stride
+            ones = self.ones.to(x.dtype)
             dot = nn.functional.conv2d(x, w_unit, stride=stride)
-            sq = nn.functional.conv2d(x * x, self.ones, stride=stride)
+            sq = nn.functional.conv2d(x * x, ones, stride=stride)
             if self.center:
-                s = nn.functional.conv2d(x, self.ones, stride=stride)
+                s = nn.functional.conv2d(x, ones, stride=stride)
                 mean = s / n_in
                 # (v - mean) . w = v . w - mean * sum(w); |v - mean|^2 = |v|^2 - n mean^2
                 dot = dot - mean * w_unit.sum(dim=(1, 2, 3))[None, :, None, None]
@@ -52,7 +58,7 @@ def nnl_conv2d_class():
             norm = torch.sqrt(sq.clamp_min(0))
             tiny = torch.finfo(x.dtype).tiny
             cos = torch.where(norm > tiny, dot / norm.clamp_min(tiny), torch.zeros_like(dot))
-            return torch.relu(cos) ** self.power
+            return (torch.relu(cos) ** self.power).to(out_dtype)
 
     return NNLConv2d
 

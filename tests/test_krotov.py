@@ -357,3 +357,20 @@ def test_affine_permutation_is_a_permutation_and_backend_independent():
     a = np.asarray(affine_permutation(resolve("numpy"), 999, np.random.RandomState(0)))
     b = affine_permutation(resolve("torch"), 999, np.random.RandomState(0)).numpy()
     np.testing.assert_array_equal(a, b)
+
+
+def test_to_torch_float64_and_nearly_flat_patches():
+    """Regression: float64 modules failed (conv kept float32), and centred float32
+    sums cancelled on nearly flat patches (one pixel a grey level brighter)."""
+    torch = pytest.importorskip("torch")
+    X = np.full((3, 8, 8, 1), 87.0, dtype=np.float32)
+    X[:, 3, 4, 0] = 88.0
+    X[1] += np.random.default_rng(13).random((8, 8, 1)).astype(np.float32)
+    enc = KrotovPatchEncoder(n_components=5, window=5, power=1, pool_size=1, pool_stride=1, max_iter=1, random_state=0).fit(X)
+    for dtype, tol in ((torch.float32, 1e-5), (torch.float64, 1e-10)):
+        module = enc.to_torch(dtype=dtype)
+        with torch.no_grad():
+            out = module(torch.from_numpy(X.astype(np.float64)).to(dtype).permute(0, 3, 1, 2))
+        got = out.permute(0, 2, 3, 1).reshape(len(X), -1).double().numpy()
+        want = enc.transform(X.astype(np.float64))
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
