@@ -154,6 +154,15 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
     feature_names_in_ : ndarray of str
         Only for input with string column names.
 
+    Notes
+    -----
+    Inputs are used as given: scale images to about [0, 1] (pixels / 255, as
+    the paper and the code do); uint8 images fed raw saturate every unit.
+    With ``ramp_scale=0.5`` (the code) a deep network starts with outputs
+    near zero and needs many epochs to leave that plateau (the paper trains
+    for 200 to 1000 epochs); ``ramp_scale=1.0`` (the paper's formula) learns
+    faster on short budgets. See ``benchmarks/results_urfb.md``.
+
     References
     ----------
     Y. Amit. Deep learning with asymmetric connections and Hebbian updates.
