@@ -181,7 +181,9 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         deep networks).
     alpha : float, default=0.0
         alpha of S^2M (Bahroun Eq. 5): weight of the label similarities. 0 (or
-        ``y=None``) is plain unsupervised similarity matching.
+        ``y=None``) is plain unsupervised similarity matching. In
+        convolutional mode every patch takes its image's label (the images
+        are copied to host memory with the label as an extra channel).
     window : int or None, default=None
         Convolutional mode: side of the square patches. Ignored for flat
         (2-D, no ``image_shape``) input.
@@ -501,8 +503,12 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         if self._deep():
             return self._make_deep_step(bk, counts)
 
+        conv_labels = bool(n_classes) and self._conv(self.image_shape_)
+
         def step(params, batch, lr):
-            if n_classes:
+            if conv_labels:
+                X, yb = self._split_labelled_patches(bk, batch)
+            elif n_classes:
                 X, yb = batch
             else:
                 X = batch[0] if isinstance(batch, tuple) else batch
@@ -555,13 +561,36 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         return step
 
     # ---------------------------------------------------------------- data
+    def _split_labelled_patches(self, bk, P):
+        """Raw patches of label-augmented images -> (normalised patches, label codes).
+
+        The label code + 1 travels as an extra constant channel of each image (see
+        :meth:`_fit_stream`), so every patch carries its image's label through the
+        shuffling of the patch stream; it is split off here and the pixel part is
+        normalised as in the unlabelled case.
+        """
+        xp = bk.xp
+        C = self.image_shape_[2]
+        B = P.shape[0]
+        P3 = xp.reshape(P, (B, P.shape[1] // (C + 1), C + 1))
+        X = xp.reshape(P3[:, :, :C], (B, -1))
+        codes = xp.astype(xp.round(P3[:, 0, C]), xp.int64) - 1
+        if self.normalize_patches:
+            X = normalize_rows(bk, X, center=self.center)
+        elif self.center:
+            X = X - xp.mean(X, axis=-1, keepdims=True)
+        return X, codes
+
     def _fit_stream(self, bk, images, dtype, codes):
         if self._conv(self.image_shape_):
+            normalize, center = self.normalize_patches, self.center
             if codes is not None:
-                raise ValueError(
-                    "S^2M (alpha > 0 with labels) is implemented for the fully connected and structured layouts; "
-                    "the convolutional layout (window set) takes no labels. Use alpha=0 or window=None."
-                )
+                # convolutional S^2M: every patch takes its image's label (as pynsm's
+                # SupervisedSimilarityMatching broadcasts the label over positions)
+                host = np.asarray(to_numpy(images), dtype=dtype)
+                lab = np.broadcast_to((codes + 1).astype(dtype)[:, None, None, None], host.shape[:3] + (1,))
+                images = np.concatenate([host, lab], axis=-1)
+                normalize, center = False, False  # done per patch after the label is split off
             H, W, _ = self.image_shape_
             per_image = (H - self.window + 1) * (W - self.window + 1)
             chunk = self.chunk_size or max(1, _FIT_CHUNK_PATCHES // per_image)
@@ -572,8 +601,8 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
                 self.batch_size,
                 chunk,
                 dtype,
-                center=self.center,
-                normalize=self.normalize_patches,
+                center=center,
+                normalize=normalize,
             )
         rows = images.reshape(images.shape[0], -1)
         return RowStream(bk, rows, self.batch_size, dtype, y=codes, chunk_size=self.chunk_size)
