@@ -317,10 +317,10 @@ def test_parser_reads_the_papers_notation():
 def test_presets_build_on_cifar_shapes(name, n_weight_layers, before_dense):
     net = Network(build_layers(name, 10), (32, 32, 3))
     assert len(net.weight_nodes) == n_weight_layers
-    last_dense = net.weight_nodes[-2]
-    assert net.shapes[last_dense - 1] == before_dense or net.shapes[last_dense - 2] == before_dense
+    full = net.layers[net.weight_nodes[-2]]
+    assert full.describe() == "full 500" and full.in_shape == before_dense
     assert net.output_shape == (10,)
-    assert PRESETS[name] in (PRESETS[name],)  # presets are plain strings of the grammar
+    # presets are plain strings of the grammar
     assert len(parse_architecture(PRESETS[name])) == len(net.layers) - 1
 
 
