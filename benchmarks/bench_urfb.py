@@ -21,6 +21,8 @@ timing
     torch-autograd back-propagation of the same network (F.conv2d, F.max_pool2d
     on zero-padded maps, clamp, inverted dropout, the hinge loss, SGD) on the
     same backend, alternated in one run; the best of ``--repeat`` epochs each.
+    ``--per-step``: one batch of the bare Network (forward, feedback, update)
+    against one autograd step, best of ``--repeat``.
 """
 
 from __future__ import annotations
@@ -220,6 +222,51 @@ def timing(args):
         print(f"{name:32s} {best[name]:7.2f} s/epoch   ratio to torch autograd {best[name] / ref:5.2f}")
 
 
+def per_step(args):
+    """One batch: forward + feedback + update of the Network (no estimator) against autograd."""
+    import torch
+
+    from sklhebb import rules
+    from sklhebb._backend import resolve
+    from sklhebb.nn import Network, build_layers
+
+    torch.set_num_threads(args.threads)
+    B = args.batch
+    bk = resolve("torch")
+    net = Network(build_layers(args.arch, 10), (28, 28, 1))
+    host, _ = net.init_params(np.random.RandomState(0), "float32", feedback="random")
+    p = {k: bk.asarray(v.copy()) for k, v in host.items()}
+    rng = np.random.RandomState(0)
+    X = bk.asarray(rng.rand(B, 28, 28, 1).astype(np.float32))
+    y = torch.tensor(rng.randint(0, 10, B))
+    ag = _autograd_step_fn(net, {k: v for k, v in host.items() if k[0] == "W"}, 0.1, 1 / 9, 0.5)
+    gen = np.random.default_rng(0)
+
+    def ours(use):
+        masks = {i: bk.asarray(m) for i, m in net.draw_masks(gen, B, "float32").items()}
+        out, caches = net.forward(bk, p, X, train=True, masks=masks)
+
+        def apply(i, inc):
+            p[f"W{i}"] += 0.1 * inc["W"]
+            if use == "R":
+                p[f"R{i}"] += 0.1 * inc["W"]
+
+        net.feedback(bk, p, caches, rules.hinge_error(out, y, 1 / 9), use=use, on_increment=apply)
+
+    cases = [("torch autograd bp", lambda: ag(X, y)), ("nn bp", lambda: ours("W")), ("nn urfb", lambda: ours("R"))]
+    best = {name: np.inf for name, _ in cases}
+    for _, f in cases:
+        f()
+    for _ in range(args.repeat):
+        for name, f in cases:
+            t0 = time.perf_counter()
+            f()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    print(f"# per step: arch={args.arch}, batch {B}, torch CPU, threads={args.threads}, best of {args.repeat}")
+    for name, _ in cases:
+        print(f"{name:20s} {best[name] * 1000:7.0f} ms   ratio {best[name] / best['torch autograd bp']:5.2f}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -250,6 +297,7 @@ def main(argv=None):
     t.add_argument("--repeat", type=int, default=3)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--backend", nargs="+", default=["torch", "numpy"])
+    t.add_argument("--per-step", action="store_true", help="time one batch of the Network against autograd")
     args = p.parse_args(argv)
     if args.quick:
         if args.cmd == "fashion":
@@ -258,6 +306,8 @@ def main(argv=None):
             args.runs, args.iters = 1, 300
         else:
             args.n_train, args.repeat = 1000, 1
+    if args.cmd == "timing" and args.per_step:
+        return per_step(args)
     {"fashion": fashion, "linear": linear, "timing": timing}[args.cmd](args)
 
 
