@@ -24,11 +24,15 @@ __all__ = ["trusted_types"]
 
 
 def trusted_types() -> list[str]:
-    """Fully qualified names of sklhebb's estimator classes (for ``skops.io.load``).
+    """Fully qualified names of sklhebb's persisted classes (for ``skops.io.load``).
 
-    Only classes defined inside sklhebb that derive from scikit-learn's
-    ``BaseEstimator`` are listed: nothing here widens trust to other code.
+    sklhebb's estimators (classes defined inside sklhebb that derive from
+    scikit-learn's ``BaseEstimator``) and the plain dataclasses their fitted
+    state holds (layer geometry records of ints and tuples). Nothing here
+    widens trust to code outside sklhebb.
     """
+    import dataclasses
+
     from sklearn.base import BaseEstimator
 
     import sklhebb
@@ -40,6 +44,8 @@ def trusted_types() -> list[str]:
             continue
         module = importlib.import_module(mod.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, BaseEstimator) and issubclass(cls, BackendMixin) and cls.__module__ == mod.name:
+            if cls.__module__ != mod.name:
+                continue
+            if (issubclass(cls, BaseEstimator) and issubclass(cls, BackendMixin)) or dataclasses.is_dataclass(cls):
                 names.add(f"{cls.__module__}.{cls.__qualname__}")
     return sorted(names)
