@@ -11,6 +11,7 @@ weights behind.
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -19,7 +20,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-__all__ = ["DivergenceError", "TrainResult", "learning_rate_at", "run_epochs", "all_finite", "RowStream"]
+__all__ = ["DivergenceError", "TrainResult", "learning_rate_at", "run_epochs", "begin_fit_callbacks", "end_fit_callbacks",
+           "all_finite", "RowStream"]
 
 
 class DivergenceError(FloatingPointError, ValueError):
@@ -59,6 +61,7 @@ class TrainResult:
     n_epochs: int
     n_steps: int
     history: list
+    stopped: bool = False  # a callback asked to stop (after epoch n_epochs)
 
 
 def run_epochs(
@@ -78,6 +81,7 @@ def run_epochs(
     X=None,
     y=None,
     reconstruct: Callable[[dict], dict] | None = None,
+    callback_context=None,
 ) -> TrainResult:
     """Run ``n_epochs`` passes of ``step`` over ``batches(epoch)``.
 
@@ -101,21 +105,51 @@ def run_epochs(
         asks to stop ends training after the current epoch.
     reconstruct : params -> fitted attributes, so that callbacks can be given
         a ready-to-use copy of the estimator at the end of each epoch.
+    callback_context : root context from :func:`begin_fit_callbacks`, for a fit
+        that calls ``run_epochs`` several times (layer-wise training): the
+        epochs of this call become sub-tasks of that root, which the caller
+        opens once and closes with :func:`end_fit_callbacks`. Without it, the
+        call is the whole fit (``estimator=`` opens and closes the root).
+        ``result.stopped`` tells the caller that a callback asked to stop.
     """
     # divergence is detected explicitly below; NumPy's overflow warnings would only add noise
-    ctx = None
-    if estimator is not None and getattr(estimator, "_skl_callbacks", None) and hasattr(estimator, "_init_callback_context"):
-        ctx = estimator._init_callback_context(max_subtasks=n_epochs)
-        ctx.call_on_fit_task_begin(estimator=estimator, X=X, y=y)
+    ctx, own = callback_context, False
+    if ctx is None:
+        ctx = begin_fit_callbacks(estimator, X, y, max_subtasks=n_epochs)
+        own = ctx is not None
     with np.errstate(over="ignore", invalid="ignore"):
         result = _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, check_every, hint, ctx, estimator, reconstruct)
-    if ctx is not None:
-        ctx.call_on_fit_task_end(estimator=estimator, X=X, y=y, reconstruction_attributes=_lazy(reconstruct, params))
+    if own:
+        end_fit_callbacks(ctx, estimator, X, y, reconstruct, params)
     return result
 
 
+def begin_fit_callbacks(estimator, X=None, y=None, *, max_subtasks):
+    """Open the root "fit" task of ``estimator``'s scikit-learn callbacks.
+
+    Returns the root context, or None when the estimator has no callbacks (or
+    scikit-learn is older than 1.9). Call once per fit; ``max_subtasks`` is the
+    number of epochs the whole fit may run (None when unknown).
+    """
+    if estimator is None or not getattr(estimator, "_skl_callbacks", None):
+        return None
+    if not hasattr(estimator, "_init_callback_context"):
+        return None
+    ctx = estimator._init_callback_context(max_subtasks=max_subtasks)
+    ctx.call_on_fit_task_begin(estimator=estimator, X=X, y=y)
+    return ctx
+
+
+def end_fit_callbacks(ctx, estimator, X=None, y=None, reconstruct=None, params=None):
+    """Close the root task opened by :func:`begin_fit_callbacks` (no-op for None)."""
+    if ctx is not None:
+        ctx.call_on_fit_task_end(estimator=estimator, X=X, y=y, reconstruction_attributes=_lazy(reconstruct, params))
+
+
 def _lazy(reconstruct, params):
-    return None if reconstruct is None else (lambda: reconstruct(params))
+    # a deep copy: NumPy (and torch-CPU) params are updated in place by later steps, and a
+    # callback may keep the fitted estimator it was given (a snapshot per epoch)
+    return None if reconstruct is None else (lambda: copy.deepcopy(reconstruct(params)))
 
 
 def _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, check_every, hint, ctx=None, estimator=None, reconstruct=None):
@@ -157,7 +191,7 @@ def _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, che
         if sub is not None and sub.call_on_fit_task_end(
             estimator=estimator, metadata=record, reconstruction_attributes=_lazy(reconstruct, params)
         ):
-            return TrainResult(params, epoch + 1, n_steps, history)
+            return TrainResult(params, epoch + 1, n_steps, history, stopped=True)
     if verbose:
         print(f"[{name}] done in {time.perf_counter() - t_start:.2f}s, {n_steps} steps", flush=True)
     return TrainResult(params, n_epochs, n_steps, history)

@@ -425,13 +425,20 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
             p[f"var{i}"] = self.running_var_[i]
         return p
 
-    def _store(self, params):
+    def _fitted_attributes(self, params):
+        """Fitted attributes from the driver's params (also for scikit-learn callbacks)."""
         n = self.n_layers
-        self.coefs_ = [to_numpy(params[f"W{i}"]) for i in range(n)]
-        self.label_coef_ = to_numpy(params["Wlab"])
-        self.running_mean_ = [to_numpy(params[f"mu{i}"]) for i in range(n - 1)]
-        self.running_var_ = [to_numpy(params[f"var{i}"]) for i in range(n - 1)]
-        self.gamma_scale_ = float(to_numpy(params["gscale"]))
+        return {
+            "coefs_": [to_numpy(params[f"W{i}"]) for i in range(n)],
+            "label_coef_": to_numpy(params["Wlab"]),
+            "running_mean_": [to_numpy(params[f"mu{i}"]) for i in range(n - 1)],
+            "running_var_": [to_numpy(params[f"var{i}"]) for i in range(n - 1)],
+            "gamma_scale_": float(to_numpy(params["gscale"])),
+        }
+
+    def _store(self, params):
+        for k, v in self._fitted_attributes(params).items():
+            setattr(self, k, v)
 
     def _train(self, bk, X2, y_idx, params, *, n_epochs, lr_at, rng):
         dtype = str(params["W0"].dtype).split(".")[-1]
@@ -451,6 +458,10 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
                     verbose=self.verbose,
                     monitor=_monitor,
                     hint="lower learning_rate",
+                    estimator=self,
+                    X=X2,
+                    y=y_idx,
+                    reconstruct=self._fitted_attributes,
                 )
         finally:
             del self._bk

@@ -281,7 +281,7 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         return y
 
     # ------------------------------------------------------------- train
-    def _train(self, bk, net, images, y_enc, params, masks, *, rng, n_epochs):
+    def _train(self, bk, net, images, y_enc, params, masks, *, rng, n_epochs, host_masks=None):
         """Run the driver; returns (params, result, losses, alignments)."""
         dtype = str(params[f"W{net.weight_nodes[0]}"].dtype).split(".")[-1]
         xp = bk.xp
@@ -347,6 +347,10 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
                 verbose=self.verbose,
                 monitor=lambda p: f"loss = {losses[-1]:.4g}" if losses else "",
                 hint="lower learning_rate or ramp_scale",
+                estimator=self,
+                X=images,
+                y=y_enc,
+                reconstruct=lambda p: self._fitted_attributes(net, p, {} if host_masks is None else host_masks),
             )
         return result, losses, aligns
 
@@ -370,15 +374,20 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         masks = {k: bk.asarray(np.asarray(v, dtype=dtype)) for k, v in self._masks.items()}
         return params, masks
 
+    def _fitted_attributes(self, net, params, host_masks):
+        """Fitted attributes from the driver's params (also for scikit-learn callbacks)."""
+        has_R = all(f"R{i}" in params for i in net.weight_nodes)
+        return {
+            "coefs_": [to_numpy(params[f"W{i}"]) for i in net.weight_nodes],
+            "feedback_coefs_": [to_numpy(params[f"R{i}"]) for i in net.weight_nodes] if has_R else None,
+            "intercepts_": [to_numpy(params[f"b{i}"]) for i in net.weight_nodes if f"b{i}" in params],
+            "_masks": {k: np.asarray(to_numpy(v)).astype(bool) for k, v in host_masks.items()},
+            "layers_": net.describe(),
+        }
+
     def _store(self, net, params, host_masks):
-        self.coefs_ = [to_numpy(params[f"W{i}"]) for i in net.weight_nodes]
-        if all(f"R{i}" in params for i in net.weight_nodes):
-            self.feedback_coefs_ = [to_numpy(params[f"R{i}"]) for i in net.weight_nodes]
-        else:
-            self.feedback_coefs_ = None
-        self.intercepts_ = [to_numpy(params[f"b{i}"]) for i in net.weight_nodes if f"b{i}" in params]
-        self._masks = {k: np.asarray(to_numpy(v)).astype(bool) for k, v in host_masks.items()}
-        self.layers_ = net.describe()
+        for k, v in self._fitted_attributes(net, params, host_masks).items():
+            setattr(self, k, v)
 
     def _start(self, bk, net, rng, dtype):
         init = None if self.feedback == "bp" else self.feedback_init
@@ -417,7 +426,9 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         net = self._network(self.image_shape_, len(classes))
         params, masks, host_masks = self._start(bk, net, rng, dtype)
-        result, losses, aligns = self._train(bk, net, images, y_enc, params, masks, rng=rng, n_epochs=self.max_iter)
+        result, losses, aligns = self._train(
+            bk, net, images, y_enc, params, masks, rng=rng, n_epochs=self.max_iter, host_masks=host_masks
+        )
         self._store(net, result.params, host_masks)
         self.loss_curve_ = losses
         self.alignment_ = np.asarray(aligns, dtype=np.float64)
@@ -467,7 +478,9 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
                 self.feedback_coefs_ = [host[f"R{i}"] for i in net.weight_nodes]
             params, masks = self._device_params(bk, net, dtype)
             host_masks = self._masks
-        result, losses, aligns = self._train(bk, net, images, y_enc, params, masks, rng=rng, n_epochs=1)
+        result, losses, aligns = self._train(
+            bk, net, images, y_enc, params, masks, rng=rng, n_epochs=1, host_masks=host_masks
+        )
         self._store(net, result.params, host_masks)
         self.loss_curve_ = list(self.loss_curve_) + losses
         self.alignment_ = np.concatenate([self.alignment_, np.asarray(aligns, dtype=np.float64)], axis=0)

@@ -28,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 from .. import rules
 from .._backend import to_numpy, to_output
 from .._base import BACKEND_CONSTRAINTS, BackendMixin, compute_dtype, validate_images
-from .._training import RowStream, learning_rate_at, run_epochs
+from .._training import RowStream, begin_fit_callbacks, end_fit_callbacks, learning_rate_at, run_epochs
 from ..image import iter_chunks, normalize_rows, to_device_chunk
 
 __all__ = ["LocalCompetitiveEncoder"]
@@ -412,19 +412,26 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
             params[f"var{i}"] = self.running_var_[i]
         return params
 
-    def _store(self, params):
+    def _fitted_attributes(self, params):
+        """Fitted attributes from the driver's params (also for scikit-learn callbacks)."""
         n = len(self._layers_)
-        self.coefs_ = [to_numpy(params[f"W{i}"]) for i in range(n)]
-        self.running_mean_ = [to_numpy(params[f"mu{i}"]) for i in range(n)]
-        self.running_var_ = [to_numpy(params[f"var{i}"]) for i in range(n)]
         sizes = [layer.n_out for layer in self._layers_]
-        self._n_features_out = sum(sizes) if self.output == "all" else sizes[-1]
+        return {
+            "coefs_": [to_numpy(params[f"W{i}"]) for i in range(n)],
+            "running_mean_": [to_numpy(params[f"mu{i}"]) for i in range(n)],
+            "running_var_": [to_numpy(params[f"var{i}"]) for i in range(n)],
+            "_n_features_out": sum(sizes) if self.output == "all" else sizes[-1],
+        }
+
+    def _store(self, params):
+        for k, v in self._fitted_attributes(params).items():
+            setattr(self, k, v)
 
     def _monitor(self, params):
         W = params[f"W{len(self._layers_) - 1}"]
         return f"sum w^2 (top layer) = {float(to_numpy(self._bk.xp.sum(W * W))):.4g}"
 
-    def _run(self, bk, X2, params, *, n_epochs, lr_at, rng, train=None):
+    def _run(self, bk, X2, params, *, n_epochs, lr_at, rng, train=None, callback_context=None):
         dtype = str(params["W0"].dtype).split(".")[-1]
         stream = RowStream(bk, X2, self.batch_size, dtype)
         self._bk = bk
@@ -441,6 +448,10 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
                     verbose=self.verbose,
                     monitor=self._monitor,
                     hint="lower learning_rate",
+                    estimator=self,
+                    X=X2,
+                    reconstruct=self._fitted_attributes,
+                    callback_context=callback_context,
                 )
         finally:
             del self._bk
@@ -474,11 +485,16 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
             stages = [None]
         else:
             stages = [[i] for i in range(len(self._layers_))]
+        # one root callback task for the whole fit: every epoch of every stage is a sub-task
+        ctx = begin_fit_callbacks(self, X2, max_subtasks=len(stages) * self.max_iter)
         for train in stages:
-            res = self._run(bk, X2, params, n_epochs=self.max_iter, lr_at=lr_at, rng=rng, train=train)
+            res = self._run(bk, X2, params, n_epochs=self.max_iter, lr_at=lr_at, rng=rng, train=train, callback_context=ctx)
             params = res.params
             n_epochs += res.n_epochs
             n_steps += res.n_steps
+            if res.stopped:  # a callback asked to stop: later layers keep their state
+                break
+        end_fit_callbacks(ctx, self, X2, reconstruct=self._fitted_attributes, params=params)
         self._store(params)
         self.n_iter_ = n_epochs
         self.n_steps_ = n_steps

@@ -656,6 +656,10 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
                 verbose=self.verbose,
                 monitor=self._monitor_factory(counts),
                 hint="lower learning_rate, or set dynamics_step lower",
+                estimator=self,
+                X=images,
+                y=None if codes is None else codes,
+                reconstruct=lambda p: self._fitted_attributes(p, float(np.mean(counts)) if counts else 0.0, masks),
             )
         return result, float(np.mean(counts)) if counts else 0.0
 
@@ -688,16 +692,22 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             params["V"] = (host_normal(rng, (N, n_classes), "float64") / np.sqrt(n_classes)).astype(dtype)
         return params
 
-    def _store(self, result, n_dyn):
-        p = result.params
-        self.components_ = to_numpy(p["W"])
-        self.lateral_ = to_numpy(p["L"])
+    def _fitted_attributes(self, p, n_dyn, masks=(None, None)):
+        """Fitted attributes from the driver's params (also for scikit-learn callbacks)."""
+        attrs = {"components_": to_numpy(p["W"]), "lateral_": to_numpy(p["L"]), "n_dynamics_steps_": n_dyn}
         if "V" in p:
-            self.label_components_ = to_numpy(p["V"])
+            attrs["label_components_"] = to_numpy(p["V"])
         if self._deep():
-            self.layer_components_ = [to_numpy(p[w]) for w, _ in self._layer_keys()]
-            self.layer_laterals_ = [to_numpy(p[l]) for _, l in self._layer_keys()]
-        self.n_dynamics_steps_ = n_dyn
+            attrs["layer_components_"] = [to_numpy(p[w]) for w, _ in self._layer_keys()]
+            attrs["layer_laterals_"] = [to_numpy(p[l]) for _, l in self._layer_keys()]
+        if masks[0] is not None:
+            attrs["feedforward_mask_"] = masks[0].astype(bool)
+            attrs["lateral_mask_"] = None if masks[1] is None else masks[1].astype(bool)
+        return attrs
+
+    def _store(self, result, n_dyn):
+        for k, v in self._fitted_attributes(result.params, n_dyn).items():
+            setattr(self, k, v)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
