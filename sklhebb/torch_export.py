@@ -3,12 +3,16 @@
 ``KrotovPatchEncoder.to_torch()`` returns a ``torch.nn.Sequential`` whose first
 module, :class:`NNLConv2d`, holds the filters in an ``nn.Conv2d`` and applies
 the NNL-CONV normalisation and power, so the output equals ``transform`` (up
-to layout: torch is channels-first). Torch is imported lazily.
+to layout: torch is channels-first). ``NSMEncoder.to_torch()`` gives the
+feedforward layer W (``nn.Linear`` or ``nn.Conv2d``; optionally the linear
+lateral fixed point), ``LocalCompetitiveEncoder.to_torch()`` its dense layers
+and activations as an ``nn.Sequential`` equal to ``transform``. Torch is
+imported lazily.
 """
 
 from __future__ import annotations
 
-__all__ = ["nnl_conv2d_class", "krotov_to_torch"]
+__all__ = ["nnl_conv2d_class", "krotov_to_torch", "nsm_to_torch", "competitive_to_torch"]
 
 
 def nnl_conv2d_class():
@@ -83,4 +87,163 @@ def krotov_to_torch(est, *, pooling=True, dtype=None):
         oh, ow = est._conv_size(est.image_shape_)
         size = (min(est.pool_size, oh), min(est.pool_size, ow))
         layers.append(nn.MaxPool2d(size, stride=est.pool_stride))
+    return nn.Sequential(*layers)
+
+
+def _torch_dtype(est_dtype, dtype):
+    import torch
+
+    if dtype is not None:
+        return dtype
+    return torch.float64 if str(est_dtype) == "float64" else torch.float32
+
+
+def _modules():
+    """Small activation/normalisation modules (built on first use so torch stays optional)."""
+    import torch
+    from torch import nn
+
+    class RowNormalize(nn.Module):
+        """Scale every row to a unit vector; zero rows stay zero (``normalize_input``)."""
+
+        def forward(self, x):
+            norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+            tiny = torch.finfo(x.dtype).tiny
+            return torch.where(norm > tiny, x / norm.clamp_min(tiny), torch.zeros_like(x))
+
+    class SquareNormalize(nn.Module):
+        """Zhou Appendix B: square every output, then scale each row to a unit vector."""
+
+        def __init__(self, eps=1e-12):
+            super().__init__()
+            self.eps = float(eps)
+
+        def forward(self, y):
+            s = y * y
+            n = torch.linalg.vector_norm(s, dim=1, keepdim=True)
+            return s / torch.where(n > self.eps, n, torch.ones_like(n))
+
+    class Abs(nn.Module):
+        """|y| (Zhou Section III-A)."""
+
+        def forward(self, y):
+            return torch.abs(y)
+
+    class StdAbs(nn.Module):
+        """Zhou Eq. (7) with the running statistics frozen as buffers."""
+
+        def __init__(self, mean, var, var_floor=1e-5, norm_floor=1e-5):
+            super().__init__()
+            self.register_buffer("running_mean", mean)
+            self.register_buffer("running_var", var)
+            self.var_floor, self.norm_floor = float(var_floor), float(norm_floor)
+
+        def forward(self, y):
+            z = (torch.abs(y) - self.running_mean) / torch.sqrt(self.running_var.clamp_min(self.var_floor))
+            nz = torch.linalg.vector_norm(z, dim=1, keepdim=True)
+            beta = torch.linalg.vector_norm(y, dim=1, keepdim=True) / nz.clamp_min(self.norm_floor)
+            return z * beta
+
+    class LinearLateral(nn.Module):
+        """Fixed point of linear NSM dynamics, r = L^{-1} (W x), with L a fixed buffer.
+
+        Exact for ``activation="linear"`` (the iterative dynamics of ``transform``
+        converge to it, up to their tolerance ``tol``).
+        """
+
+        def __init__(self, L):
+            super().__init__()
+            self.register_buffer("lateral", L)
+
+        def forward(self, d):
+            return torch.linalg.solve(self.lateral, d.T).T
+
+    return RowNormalize, SquareNormalize, Abs, StdAbs, LinearLateral
+
+
+def nsm_to_torch(est, *, lateral=False, dtype=None):
+    """The feedforward layer W of a fitted NSMEncoder as a torch module.
+
+    * fully connected (and ``structure="local"``): ``nn.Linear(K, N, bias=False)``
+      with ``weight = components_``, output W x for flattened rows x
+      (``(H, W, C)`` order for images). The structure mask is not enforced
+      during fine-tuning: multiply the weight by ``feedforward_mask_`` to keep it.
+    * convolutional (``window`` set): ``nn.Conv2d(C, N, window, stride=stride,
+      bias=False)`` holding the shared filters, output the drive W p of every
+      raw patch p, channels first (NCHW). The patch normalisation/centring,
+      the lateral dynamics and the pooling of ``transform`` are not in it.
+    * ``lateral=True`` (fully connected with ``activation="linear"`` only):
+      ``nn.Sequential(Linear, LinearLateral)``, whose output r = L^{-1} W x is
+      the fixed point ``transform`` computes.
+
+    The recurrent lateral dynamics of the other activations have no closed
+    form and are not part of the module (Bahroun et al. Sec. 5 fine-tune the
+    feedforward filters).
+    """
+    import torch
+    from torch import nn
+
+    if est._deep():
+        raise ValueError("to_torch does not export deep networks (hidden_layer_sizes); use hidden_layer_sizes=().")
+    dt = _torch_dtype(est.components_.dtype, dtype)
+    W = torch.as_tensor(est.components_, dtype=dt)
+    N, K = W.shape
+    if est._conv(est.image_shape_):
+        if lateral:
+            raise ValueError("lateral=True is only available for the fully connected network (window=None).")
+        H, Wd, C = est.image_shape_
+        conv = nn.Conv2d(C, N, est.window, stride=est.stride, bias=False, dtype=dt)
+        with torch.no_grad():
+            conv.weight.copy_(W.reshape(N, est.window, est.window, C).permute(0, 3, 1, 2))
+        return conv
+    linear = nn.Linear(K, N, bias=False, dtype=dt)
+    with torch.no_grad():
+        linear.weight.copy_(W)
+    if not lateral:
+        return linear
+    if est.activation != "linear" or est.structure is not None:
+        raise ValueError(
+            "lateral=True is exact only for activation='linear' with a dense L (structure=None); "
+            f"got activation={est.activation!r}, structure={est.structure!r}."
+        )
+    LinearLateral = _modules()[-1]
+    return nn.Sequential(linear, LinearLateral(torch.as_tensor(est.lateral_, dtype=dt)))
+
+
+def competitive_to_torch(est, *, dtype=None):
+    """``nn.Sequential`` equal to a fitted LocalCompetitiveEncoder's ``transform``.
+
+    [RowNormalize] (with ``normalize_input``), then for every layer
+    ``nn.Linear(n_in, n_out, bias=False)`` (``weight = coefs_[i].T``) and the
+    activation module (SquareNormalize, Abs, StdAbs with frozen running
+    statistics, or Identity). Locally connected layers (``receptive_field``)
+    and ``output="all"`` are refused with a ValueError.
+    """
+    import torch
+    from torch import nn
+
+    if est.receptive_field is not None:
+        raise ValueError(
+            "to_torch exports fully connected layers only; receptive_field="
+            f"{est.receptive_field!r} (locally connected layers) is not supported."
+        )
+    if est.output != "last":
+        raise ValueError(f"to_torch exports output='last' only; got output={est.output!r}.")
+    RowNormalize, SquareNormalize, Abs, StdAbs, _ = _modules()
+    dt = _torch_dtype(est.coefs_[0].dtype, dtype)
+    layers = [RowNormalize()] if est.normalize_input else []
+    for W, mean, var in zip(est.coefs_, est.running_mean_, est.running_var_):
+        n_in, n_out = W.shape
+        linear = nn.Linear(n_in, n_out, bias=False, dtype=dt)
+        with torch.no_grad():
+            linear.weight.copy_(torch.as_tensor(W, dtype=dt).T)
+        layers.append(linear)
+        if est.activation == "square_normalize":
+            layers.append(SquareNormalize())
+        elif est.activation == "abs":
+            layers.append(Abs())
+        elif est.activation == "std_abs":
+            layers.append(StdAbs(torch.as_tensor(mean, dtype=dt), torch.as_tensor(var, dtype=dt)))
+        else:
+            layers.append(nn.Identity())
     return nn.Sequential(*layers)

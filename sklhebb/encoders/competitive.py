@@ -611,6 +611,29 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
         W = bk.asarray(self.coefs_[0], dtype=dtype)
         return to_output(Z @ W.T, X)
 
+    def to_torch(self, *, dtype=None):
+        """``torch.nn.Sequential`` equal to ``transform``, for fine-tuning.
+
+        Input normalisation (with ``normalize_input``), then per layer an
+        ``nn.Linear`` (weight ``coefs_[i].T``, no bias) and the activation as a
+        small module. Fully connected layers with ``output="last"`` only: a
+        ValueError names the unsupported option otherwise. See
+        :func:`sklhebb.torch_export.competitive_to_torch`.
+
+        Parameters
+        ----------
+        dtype : torch.dtype, default=None
+            The fitted dtype (float32, or float64 when fitted in float64).
+
+        Returns
+        -------
+        module : torch.nn.Sequential whose weights require grad
+        """
+        check_is_fitted(self)
+        from ..torch_export import competitive_to_torch
+
+        return competitive_to_torch(self, dtype=dtype)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]

@@ -963,6 +963,32 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             n += Xb.shape[0]
         return -sum(rules.sm_cost_from_grams(*grams[p], n, regs[p]) for p in range(P))
 
+    def to_torch(self, *, lateral=False, dtype=None):
+        """The learned feedforward weights as a torch module, for fine-tuning.
+
+        Fully connected: ``nn.Linear`` (weight W, no bias) giving W x;
+        convolutional: ``nn.Conv2d`` with the shared filters on NCHW images,
+        giving the drive of every raw patch. The lateral dynamics (and the patch
+        normalisation and pooling of ``transform``) are not part of the module,
+        except that ``lateral=True`` with ``activation="linear"`` appends the
+        exact linear fixed point r = L^{-1} W x, which equals ``transform``.
+        See :func:`sklhebb.torch_export.nsm_to_torch`.
+
+        Parameters
+        ----------
+        lateral : bool, default=False
+        dtype : torch.dtype, default=None
+            The fitted dtype (float32, or float64 when fitted in float64).
+
+        Returns
+        -------
+        module : torch.nn.Module whose weights require grad
+        """
+        check_is_fitted(self)
+        from ..torch_export import nsm_to_torch
+
+        return nsm_to_torch(self, lateral=lateral, dtype=dtype)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
