@@ -45,7 +45,7 @@ torch.set_num_threads(1)
 
 
 def main(quick=False):
-    n_train, width, epochs, n_steps, n_noisy = (2000, 400, 15, 300, 2) if quick else (4000, None, 20, 1000, 3)
+    n_train, width, epochs, n_steps, n_noisy = (2000, 400, 12, 300, 2) if quick else (4000, None, 20, 1000, 3)
     X, y = mnist_data()
     X = (X / 255.0).astype(np.float32)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=1000, random_state=0, stratify=y)
