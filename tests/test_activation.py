@@ -382,3 +382,34 @@ def test_fit_on_torch_input_returns_torch_outputs(digits):
     assert isinstance(P, torch.Tensor)
     # float32 on two libraries: allow a rare flipped near-tie
     assert np.mean(b.predict(torch.from_numpy(Xte)) == a.predict(Xte)) > 0.98
+
+
+def test_generate_and_complete_run_on_the_estimators_backend():
+    """NumPy and torch-CPU give the same images (float32 tolerance); torch input gives torch output."""
+    torch = pytest.importorskip("torch")
+    X, y = load_digits(return_X_y=True)
+    X = (X[:200] / 16).astype(np.float32)
+    y = y[:200]
+    kw = dict(n_units=16, label_repeat=2, max_iter=2, batch_size=50, learning_rate=0.3, random_state=0)
+    a = ActivationLearningClassifier(**kw).fit(X, y)
+    b = pickle.loads(pickle.dumps(a)).set_params(backend="torch")  # same weights, torch compute
+    assert b._backend().name == "torch"
+    tol = dict(rtol=2e-3, atol=2e-4)
+    n = 20
+    Ga = a.generate([0, 3, 7], n_steps=n, random_state=0)
+    Gb = b.generate([0, 3, 7], n_steps=n, random_state=0)
+    assert isinstance(Gb, np.ndarray) and Ga.shape == Gb.shape == (3, 64)
+    np.testing.assert_allclose(Ga, Gb, **tol)
+    mask = np.zeros_like(X[:4], dtype=bool)
+    mask[:, 32:] = True
+    Ca = a.complete(X[:4], mask, n_steps=n)
+    Cb = b.complete(X[:4], mask, n_steps=n)
+    np.testing.assert_allclose(Ca, Cb, **tol)
+    np.testing.assert_array_equal(Cb[:, :32], X[:4, :32])
+    # torch input: computed in torch, returned as torch
+    Ct = a.complete(torch.as_tensor(X[:4]), torch.as_tensor(mask), n_steps=n)
+    assert isinstance(Ct, torch.Tensor)
+    np.testing.assert_allclose(Ct.numpy(), Ca, **tol)
+    Gt = a.generate(torch.as_tensor([0, 3, 7]), n_steps=n, random_state=0)
+    assert isinstance(Gt, torch.Tensor)
+    np.testing.assert_allclose(Gt.numpy(), Ga, **tol)

@@ -647,9 +647,12 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
             G = rules.activation_backward(self.activation, saved[i], G, params[f"mu{i}"], params[f"var{i}"])
         return A, _input_grad(bk, first, params["W0"], G)
 
-    def _optimise(self, X0, labels, loss_grad, free, *, n_steps, learning_rate):
-        """Adam on the free entries of z (the authors' optimiser) maximising A - penalties."""
-        bk = self._backend()
+    def _optimise(self, bk, X0, labels, loss_grad, free, *, n_steps, learning_rate):
+        """Adam on the free entries of z (the authors' optimiser) maximising A - penalties.
+
+        Runs on ``bk`` in the fitted dtype; X0, labels and free may be host or
+        ``bk`` arrays. Returns z on ``bk``.
+        """
         xp = bk.xp
         dtype = str(self.coefs_[0].dtype)
         params = {k: bk.asarray(v, dtype=dtype) for k, v in self._fitted_params().items()}
@@ -665,7 +668,7 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
             m = b1 * m + (1 - b1) * g
             v = b2 * v + (1 - b2) * g * g
             z = z - learning_rate * (m / (1 - b1**t)) / (xp.sqrt(v / (1 - b2**t)) + eps)
-        return to_numpy(z)
+        return z
 
     def _normalised_grad(self, bk, params, z, labels, weights=None):
         """A and dA/dz for a raw image z that the network normalises itself."""
@@ -700,11 +703,14 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
 
         Returns
         -------
-        images : ndarray of shape (n, n_features_in_), unit norm (the
-            network's view of an image; rescale for display).
+        images : array of shape (n, n_features_in_), unit norm (the
+            network's view of an image; rescale for display). Computed on the
+            estimator's ``backend``/``device`` (or that of a torch/CuPy ``y``);
+            NumPy unless ``y`` is a torch/CuPy array.
         """
         check_is_fitted(self)
-        y = np.asarray(y)
+        bk = self._backend(y)  # the estimator's backend/device, or that of a torch/CuPy y
+        y_in, y = y, np.asarray(to_numpy(y))
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if unknown.size:
             raise ValueError(f"y has labels {unknown.tolist()} not in classes_={self.classes_.tolist()}.")
@@ -724,8 +730,11 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
             g_l1 = sparsity * (su - xp.sum(su * u, axis=1, keepdims=True) * u) / nz
             return g_norm + g_l1 - gA
 
-        Z = self._optimise(z0, labels, loss_grad, np.ones_like(z0), n_steps=n_steps, learning_rate=learning_rate)
-        return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+        # z0 and delta are drawn on the host, so every backend starts from the same images
+        Z = self._optimise(bk, z0, labels, loss_grad, np.ones_like(z0), n_steps=n_steps, learning_rate=learning_rate)
+        xp = bk.xp
+        nz = xp.sqrt(xp.sum(Z * Z, axis=1, keepdims=True))
+        return to_output(Z / xp.where(nz > 1e-12, nz, xp.full_like(nz, 1e-12)), y_in)
 
     def complete(self, X, mask, *, n_steps=1000, learning_rate=0.01, sparsity=0.003):
         """Fill in the masked entries of ``X`` by maximising the output activation (Eq. 17).
@@ -746,15 +755,23 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
 
         Returns
         -------
-        X_completed : ndarray of shape (n, n_features_in_)
+        X_completed : array of shape (n, n_features_in_)
+            Computed on the estimator's ``backend``/``device`` (or that of a
+            torch/CuPy ``X``); NumPy for NumPy input, else the input's kind.
         """
         check_is_fitted(self)
-        X2 = np.array(self._validate_X(X, reset=False), dtype=np.float64)
-        mask = np.asarray(mask, dtype=bool).reshape(X2.shape)
-        X2[mask] = 0.0
-        scale = np.maximum(np.max(np.abs(X2), axis=1, keepdims=True), 1e-12)
-        labels = np.searchsorted(self.classes_, self.predict(X2))
-        free = mask.astype(np.float64)
+        bk = self._backend(X)  # the estimator's backend/device, or that of a torch/CuPy X
+        xp = bk.xp
+        dtype = compute_dtype(X) if hasattr(X, "dtype") else "float64"
+        X2 = bk.asarray(self._validate_X(X, reset=False), dtype=dtype)
+        hidden = bk.asarray(mask, dtype="bool") if hasattr(mask, "shape") else bk.asarray(np.asarray(mask, dtype=bool))
+        hidden = xp.reshape(hidden, X2.shape)
+        X2 = xp.where(hidden, xp.zeros_like(X2), X2)
+        scale = xp.max(xp.abs(X2), axis=1, keepdims=True)
+        scale = xp.where(scale > 1e-12, scale, xp.full_like(scale, 1e-12))
+        _, A = self._activations(X2)  # the label: argmax_c A with the hidden entries at 0
+        labels = xp.argmax(A, axis=1)
+        free = xp.astype(hidden, X2.dtype)
 
         def loss_grad(bk, params, z, lab, free):
             xp = bk.xp
@@ -765,8 +782,8 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
             g_l1 = sparsity * (su - xp.sum(su * u, axis=1, keepdims=True) * u) / nz
             return g_box + g_l1 - gA
 
-        Z = self._optimise(X2 / scale, labels, loss_grad, free, n_steps=n_steps, learning_rate=learning_rate)
-        return np.where(mask, Z * scale, X2)
+        Z = self._optimise(bk, X2 / scale, labels, loss_grad, free, n_steps=n_steps, learning_rate=learning_rate)
+        return to_output(xp.where(hidden, xp.astype(Z, X2.dtype) * scale, X2), X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
