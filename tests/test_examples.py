@@ -43,3 +43,9 @@ def test_colour_filters_quick():
 def test_multi_block_quick():
     out = run_example("multi_block")
     assert "multi-block" in out and "single block" in out
+
+
+def test_activation_generation_quick():
+    pytest.importorskip("mlxtend")
+    out = run_example("activation_generation")
+    assert "test accuracy" in out and "requested class" in out and "completion" in out
