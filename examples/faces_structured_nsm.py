@@ -158,7 +158,7 @@ def main(quick=False):
     Xall = (images.reshape(200, -1) - images.reshape(200, -1).mean(axis=0)).astype(np.float32)
     yall = np.r_[np.ones(100), np.zeros(100)].astype(int)
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
-    head = lambda: [StandardScaler(), LinearSVC()]  # noqa: E731
+    head = lambda: [StandardScaler(), LinearSVC(random_state=0)]  # noqa: E731
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         accs = {

@@ -69,8 +69,8 @@ def main(quick=False):
         Z, Zt = enc.transform(X_train), enc.transform(X_test)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            acc = LinearSVC().fit(Z, y_train).score(Zt, y_test)
-            acc_std = make_pipeline(StandardScaler(), LinearSVC()).fit(Z, y_train).score(Zt, y_test)
+            acc = LinearSVC(random_state=0).fit(Z, y_train).score(Zt, y_test)
+            acc_std = make_pipeline(StandardScaler(), LinearSVC(random_state=0)).fit(Z, y_train).score(Zt, y_test)
         rows.append((alpha, acc, enc, acc_std, float(np.mean(np.linalg.norm(Zt, axis=1)))))
         print(f"{alpha:>8g}{acc:>10.4f}{acc_std:>14.4f}{rows[-1][4]:>12.4f}{enc.n_dynamics_steps_:>12.1f}"
               f"{time.perf_counter() - t0:>8.1f}", flush=True)
