@@ -66,7 +66,7 @@ def speed(args):
     V0 /= np.linalg.norm(V0, axis=1, keepdims=True)
     g0 = np.zeros((B, K), np.float32)
     g0[np.arange(B), rng.integers(0, K, B)] = 1
-    repeat, inner = (5, 20) if args.quick else (21, 100)
+    repeat, inner = (5, 50) if args.quick else (11, 200)
     rows = []
     for threads in args.threads:
         for backend in args.backend:
@@ -84,7 +84,7 @@ def speed(args):
                 ]
                 if backend == "numpy":
                     fns.append(lambda: plain_numpy_update(M0, V0))
-                med, ratio = _interleaved(fns, repeat, max(1, inner // 5))
+                med, ratio = _interleaved(fns, repeat, inner)
                 t_two, t_one, t_rule = med[:3]
                 r_rule = ratio[2]
                 t_plain = med[3] if backend == "numpy" else np.nan
