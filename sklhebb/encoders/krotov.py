@@ -35,8 +35,9 @@ from ..image import PatchStream, extract_patches, iter_chunks, max_pool, normali
 
 __all__ = ["KrotovPatchEncoder"]
 
-# patches cut at a time in fit (bounds memory: 2**18 patches x 48 floats = 50 MB)
-_FIT_CHUNK_PATCHES = 2**18
+# patches cut at a time in fit: 2**16 x 48 floats = 12.6 MB. Measured (1 thread, CIFAR shape,
+# K=400): 0.96M patches/s end to end against 0.54M with 2**18, whose 50 MB chunks miss the caches
+_FIT_CHUNK_PATCHES = 2**16
 # patch positions encoded at a time in transform (x K floats each)
 _TRANSFORM_CHUNK_POSITIONS = 2**15
 
@@ -106,7 +107,7 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         ``image_shape`` is read as flat vectors (one patch per row).
     chunk_size : int, default=None
         Images cut into patches at a time; bounds host and device memory.
-        None picks about 2**18 patches per chunk in fit and 2**15 patch
+        None picks about 2**16 patches per chunk in fit and 2**15 patch
         positions per chunk in transform.
     backend : {"numpy", "torch", "cupy"}, default="numpy"
         Where to compute for NumPy input. Torch and CuPy input is computed in
