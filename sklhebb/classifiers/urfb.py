@@ -161,7 +161,7 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
     With ``ramp_scale=0.5`` (the code) a deep network starts with outputs
     near zero and needs many epochs to leave that plateau (the paper trains
     for 200 to 1000 epochs); ``ramp_scale=1.0`` (the paper's formula) learns
-    faster on short budgets. See ``benchmarks/results_urfb.md``.
+    faster on short budgets. See ``benchmarks/RESULTS.md`` (URFB section).
 
     References
     ----------
