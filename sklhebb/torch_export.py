@@ -216,8 +216,10 @@ def competitive_to_torch(est, *, dtype=None):
     [RowNormalize] (with ``normalize_input``), then for every layer
     ``nn.Linear(n_in, n_out, bias=False)`` (``weight = coefs_[i].T``) and the
     activation module (SquareNormalize, Abs, StdAbs with frozen running
-    statistics, or Identity). Locally connected layers (``receptive_field``)
-    and ``output="all"`` are refused with a ValueError.
+    statistics, or Identity). With ``output="all"`` the layers sit in an
+    ``AllLayerOutputs`` module that concatenates every layer's features, as
+    ``transform`` does. Locally connected layers (``receptive_field``) are
+    refused with a ValueError.
     """
     import torch
     from torch import nn
@@ -227,23 +229,41 @@ def competitive_to_torch(est, *, dtype=None):
             "to_torch exports fully connected layers only; receptive_field="
             f"{est.receptive_field!r} (locally connected layers) is not supported."
         )
-    if est.output != "last":
-        raise ValueError(f"to_torch exports output='last' only; got output={est.output!r}.")
     RowNormalize, SquareNormalize, Abs, StdAbs, _ = _modules()
     dt = _torch_dtype(est.coefs_[0].dtype, dtype)
-    layers = [RowNormalize()] if est.normalize_input else []
+    head = [RowNormalize()] if est.normalize_input else []
+    stages = []
     for W, mean, var in zip(est.coefs_, est.running_mean_, est.running_var_):
         n_in, n_out = W.shape
         linear = nn.Linear(n_in, n_out, bias=False, dtype=dt)
         with torch.no_grad():
             linear.weight.copy_(torch.as_tensor(W, dtype=dt).T)
-        layers.append(linear)
         if est.activation == "square_normalize":
-            layers.append(SquareNormalize())
+            act = SquareNormalize()
         elif est.activation == "abs":
-            layers.append(Abs())
+            act = Abs()
         elif est.activation == "std_abs":
-            layers.append(StdAbs(torch.as_tensor(mean, dtype=dt), torch.as_tensor(var, dtype=dt)))
+            act = StdAbs(torch.as_tensor(mean, dtype=dt), torch.as_tensor(var, dtype=dt))
         else:
-            layers.append(nn.Identity())
-    return nn.Sequential(*layers)
+            act = nn.Identity()
+        stages.append((linear, act))
+    if est.output == "last":
+        return nn.Sequential(*head, *[m for stage in stages for m in stage])
+
+    class AllLayerOutputs(nn.Module):
+        """Run the layers in order and concatenate every layer's features (``output="all"``)."""
+
+        def __init__(self, head, stages):
+            super().__init__()
+            self.head = nn.Sequential(*head)
+            self.stages = nn.ModuleList(nn.Sequential(*stage) for stage in stages)
+
+        def forward(self, x):
+            x = self.head(x)
+            outs = []
+            for stage in self.stages:
+                x = stage(x)
+                outs.append(x)
+            return torch.cat(outs, dim=1)
+
+    return AllLayerOutputs(head, stages)

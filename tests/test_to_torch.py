@@ -104,11 +104,20 @@ def test_competitive_module_equals_transform(activation, dtype):
     np.testing.assert_allclose(out, enc.transform(X), **_tol(dtype))
 
 
-def test_competitive_refuses_locally_connected_layers_and_output_all():
+def test_competitive_refuses_locally_connected_layers():
     X = np.random.default_rng(0).random((8, 5, 5))
     enc = LocalCompetitiveEncoder((2,), receptive_field=3, max_iter=1, random_state=0).fit(X)
     with pytest.raises(ValueError, match="receptive_field"):
         enc.to_torch()
-    enc = LocalCompetitiveEncoder((3, 2), output="all", max_iter=1, random_state=0).fit(_rows(np.float64))
-    with pytest.raises(ValueError, match="output"):
-        enc.to_torch()
+
+
+@DTYPES
+@pytest.mark.parametrize("activation", ["square_normalize", "std_abs"])
+def test_competitive_output_all_module_concatenates_every_layer(activation, dtype):
+    X = _rows(dtype)
+    enc = LocalCompetitiveEncoder((6, 4), activation=activation, output="all", max_iter=2, batch_size=10, random_state=0).fit(X)
+    module = enc.to_torch()
+    _trainable(module)
+    out = module(torch.as_tensor(X)).detach().numpy()
+    assert out.shape == (len(X), 10)
+    np.testing.assert_allclose(out, enc.transform(X), **_tol(dtype))

@@ -612,12 +612,13 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
         return to_output(Z @ W.T, X)
 
     def to_torch(self, *, dtype=None):
-        """``torch.nn.Sequential`` equal to ``transform``, for fine-tuning.
+        """A torch module equal to ``transform``, for fine-tuning.
 
         Input normalisation (with ``normalize_input``), then per layer an
         ``nn.Linear`` (weight ``coefs_[i].T``, no bias) and the activation as a
-        small module. Fully connected layers with ``output="last"`` only: a
-        ValueError names the unsupported option otherwise. See
+        small module, in an ``nn.Sequential`` (``output="last"``) or in a module
+        that concatenates every layer's features (``output="all"``). Fully
+        connected layers only: locally connected ones raise a ValueError. See
         :func:`sklhebb.torch_export.competitive_to_torch`.
 
         Parameters
@@ -627,7 +628,7 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
 
         Returns
         -------
-        module : torch.nn.Sequential whose weights require grad
+        module : torch.nn.Module whose weights require grad
         """
         check_is_fitted(self)
         from ..torch_export import competitive_to_torch
