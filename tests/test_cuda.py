@@ -61,3 +61,45 @@ def test_asking_for_cuda_without_a_gpu_says_so():
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match="no CUDA device"):
         KrotovPatchEncoder(backend="torch", device="cuda", max_iter=1).fit(_data())
+
+
+def _all_estimators():
+    from .test_common import FAST_PARAMS, all_estimators
+
+    return [(cls, FAST_PARAMS.get(cls.__name__, {})) for cls in all_estimators()]
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("cls,params", _all_estimators(), ids=lambda v: getattr(v, "__name__", ""))
+def test_every_estimator_on_torch_cuda_matches_numpy(cls, params):
+    """fit, transform/predict on torch-CUDA equal NumPy within float32 tolerance; state is NumPy."""
+    from sklhebb.estimator_checks import make_data, outputs
+
+    est = cls(**params)
+    X, y = make_data(est)
+    X = X.astype(np.float32)
+    ref = est.fit(X, y) if y is not None else est.fit(X)
+    gpu = cls(**params).set_params(backend="torch", device="cuda")
+    gpu.fit(X, y) if y is not None else gpu.fit(X)
+    np.testing.assert_allclose(outputs(gpu, X), outputs(ref, X), rtol=1e-3, atol=1e-4)
+    for k, v in vars(gpu).items():
+        assert not type(v).__module__.startswith("torch"), k
+    Xt = torch.from_numpy(X).cuda()
+    out = gpu.transform(Xt) if hasattr(gpu, "transform") else gpu.predict_proba(Xt)
+    assert out.is_cuda
+
+
+@pytest.mark.cuda
+@needs_cupy
+@pytest.mark.parametrize("cls,params", _all_estimators(), ids=lambda v: getattr(v, "__name__", ""))
+def test_every_estimator_on_cupy_matches_numpy(cls, params):
+    from sklhebb.estimator_checks import make_data, outputs
+
+    est = cls(**params)
+    X, y = make_data(est)
+    X = X.astype(np.float32)
+    ref = est.fit(X, y) if y is not None else est.fit(X)
+    gpu = cls(**params).set_params(backend="cupy")
+    gpu.fit(X, y) if y is not None else gpu.fit(X)
+    np.testing.assert_allclose(outputs(gpu, X), outputs(ref, X), rtol=1e-3, atol=1e-4)
