@@ -178,18 +178,22 @@ class Backend:
             # one CSR matrix with len(cols) entries per row, built without sorting
             # (measured: 0.12 ms against 0.36 ms for the dense product and 0.60 ms
             # for np.add.at, K=400, B=1000, N=48)
+            B, m = V.shape[0], len(cols)
+            indices = (np.stack(cols, axis=1).reshape(-1) if m > 1 else cols[0]).astype(np.intp, copy=False)
+            data = np.tile(np.asarray(coefs, dtype=V.dtype), B)
+            indptr = np.arange(0, B * m + 1, m, dtype=np.intp)
+            res = np.zeros((K, V.shape[1]), dtype=V.dtype) if out is None else out
+            if _csc_matvecs is not None and V.dtype in (np.float32, np.float64) and res.flags.c_contiguous:
+                # G^T is the CSC matrix (K x B) with G's CSR arrays: call scipy's
+                # kernel directly (0.04 ms against 0.11 ms through the public
+                # constructor, whose format checks cost more than the product)
+                _csc_matvecs(K, B, V.shape[1], indptr, indices, data, np.ascontiguousarray(V).ravel(), res.reshape(-1))
+                return res
             import scipy.sparse as sp
 
-            B, m = V.shape[0], len(cols)
-            indices = np.stack(cols, axis=1).reshape(-1) if m > 1 else cols[0]
-            data = np.tile(np.asarray(coefs, dtype=V.dtype), B)
-            indptr = np.arange(0, B * m + 1, m)
             G = sp.csr_matrix((data, indices, indptr), shape=(B, K))
-            res = G.T @ V
-            if out is None:
-                return res
-            out += res
-            return out
+            res += G.T @ V
+            return res
         if out is None:
             out = self.zeros((K, V.shape[1]), dtype=V.dtype)
         for idx, c in zip(cols, coefs):
@@ -248,7 +252,21 @@ class Backend:
         if m > x.shape[1]:
             raise ValueError(f"rank {m} exceeds the number of units {x.shape[1]}")
         idx, val = {}, {}
-        if m <= 8:
+        if m <= 8 and self.name == "numpy":
+            # flat indices into a C-contiguous array: 0.12 ms against 0.17 ms for
+            # 2-D fancy indexing (two ranks, (1000, 400) float32)
+            work = x if (overwrite and x.flags.c_contiguous) else np.array(x, order="C")
+            flat = work.reshape(-1)
+            base = np.arange(x.shape[0]) * x.shape[1]
+            for r in range(1, m + 1):
+                i = np.argmax(work, axis=1)
+                idx[r] = i
+                j = base + i
+                if r in ranks and return_values:
+                    val[r] = flat[j]
+                if r < m:
+                    flat[j] = -math.inf
+        elif m <= 8:
             work = x if overwrite else self.xp.asarray(x, copy=True)
             rows = self.arange(x.shape[0])
             for r in range(1, m + 1):
@@ -339,6 +357,12 @@ class Backend:
             dw = self.native.nn.grad.conv2d_weight(data, (F, C, k, k), g.permute(0, 3, 1, 2))
             return dw.permute(2, 3, 1, 0)
         return self.xp.reshape(data.T @ self.xp.reshape(g, (B * Ho * Wo, F)), (k, k, C, F))
+
+
+try:  # scipy's compiled sparse kernel (private; the public path is the fallback)
+    from scipy.sparse._sparsetools import csc_matvecs as _csc_matvecs
+except ImportError:  # pragma: no cover - depends on the scipy version
+    _csc_matvecs = None
 
 
 def _torch_device(torch, device):
