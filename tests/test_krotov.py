@@ -374,3 +374,24 @@ def test_to_torch_float64_and_nearly_flat_patches():
         got = out.permute(0, 2, 3, 1).reshape(len(X), -1).double().numpy()
         want = enc.transform(X.astype(np.float64))
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("private_kernel", [True, False])
+def test_sparse_hebbian_sum_equals_dense_g(monkeypatch, private_kernel):
+    """G^T V through scipy's kernel and through the public fallback equal the dense product."""
+    import sklhebb._backend as backend
+
+    if not private_kernel:
+        monkeypatch.setattr(backend, "_csc_matvecs", None)
+    rng = np.random.default_rng(14)
+    B, K, N = 50, 7, 5
+    V = rng.standard_normal((B, N)).astype(np.float32)
+    top, anti = rng.integers(0, K, B), rng.integers(0, K, B)
+    G = np.zeros((B, K))
+    np.add.at(G, (np.arange(B), top), 1.0)
+    np.add.at(G, (np.arange(B), anti), -0.3)
+    got = resolve("numpy").sparse_gT_matmul([top, anti], [1.0, -0.3], V, K)
+    np.testing.assert_allclose(got, G.T @ V, rtol=1e-5, atol=1e-6)
+    out = np.ones((N, K)).T  # a non-contiguous `out` is accumulated into, not copied
+    resolve("numpy").sparse_gT_matmul([top, anti], [1.0, -0.3], V.astype(np.float64), K, out=out)
+    np.testing.assert_allclose(out, 1.0 + G.T @ V, rtol=1e-5, atol=1e-6)
