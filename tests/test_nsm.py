@@ -434,8 +434,8 @@ def test_deep_encoder_learns_and_returns_layers():
     assert enc.transform(test).shape == (300, 4)
     Z = enc.set_params(return_layers="all").transform(test)
     assert Z.shape == (300, 12) and enc.get_feature_names_out().shape == (12,)
-    with pytest.raises(ValueError, match="fully connected"):
-        NSMEncoder(hidden_layer_sizes=(4,), alpha=1.0).fit(X, rng.randint(0, 2, len(X)))
+    with pytest.raises(ValueError, match="not convolutional"):
+        NSMEncoder(hidden_layer_sizes=(4,), window=3).fit(rng.uniform(size=(10, 8, 8)))
 
 
 @pytest.mark.parametrize("activation", ["relu", "capped_relu", "linear"])
@@ -479,7 +479,7 @@ def test_block_diagonal_lateral_equals_dense_masked_network():
               batch_size=20, tol=1e-7, max_iter_dynamics=2000, random_state=0)
     blocks = NSMEncoder(lateral_radius=0.0, **kw).fit(X)
     dense = NSMEncoder(lateral_radius=0.0, **kw)
-    dense._n_lateral_blocks = lambda image_shape: None  # force the dense, masked storage
+    dense._n_lateral_blocks = lambda image_shape, layer=0: None  # force the dense, masked storage
     dense.fit(X)
     assert blocks.lateral_.shape == (16, 3, 3) and dense.lateral_.shape == (48, 48)
     assert blocks.lateral_mask_ is None

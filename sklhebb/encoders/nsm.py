@@ -4,7 +4,8 @@ Obeid, Ramambason & Pehlevan (2019), "Structured and deep similarity matching
 via structured and deep Hebbian networks" (NeurIPS): the network of Eq. (1)-(2)
 for any monotonic activation, and the structured (locally connected) network
 of Sec. 3 and Eq. (14), (19), and the deep network with feedback of
-Sec. 4-5, Eq. (17), (19). Bahroun, Sridharan, Acharya, Chklovskii &
+Sec. 4-5, Eq. (13), (17), (19), fully connected or structured layer by layer.
+Bahroun, Sridharan, Acharya, Chklovskii &
 Sengupta (2023), "Unlocking the potential of similarity matching": the
 convolutional NSM of Sec. 3 and the supervised / semi-supervised S^2M of
 Sec. 4, Eq. (5)-(8).
@@ -19,7 +20,8 @@ transform
     The fixed point r* of every sample (rows), or of every patch followed by
     max- or sum-pooling (convolutional mode).
 score
-    Minus the similarity matching cost (Obeid Eq. 3; Eq. 11 with structure).
+    Minus the similarity matching cost (Obeid Eq. 3; Eq. 11 with structure;
+    the sum of the layers' costs for a deep network).
 """
 
 from __future__ import annotations
@@ -125,21 +127,31 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
     * structured (``structure="local"``, image input): a locally connected
       layer (Obeid Sec. 3, Fig. 1A, Sec. 6.3) whose disconnected weights stay
       exactly zero (structure constants c^W, c^L in {0, 1}, Eq. 14 and 19);
-    * deep (``hidden_layer_sizes``): fully connected layers with feedback of
-      strength ``gamma`` (Obeid Sec. 4-5, Eq. 17 and 19), all layers' dynamics
-      run together.
+    * deep (``hidden_layer_sizes``): layers with feedback of strength
+      ``gamma`` (Obeid Sec. 4-5, Eq. 17 and 19), all layers' dynamics run
+      together; fully connected, or, with ``structure="local"``, structured
+      and deep (Obeid Eq. 13, Sec. 6.2, Fig. 3): every layer is locally
+      connected to the site grid of the layer below, with its own stride,
+      radius and lateral radius (see ``site_stride``). The feedback weights
+      are the transposes W^(p+1)^T of the feedforward ones, so the feedback
+      structure is the transposed feedforward structure.
 
     ``fit(X, y)`` with ``alpha > 0`` is the supervised similarity matching S^2M
     (Bahroun Sec. 4, Eq. 5-8): the one-hot label scaled by sqrt(alpha) enters
     through its own Hebbian weights V, so that the output similarities match
     X^T X + alpha Y^T Y. Samples labelled -1 are unlabelled and learn from X
-    alone (semi-supervised). ``transform`` never uses labels.
+    alone (semi-supervised). In a deep network the labels enter the top layer
+    only: its drive is W^(P) r^(P-1) + V y and V learns by Bahroun Eq. (8),
+    i.e. the cost is Obeid Eq. (13) plus the label alignment term
+    -(alpha / T^2) sum_{t,t'} (y_t . y_t')(r_t^(P) . r_t'^(P)) of the top
+    layer. ``transform`` never uses labels.
 
     Parameters
     ----------
     n_components : int, default=100
-        N, the number of output neurons (channels in convolutional mode);
-        the number of neurons per site in structured mode.
+        N, the number of output neurons of the (top) layer (channels in
+        convolutional mode); the number of neurons per site in structured
+        mode.
     activation : {"relu", "capped_relu", "tanh", "linear"}, default="relu"
         f. ``relu``: max(u - threshold, 0) (NSM, Bahroun Eq. 3);
         ``capped_relu``: min(max(u - threshold, 0), cap); ``tanh``;
@@ -204,24 +216,39 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         Pooling stride; None means ``pool_size`` (or the quadrant stride).
     hidden_layer_sizes : tuple of int, default=()
         Deep similarity matching (Obeid Sec. 4-5): sizes of the layers below
-        the top layer (which has ``n_components`` neurons); () is the single
-        layer network. Fully connected layers only.
+        the top layer (which has ``n_components`` neurons), bottom first; ()
+        is the single layer network. With ``structure="local"`` these are
+        neurons per site, like ``n_components``. Not with ``window``.
     gamma : float, default=0.0
         Feedback strength of the deep network (Obeid Eq. 12, 17); 0 is
         bottom-up only.
     return_layers : {"top", "all"}, default="top"
         Deep network: ``transform`` returns the top layer, or all layers
-        concatenated (bottom first).
+        concatenated (bottom first; in structured mode each layer ordered
+        site row, site column, neuron).
     structure : {None, "local"}, default=None
-        "local": locally connected structured network on the image grid.
-    site_stride : int, default=2
-        Structured mode: distance in pixels between neighbouring sites.
-    radius : float, default=4.0
-        Structured mode: a neuron sees the pixels within this Euclidean
-        distance of its site.
-    lateral_radius : float, default=0.0
-        Structured mode: neurons of sites within this distance inhibit each
-        other (0: only neurons of the same site, as in Obeid Sec. 6.3).
+        "local": locally connected structured network on the image grid
+        (every layer of a deep network).
+    site_stride : int or sequence of int, default=2
+        Structured mode: distance between neighbouring sites, in units of the
+        layer's input grid: pixels for the first layer, the sites of layer
+        p-1 for layer p (layer p's input grid is layer p-1's site grid, of
+        ceil(h / site_stride) x ceil(w / site_stride) sites, with that layer's
+        neurons as channels). A number applies to every layer; a sequence
+        gives one value per layer, bottom first (length
+        ``len(hidden_layer_sizes) + 1``). Obeid Sec. 6.2's sites every 2, 4
+        and 8 pixels are ``site_stride=(2, 2, 2)``.
+    radius : float or sequence of float, default=4.0
+        Structured mode: a neuron sees every channel of the input grid points
+        within this Euclidean distance of its site (grid units of the layer's
+        input, as ``site_stride``); one value or one per layer. Obeid's radii
+        of 8, 12 and 24 pixels with strides 2, 4, 8 are ``radius=(8, 6, 6)``.
+    lateral_radius : float or sequence of float, default=0.0
+        Structured mode: neurons of sites within this distance (input grid
+        units) inhibit each other (0: only neurons of the same site, as in
+        Obeid Sec. 6.3); one value or one per layer. A layer whose
+        ``lateral_radius < site_stride`` has a block-diagonal L, stored as
+        blocks.
     image_shape : tuple of int, default=None
         (H, W) or (H, W, C) of the images when ``X`` is 2-D.
     shuffle : bool, default=True
@@ -244,21 +271,27 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
     components_ : ndarray of shape (n_units, n_inputs)
         W, the feedforward weights (exact zeros outside the structure).
     lateral_ : ndarray of shape (n_units, n_units) or (n_sites, n_components, n_components)
-        L, the lateral weights (symmetric positive definite). In structured
-        mode with ``lateral_radius < site_stride`` L is block-diagonal (only
-        neurons of the same site inhibit each other) and is stored as its
-        diagonal blocks, one per site: memory and work grow with the number
-        of sites, not with its square.
+        L, the lateral weights (symmetric positive definite) of the (top)
+        layer. In structured mode with ``lateral_radius < site_stride`` L is
+        block-diagonal (only neurons of the same site inhibit each other) and
+        is stored as its diagonal blocks, one per site: memory and work grow
+        with the number of sites, not with its square.
     label_components_ : ndarray of shape (n_units, n_classes)
         V, the label weights of S^2M (only when fitted with labels, alpha > 0).
     classes_ : ndarray of shape (n_classes,)
         Labels seen by S^2M (only when fitted with labels, alpha > 0).
     feedforward_mask_, lateral_mask_ : ndarray of bool
-        Structure constants c^W, c^L (structured mode only; ``lateral_mask_``
-        is None when L is stored as blocks).
+        Structure constants c^W, c^L of the (top) layer (structured mode only;
+        ``lateral_mask_`` is None when L is stored as blocks).
     layer_components_, layer_laterals_ : list of ndarray
         Deep network only: W^(p) and L^(p) of every layer, bottom first (the
-        last ones are ``components_`` and ``lateral_``).
+        last ones are ``components_`` and ``lateral_``; L^(p) as blocks where
+        that layer's L is block-diagonal).
+    layer_feedforward_masks_, layer_lateral_masks_ : list of ndarray of bool
+        Deep structured network only: c^W,(p) and c^L,(p) of every layer,
+        bottom first (None where L^(p) is stored as blocks). The feedback
+        weights of layer p+1 onto layer p are W^(p+1)^T, with structure
+        c^W,(p+1)^T.
     n_iter_ : int
         Epochs run (``fit``) or passes made (``partial_fit`` calls).
     n_steps_ : int
@@ -317,9 +350,9 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         "gamma": [Interval(Real, 0, None, closed="left")],
         "return_layers": [StrOptions({"top", "all"})],
         "structure": [StrOptions({"local"}), None],
-        "site_stride": [Interval(Integral, 1, None, closed="left")],
-        "radius": [Interval(Real, 0, None, closed="left")],
-        "lateral_radius": [Interval(Real, 0, None, closed="left")],
+        "site_stride": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "radius": [Interval(Real, 0, None, closed="left"), tuple, list],
+        "lateral_radius": [Interval(Real, 0, None, closed="left"), tuple, list],
         "image_shape": [tuple, list, None],
         "shuffle": ["boolean"],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
@@ -416,12 +449,28 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
     def _deep(self):
         return len(self.hidden_layer_sizes) > 0
 
+    def _n_layers(self):
+        return len(self.hidden_layer_sizes) + 1
+
+    def _per_layer(self, name):
+        """A structure parameter's value for every layer, bottom first (a number is repeated)."""
+        v = getattr(self, name)
+        P = self._n_layers()
+        if isinstance(v, (tuple, list)):
+            if len(v) != P:
+                raise ValueError(
+                    f"{name}={v!r} has {len(v)} entries but the network has {P} layer(s) "
+                    "(len(hidden_layer_sizes) + 1): give one entry per layer, bottom first, or a single number."
+                )
+            return list(v)
+        return [v] * P
+
     def _check_geometry(self, image_shape):
         if self._deep():
-            if self._conv(image_shape) or self.structure is not None or self.alpha > 0:
+            if self._conv(image_shape):
                 raise ValueError(
-                    "hidden_layer_sizes (deep similarity matching) is implemented for fully connected layers "
-                    "without labels: use window=None, structure=None and alpha=0."
+                    "hidden_layer_sizes (deep similarity matching) is implemented for fully connected and "
+                    "structured (structure='local') layers, not convolutional ones: use window=None."
                 )
             if any(int(h) < 1 for h in self.hidden_layer_sizes):
                 raise ValueError(f"hidden_layer_sizes must hold positive integers; got {self.hidden_layer_sizes!r}")
@@ -430,26 +479,49 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             raise ValueError(f"window={self.window} is larger than the images ({H} x {W}); choose window <= {min(H, W)}.")
         if self.structure is not None and self.window is not None:
             raise ValueError("structure='local' and window are exclusive: the structured network sees whole images.")
+        if self.structure is not None:
+            for name, lo, integral in (("site_stride", 1, True), ("radius", 0, False), ("lateral_radius", 0, False)):
+                for v in self._per_layer(name):
+                    if not isinstance(v, (Integral if integral else Real)) or isinstance(v, bool) or v < lo:
+                        kind = "integers >= 1" if integral else "numbers >= 0"
+                        raise ValueError(f"{name} must hold {kind}; got {getattr(self, name)!r}")
 
-    def _structure(self, image_shape):
-        """(W_mask, L_mask) as float64 0/1 arrays, or (None, None)."""
+    def _layer_geometry(self, image_shape):
+        """Structured mode, per layer bottom first: (input grid (h, w, c), neurons per site, stride, radius,
+        lateral radius); layer p's input grid is layer p-1's site grid with its neurons as channels."""
+        sizes = [int(h) for h in self.hidden_layer_sizes] + [int(self.n_components)]
+        strides, radii, lats = (self._per_layer(n) for n in ("site_stride", "radius", "lateral_radius"))
+        out, shape = [], tuple(int(v) for v in image_shape)
+        for n, s, r, lr in zip(sizes, strides, radii, lats):
+            s = int(s)
+            out.append((shape, n, s, float(r), float(lr)))
+            shape = (-(-shape[0] // s), -(-shape[1] // s), n)
+        return out
+
+    def _layer_masks(self, image_shape):
+        """[(W_mask, L_mask)] per layer, bottom first, as float64 0/1 arrays; (None, None) without structure.
+
+        L_mask is None where the layer's L is block-diagonal and stored as blocks.
+        """
         if self.structure is None:
-            return None, None
-        return local_structure(
-            image_shape, self.n_components, self.site_stride, self.radius, self.lateral_radius,
-            dense_lateral=self._n_lateral_blocks(image_shape) is None,
-        )
+            return [(None, None)] * self._n_layers()
+        return [
+            local_structure(shape, n, s, r, lr, dense_lateral=self._n_lateral_blocks(image_shape, p) is None)
+            for p, (shape, n, s, r, lr) in enumerate(self._layer_geometry(image_shape))
+        ]
 
-    def _n_lateral_blocks(self, image_shape):
-        """Number of sites S when L is block-diagonal (stored as (S, n, n) blocks), else None.
+    def _n_lateral_blocks(self, image_shape, layer=0):
+        """Number of sites S of ``layer`` when its L is block-diagonal (stored as (S, n, n) blocks), else None.
 
-        Structured mode with ``lateral_radius < site_stride``: only neurons of the same
+        Structured mode with ``lateral_radius < site_stride`` (of that layer): only neurons of the same
         site inhibit each other (Obeid Sec. 6.3), so L is block-diagonal.
         """
-        if self.structure is None or self.lateral_radius >= self.site_stride:
+        if self.structure is None:
             return None
-        H, W, _ = image_shape
-        return (-(-H // self.site_stride)) * (-(-W // self.site_stride))
+        (h, w, _), _, s, _, lr = self._layer_geometry(image_shape)[layer]
+        if lr >= s:
+            return None
+        return (-(-h // s)) * (-(-w // s))
 
     def _conv_size(self):
         H, W, _ = self.image_shape_
@@ -474,7 +546,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
     def _n_out(self):
         N = self.components_.shape[0]
         if self._deep() and self.return_layers == "all":
-            return int(sum(self.hidden_layer_sizes)) + N
+            return int(sum(W.shape[0] for W in self.layer_components_))
         if not self._conv(self.image_shape_):
             return N
         oh, ow = self._conv_size()
@@ -496,13 +568,11 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         )
 
     def _make_step(self, bk, masks, n_classes, counts):
-        xp = bk.xp
-        sqrt_alpha = math.sqrt(self.alpha)
-        W_mask, L_mask = masks
-
+        """One minibatch update; ``masks`` holds the (W_mask, L_mask) of every layer, bottom first."""
         if self._deep():
-            return self._make_deep_step(bk, counts)
+            return self._make_deep_step(bk, masks, n_classes, counts)
 
+        W_mask, L_mask = masks[0]
         conv_labels = bool(n_classes) and self._conv(self.image_shape_)
 
         def step(params, batch, lr):
@@ -515,8 +585,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             W, L = params["W"], params["L"]
             D = X @ W.T
             if n_classes:
-                # scaled one-hot labels; unlabelled samples (-1) give a zero row (Bahroun Eq. 6)
-                Y = xp.astype(yb[:, None] == bk.arange(n_classes)[None, :], X.dtype) * sqrt_alpha
+                Y = self._scaled_labels(bk, yb, n_classes, X.dtype)
                 D = D + Y @ params["V"].T
             R, k = self._dynamics(D, L)
             counts.append(k)
@@ -529,34 +598,57 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
         return step
 
+    def _scaled_labels(self, bk, yb, n_classes, dtype):
+        """sqrt(alpha) onehot(y); unlabelled samples (-1) give a zero row (Bahroun Eq. 6)."""
+        xp = bk.xp
+        return xp.astype(yb[:, None] == bk.arange(n_classes)[None, :], dtype) * math.sqrt(self.alpha)
+
     def _layer_keys(self):
         """Parameter names bottom to top: ('W_0', 'L_0'), ..., ('W', 'L')."""
         return [(f"W_{p}", f"L_{p}") for p in range(len(self.hidden_layer_sizes))] + [("W", "L")]
 
-    def _deep_dynamics(self, X, Ws, Ls):
+    def _deep_dynamics(self, X, Ws, Ls, top_drive=None):
         return rules.deep_fixed_point(
             X, Ws, Ls, gamma=self.gamma, activation=self.activation, threshold=self.threshold, cap=self.cap,
-            step=self.dynamics_step, tol=self.tol, max_iter=self.max_iter_dynamics,
+            step=self.dynamics_step, tol=self.tol, max_iter=self.max_iter_dynamics, top_drive=top_drive,
         )
 
-    def _make_deep_step(self, bk, counts):
+    def _make_deep_step(self, bk, masks, n_classes, counts):
+        """Obeid Eq. (17) for all layers together, then Eq. (19) for every layer (masked by its c^W, c^L).
+
+        With labels (S^2M) the scaled one-hot label enters the top layer only, through V: drive
+        W^(P) r^(P-1) + V y in Eq. (17), and Delta V = eta (r^(P) y^T - V) (Bahroun Eq. 6, 8).
+        """
         keys = self._layer_keys()
         decay_low = 1.0 / (1.0 + self.gamma)
 
         def step(params, batch, lr):
-            X = batch[0] if isinstance(batch, tuple) else batch
+            if n_classes:
+                X, yb = batch
+            else:
+                X = batch[0] if isinstance(batch, tuple) else batch
             Ws = [params[w] for w, _ in keys]
             Ls = [params[l] for _, l in keys]
-            Rs, k = self._deep_dynamics(X, Ws, Ls)
+            top = None
+            if n_classes:
+                Y = self._scaled_labels(bk, yb, n_classes, X.dtype)
+                top = Y @ params["V"].T
+            Rs, k = self._deep_dynamics(X, Ws, Ls, top)
             counts.append(k)
             below = X
             for p, (wk, lk) in enumerate(keys):
-                # Obeid Eq. (19), gamma^(p-P) absorbed into the learning rate (as the paper suggests)
+                # Obeid Eq. (19), gamma^(p-P) absorbed into the learning rate (as the paper suggests);
+                # c in {0, 1}: the Hebbian terms are masked, so weights outside the structure stay exactly 0
                 decay = 1.0 if p == len(keys) - 1 else decay_low
-                dW, dL = rules.nsm_update(Ws[p], Ls[p], below, Rs[p], lateral_decay=decay)
+                W_mask, L_mask = masks[p]
+                dW, dL = rules.nsm_update(Ws[p], Ls[p], below, Rs[p], W_mask=W_mask, L_mask=L_mask,
+                                          lateral_decay=decay)
                 params[wk] = Ws[p] + lr * dW
                 params[lk] = Ls[p] + (lr / self.tau) * dL
                 below = Rs[p]
+            if n_classes:
+                dV, _ = rules.nsm_update(params["V"], None, Y, Rs[-1])  # Bahroun Eq. (8), top layer
+                params["V"] = params["V"] + lr * dV
 
         return step
 
@@ -642,7 +734,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         stream = self._fit_stream(bk, images, dtype, codes)
         n_classes = params["V"].shape[1] if "V" in params else 0
         counts = []
-        dev_masks = tuple(None if m is None else bk.asarray(m, dtype=dtype) for m in masks)
+        dev_masks = [tuple(None if m is None else bk.asarray(m, dtype=dtype) for m in layer) for layer in masks]
         step = self._make_step(bk, dev_masks, n_classes, counts)
         with bk.memory_hint("batch_size", "chunk_size"):
             result = run_epochs(
@@ -664,35 +756,38 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         return result, float(np.mean(counts)) if counts else 0.0
 
     def _init_params(self, rng, dtype, masks, n_classes):
-        N = self.n_components
-        K = self._n_inputs(self.image_shape_)
-        W_mask, L_mask = masks
-        if W_mask is not None:
-            N = W_mask.shape[0]
-            fan_in = np.maximum(W_mask.sum(axis=1, keepdims=True), 1.0)
-            W = host_normal(rng, (N, K), "float64") * W_mask / np.sqrt(fan_in)
-        elif not self._deep():
-            W = host_normal(rng, (N, K), "float64") / np.sqrt(K)
-        if self._deep():
-            sizes = [K] + [int(h) for h in self.hidden_layer_sizes] + [N]
-            params = {}
-            for p, (wk, lk) in enumerate(self._layer_keys()):
-                fan_in, n_out = sizes[p], sizes[p + 1]
-                params[wk] = (host_normal(rng, (n_out, fan_in), "float64") / np.sqrt(fan_in)).astype(dtype)
-                params[lk] = np.eye(n_out, dtype=dtype)
-            return params
-        S = self._n_lateral_blocks(self.image_shape_)
-        if S is not None:  # block-diagonal L = I, stored as its S diagonal blocks
-            L0 = np.broadcast_to(np.eye(N // S, dtype=dtype), (S, N // S, N // S)).copy()
-        else:
-            L0 = np.eye(N, dtype=dtype)  # L = I: positive definite
-        params = {"W": W.astype(dtype), "L": L0}
+        """Initial weights, drawn on the host layer by layer (bottom first), then V.
+
+        W: standard normal / sqrt(fan-in), times the structure mask c^W (exact zeros outside it);
+        L = I (positive definite), as (S, n, n) identity blocks where L is block-diagonal.
+        """
+        fan_ins = [self._n_inputs(self.image_shape_)]
+        params = {}
+        keys = self._layer_keys()
+        for p, (wk, lk) in enumerate(keys):
+            W_mask, _ = masks[p]
+            K = fan_ins[p]
+            if W_mask is not None:
+                N = W_mask.shape[0]
+                fan_in = np.maximum(W_mask.sum(axis=1, keepdims=True), 1.0)
+                W = host_normal(rng, (N, K), "float64") * W_mask / np.sqrt(fan_in)
+            else:
+                N = int(self.hidden_layer_sizes[p]) if p < len(keys) - 1 else int(self.n_components)
+                W = host_normal(rng, (N, K), "float64") / np.sqrt(K)
+            S = self._n_lateral_blocks(self.image_shape_, p)
+            if S is not None:  # block-diagonal L = I, stored as its S diagonal blocks
+                L0 = np.broadcast_to(np.eye(N // S, dtype=dtype), (S, N // S, N // S)).copy()
+            else:
+                L0 = np.eye(N, dtype=dtype)
+            params[wk], params[lk] = W.astype(dtype), L0
+            fan_ins.append(N)
         if n_classes:
             # random like W (drawn after it): V = 0 is a saddle where r carries no label information
+            N = params["W"].shape[0]
             params["V"] = (host_normal(rng, (N, n_classes), "float64") / np.sqrt(n_classes)).astype(dtype)
         return params
 
-    def _fitted_attributes(self, p, n_dyn, masks=(None, None)):
+    def _fitted_attributes(self, p, n_dyn, masks=((None, None),)):
         """Fitted attributes from the driver's params (also for scikit-learn callbacks)."""
         attrs = {"components_": to_numpy(p["W"]), "lateral_": to_numpy(p["L"]), "n_dynamics_steps_": n_dyn}
         if "V" in p:
@@ -700,13 +795,21 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         if self._deep():
             attrs["layer_components_"] = [to_numpy(p[w]) for w, _ in self._layer_keys()]
             attrs["layer_laterals_"] = [to_numpy(p[l]) for _, l in self._layer_keys()]
-        if masks[0] is not None:
-            attrs["feedforward_mask_"] = masks[0].astype(bool)
-            attrs["lateral_mask_"] = None if masks[1] is None else masks[1].astype(bool)
+        attrs.update(self._mask_attributes(masks))
         return attrs
 
-    def _store(self, result, n_dyn):
-        for k, v in self._fitted_attributes(result.params, n_dyn).items():
+    def _mask_attributes(self, masks):
+        if masks[-1][0] is None:
+            return {}
+        as_bool = lambda m: None if m is None else m.astype(bool)  # noqa: E731
+        attrs = {"feedforward_mask_": as_bool(masks[-1][0]), "lateral_mask_": as_bool(masks[-1][1])}
+        if self._deep():
+            attrs["layer_feedforward_masks_"] = [as_bool(m[0]) for m in masks]
+            attrs["layer_lateral_masks_"] = [as_bool(m[1]) for m in masks]
+        return attrs
+
+    def _store(self, result, n_dyn, masks):
+        for k, v in self._fitted_attributes(result.params, n_dyn, masks).items():
             setattr(self, k, v)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -728,14 +831,14 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         images = validate_images(self, X, image_shape=self.image_shape, reset=True)
         self._check_geometry(self.image_shape_)
         for attr in ("classes_", "label_components_", "feedforward_mask_", "lateral_mask_", "layer_components_",
-                     "layer_laterals_"):
+                     "layer_laterals_", "layer_feedforward_masks_", "layer_lateral_masks_"):
             if hasattr(self, attr):
                 delattr(self, attr)
         codes = self._encode_labels(y, images.shape[0], first=True)
         bk = self._backend(X)
         dtype = compute_dtype(X)
         rng = check_random_state(self.random_state)
-        masks = self._structure(self.image_shape_)
+        masks = self._layer_masks(self.image_shape_)
         n_classes = 0 if codes is None else len(self.classes_)
         params = {k: bk.asarray(v, dtype=dtype) for k, v in self._init_params(rng, dtype, masks, n_classes).items()}
         result, n_dyn = self._train(
@@ -748,10 +851,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             lr_at=lambda e: learning_rate_at(self.schedule, self.learning_rate, e, self.max_iter),
             rng=rng,
         )
-        if masks[0] is not None:
-            self.feedforward_mask_ = masks[0].astype(bool)
-            self.lateral_mask_ = None if masks[1] is None else masks[1].astype(bool)
-        self._store(result, n_dyn)
+        self._store(result, n_dyn, masks)
         self.n_iter_ = result.n_epochs
         self.n_steps_ = result.n_steps
         return self
@@ -786,7 +886,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         if first or not hasattr(self, "_random_state"):
             self._random_state = check_random_state(self.random_state)
         codes = self._encode_labels(y, images.shape[0], first=first and not hasattr(self, "classes_"), classes=classes)
-        masks = self._structure(self.image_shape_)
+        masks = self._layer_masks(self.image_shape_)
         if first:
             dtype = compute_dtype(X)
             n_classes = 0 if codes is None else len(self.classes_)
@@ -817,10 +917,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             lr_at=lambda e: self.learning_rate,
             rng=self._random_state,
         )
-        if masks[0] is not None:
-            self.feedforward_mask_ = masks[0].astype(bool)
-            self.lateral_mask_ = None if masks[1] is None else masks[1].astype(bool)
-        self._store(result, n_dyn)
+        self._store(result, n_dyn, masks)
         self.n_iter_ += 1
         self.n_steps_ += result.n_steps
         return self
@@ -945,10 +1042,15 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         return -cost
 
     def _deep_score(self, bk, batches, dtype):
-        """Sum over layers of the per-layer cost (Eq. 12 with the gamma^(p-P) weights set to 1)."""
+        """Sum over layers of the per-layer cost (Eq. 12 with the gamma^(p-P) weights set to 1), each
+        layer's cost masked by its structure (Eq. 13 with c in {0, 1})."""
         xp = bk.xp
         Ws, Ls = self._deep_weights(bk, dtype)
         P = len(Ws)
+        masks = [(None, None)] * P
+        if getattr(self, "layer_feedforward_masks_", None) is not None:
+            masks = [(bk.asarray(cW, dtype=dtype), None if cL is None else bk.asarray(cL, dtype=dtype))
+                     for cW, cL in zip(self.layer_feedforward_masks_, self.layer_lateral_masks_)]
         grams = [None] * P
         regs = [0.0] * P
         n = 0
@@ -956,12 +1058,13 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             Rs, _ = self._deep_dynamics(Xb, Ws, Ls)
             below = Xb
             for p in range(P):
-                t = rules.sm_gram_terms(below, Rs[p])
+                t = rules.sm_gram_terms(below, Rs[p], n_blocks=Ls[p].shape[0] if Ls[p].ndim == 3 else None)
                 grams[p] = t if grams[p] is None else tuple(a + b for a, b in zip(grams[p], t))
                 regs[p] += float(xp.sum(rules.nsm_regularizer(Rs[p], self.activation, threshold=self.threshold)))
                 below = Rs[p]
             n += Xb.shape[0]
-        return -sum(rules.sm_cost_from_grams(*grams[p], n, regs[p]) for p in range(P))
+        return -sum(rules.sm_cost_from_grams(*grams[p], n, regs[p], W_mask=masks[p][0], L_mask=masks[p][1])
+                    for p in range(P))
 
     def to_torch(self, *, lateral=False, dtype=None):
         """The learned feedforward weights as a torch module, for fine-tuning.

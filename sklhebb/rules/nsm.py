@@ -321,13 +321,13 @@ def nsm_update(W, L, X, R, *, W_mask=None, L_mask=None, lateral_decay=1.0):
 
 
 def deep_fixed_point(X, Ws, Ls, *, gamma=0.0, activation="relu", threshold=0.0, cap=1.0, step=None, tol=1e-4,
-                     max_iter=100):
+                     max_iter=100, top_drive=None):
     r"""Fixed point of the deep network with feedback, Obeid Eq. (17), all layers at once.
 
     .. math::
 
-        \tau \frac{du^{(p)}}{ds} = -u^{(p)} + W^{(p)} r^{(p-1)} - (L^{(p)} - I) r^{(p)}
-            + (1 - \delta_{pP}) \gamma W^{(p+1)\top} r^{(p+1)}, \quad r^{(p)} = f(u^{(p)})
+        \tau \frac{du^{(p)}}{ds} = -u^{(p)} + \bar W^{(p)} r^{(p-1)} - (\bar L^{(p)} - I) r^{(p)}
+            + (1 - \delta_{pP}) \gamma \bar W^{(p+1)\top} r^{(p+1)}, \quad r^{(p)} = f(u^{(p)})
 
     with r^(0) = x, integrated by Euler steps of size ``step`` in u (default
     min(1, 1 / max_p lambda_max(L^(p))) / (1 + gamma)). Starts from the
@@ -336,9 +336,18 @@ def deep_fixed_point(X, Ws, Ls, *, gamma=0.0, activation="relu", threshold=0.0, 
     tol * max(1, max |W^(p) r^(p-1)|) (every f here is 1-Lipschitz, so the
     residual is bounded by the change of u / step).
 
+    With structure (Eq. 14) the masked weights W-bar, L-bar are passed as
+    arrays holding exact zeros where c = 0; the feedback weights are then
+    W-bar^(p+1)^T, whose zeros are the transposed feedforward structure. A
+    block-diagonal L^(p) may be given as its (S, n, n) diagonal blocks.
+
     Parameters
     ----------
-    X : (B, K) inputs; Ws : list of (N_p, N_{p-1}) weights; Ls : list of (N_p, N_p).
+    X : (B, K) inputs; Ws : list of (N_p, N_{p-1}) weights; Ls : list of
+        (N_p, N_p) or (S_p, n_p, n_p) lateral weights.
+    top_drive : (B, N_P) array, optional
+        Extra drive of the top layer: V y for supervised similarity matching
+        (S^2M, Bahroun Eq. 6) with the labels entering the top layer.
 
     Returns
     -------
@@ -352,11 +361,17 @@ def deep_fixed_point(X, Ws, Ls, *, gamma=0.0, activation="relu", threshold=0.0, 
         step = min(1.0, min(nsm_step_size(L) for L in Ls)) / (1.0 + gamma)
     step = float(step)
     f = lambda u: nsm_activation(u, activation, threshold=threshold, cap=cap)  # noqa: E731
-    Is = [xp.eye(L.shape[0], dtype=X.dtype, device=bk.device) for L in Ls]
+    # r -> r (L - I)^T, dense or blockwise
+    lats = [_lateral_op(bk, L - xp.eye(L.shape[-1], dtype=X.dtype, device=bk.device)) for L in Ls]
+
+    def drive(p, below):
+        d = below @ Ws[p].T
+        return d + top_drive if (p == P - 1 and top_drive is not None) else d
+
     # bottom-up initial state
     us, rs, prev = [], [], X
-    for W in Ws:
-        u = prev @ W.T
+    for p in range(P):
+        u = drive(p, prev)
         us.append(u)
         rs.append(f(u))
         prev = rs[-1]
@@ -366,9 +381,9 @@ def deep_fixed_point(X, Ws, Ls, *, gamma=0.0, activation="relu", threshold=0.0, 
         below = X
         drives = []
         for p in range(P):
-            d = below @ Ws[p].T
+            d = drive(p, below)
             drives.append(d)
-            g = d - rs[p] @ (Ls[p] - Is[p]).T - us[p]
+            g = d - lats[p](rs[p]) - us[p]
             if p < P - 1 and gamma:
                 g = g + gamma * (rs[p + 1] @ Ws[p + 1])
             gs.append(g)
