@@ -550,3 +550,284 @@ def test_convolutional_s2m():
             img = np.argmin(np.abs(allp - v).max(axis=2).min(axis=1))
             assert c == codes[img]
         break
+
+
+# ------------------------------------------------------- deep structured
+def small_images(seed, n=60, side=8, dtype=np.float32):
+    """Centred low-rank 8 x 8 images (smooth enough for the structure to matter, fast to train on)."""
+    rng = np.random.RandomState(seed)
+    A = np.abs(rng.standard_normal((6, side * side)))
+    X = np.abs(rng.standard_normal((n, 6))) @ A / 6 + 0.1 * rng.standard_normal((n, side * side))
+    X = X - X.mean(axis=0)
+    return (X / np.linalg.norm(X, axis=1).mean()).reshape(n, side, side).astype(dtype)
+
+
+# layer 1: 4 x 4 sites on the 8 x 8 image, neighbouring sites inhibit each other (dense masked L);
+# layer 2: 2 x 2 sites on layer 1's 4 x 4 site grid, same-site inhibition (L stored as blocks)
+DEEP_STRUCT = dict(n_components=3, hidden_layer_sizes=(2,), structure="local", site_stride=(2, 2), radius=(2.0, 1.5),
+                   lateral_radius=(2.0, 0.0), batch_size=20, random_state=0)
+
+
+def dense_lateral(L):
+    from scipy.linalg import block_diag
+
+    return block_diag(*L) if L.ndim == 3 else L
+
+
+def split_layers(enc, Z):
+    return np.split(Z, np.cumsum([W.shape[0] for W in enc.layer_components_])[:-1], axis=1)
+
+
+def test_deep_structured_masks_hold_exact_zeros_after_fit_and_partial_fit():
+    X = small_images(30)
+    enc = NSMEncoder(activation="tanh", gamma=0.3, max_iter=2, **DEEP_STRUCT).fit(X)
+    cWs, cLs = enc.layer_feedforward_masks_, enc.layer_lateral_masks_
+    assert [W.shape for W in enc.layer_components_] == [(16 * 2, 64), (4 * 3, 16 * 2)]
+    assert enc.layer_laterals_[0].shape == (32, 32) and enc.layer_laterals_[1].shape == (4, 3, 3)
+    assert cLs[1] is None and enc.lateral_mask_ is None
+    np.testing.assert_array_equal(enc.feedforward_mask_, cWs[1])
+    # layer 2's geometry, by loops: its site (a, b) sits at (2a + 0.5, 2b + 0.5) on layer 1's 4 x 4 site grid
+    # and sees every neuron of the layer-1 sites within radius 1.5 (layer-1 neuron m: site m // 2)
+    for n in range(12):
+        site = n // 3
+        sy, sx = 2 * (site // 2) + 0.5, 2 * (site % 2) + 0.5
+        for m in range(32):
+            gy, gx = (m // 2) // 4, (m // 2) % 4
+            assert cWs[1][n, m] == ((gy - sy) ** 2 + (gx - sx) ** 2 <= 1.5**2)
+    np.testing.assert_array_equal(cWs[0], local_structure((8, 8, 1), 2, 2, 2.0, 2.0)[0].astype(bool))
+    np.testing.assert_array_equal(cLs[0], local_structure((8, 8, 1), 2, 2, 2.0, 2.0)[1].astype(bool))
+    for call in range(3):
+        for W, cW in zip(enc.layer_components_, cWs):
+            assert np.all(W[~cW] == 0.0) and np.all(W[cW] != 0.0)
+            assert (~cW).sum() > 0
+        L0 = enc.layer_laterals_[0]
+        assert np.all(L0[~cLs[0]] == 0.0) and (~cLs[0]).sum() > 0
+        for L in enc.layer_laterals_:
+            Ld = dense_lateral(L)
+            assert np.allclose(Ld, Ld.T, atol=1e-6) and np.linalg.eigvalsh(Ld).min() > 0
+        np.testing.assert_array_equal(enc.layer_components_[-1], enc.components_)
+        enc.partial_fit(X[: 20 * (call + 1)])
+    assert enc.transform(X).shape == (60, 12)
+    Z = enc.set_params(return_layers="all").transform(X)
+    assert Z.shape == (60, 44) and enc.get_feature_names_out().shape == (44,)
+    assert np.isfinite(enc.score(X))
+
+
+def test_deep_structured_per_layer_parameters_are_checked():
+    X = small_images(31, n=20)
+    for bad in (dict(site_stride=(2, 2, 2)), dict(radius=(2.0,)), dict(lateral_radius=[0.0, 1.0, 0.0])):
+        with pytest.raises(ValueError, match="one entry per layer"):
+            NSMEncoder(**{**DEEP_STRUCT, **bad}).fit(X)
+    with pytest.raises(ValueError, match="site_stride must hold integers"):
+        NSMEncoder(**{**DEEP_STRUCT, "site_stride": (2, 0)}).fit(X)
+    # a number is every layer's value; three layers: the third on layer 2's 2 x 2 grid is one site
+    enc = NSMEncoder(n_components=2, hidden_layer_sizes=(2, 3), structure="local", site_stride=2, radius=1.5,
+                     max_iter=1, batch_size=20, random_state=0).fit(X)
+    assert [W.shape for W in enc.layer_components_] == [(32, 64), (12, 32), (2, 12)]
+    assert [L.shape for L in enc.layer_laterals_] == [(16, 2, 2), (4, 3, 3), (1, 2, 2)]
+    # layer 3's one site at (0.5, 0.5) on the 2 x 2 grid: every layer-2 site within radius 1.5
+    assert enc.layer_feedforward_masks_[2].all()
+
+
+def test_deep_structured_transform_is_a_fixed_point_of_eq17():
+    """Every layer of the returned outputs satisfies Obeid Eq. (17) at its fixed point:
+    r^(p) = f(W^(p) r^(p-1) - (L^(p) - I) r^(p) + gamma W^(p+1)^T r^(p+1)) (no gamma on the W and L terms)."""
+    X = small_images(32, dtype=np.float64)
+    gamma, tol = 0.5, 1e-8
+    for activation in ("tanh", "capped_relu"):
+        enc = NSMEncoder(activation=activation, gamma=gamma, tol=tol, max_iter_dynamics=20000, max_iter=2,
+                         return_layers="all", **DEEP_STRUCT).fit(X)
+        Rs = split_layers(enc, enc.transform(X[:15]))
+        Ws, Ls = enc.layer_components_, [dense_lateral(L) for L in enc.layer_laterals_]
+        Xf = X[:15].reshape(15, -1)
+        assert deep_residual_loop(Xf, Ws, Ls, Rs, gamma, activation) <= tol * (1 + 1e-6)
+        # and not a fixed point of the equation without feedback (the gamma term matters)
+        assert deep_residual_loop(Xf, Ws, Ls, Rs, 0.0, activation) > 100 * tol
+
+
+def test_deep_dynamics_with_blocks_and_top_drive_reach_eq17():
+    """Rule level: block-diagonal L^(p) given as blocks and a top-layer drive V y (deep S^2M) give the fixed point
+    of Eq. (17) with the dense L^(p) and the drive W^(P) r^(P-1) + V y, checked by loops."""
+    from scipy.linalg import block_diag
+
+    rng = np.random.RandomState(33)
+    Ws = [rng.standard_normal((6, 5)) / 2, rng.standard_normal((4, 6)) / 2]
+    Lb = np.stack([random_pd(rng, 2) for _ in range(3)])
+    Ls = [Lb, random_pd(rng, 4)]
+    X = rng.standard_normal((7, 5))
+    V, Y = rng.standard_normal((4, 3)), np.eye(3)[rng.randint(0, 3, 7)] * 1.3
+    gamma, tol = 0.4, 1e-9
+    for activation in ("relu", "tanh"):
+        Rs, k = rules.deep_fixed_point(X, Ws, Ls, gamma=gamma, activation=activation, tol=tol, max_iter=50000,
+                                       top_drive=Y @ V.T)
+        assert k < 50000
+        # the label is one more input of the top layer: W_aug = [W, V] on [r^(P-1), y] (loop oracle: fold y into
+        # the top layer's drive by augmenting its weights and the layer below's output)
+        worst = 0.0
+        for t in range(7):
+            r1, r2 = Rs[0][t], Rs[1][t]
+            L1 = block_diag(*Lb)
+            for i in range(6):
+                u = sum(Ws[0][i, j] * X[t, j] for j in range(5)) - sum((L1[i, m] - (i == m)) * r1[m] for m in range(6))
+                u += gamma * sum(Ws[1][m, i] * r2[m] for m in range(4))
+                worst = max(worst, abs(f_scalar(u, activation) - r1[i]))
+            for i in range(4):
+                u = sum(Ws[1][i, j] * r1[j] for j in range(6)) + sum(V[i, c] * Y[t, c] for c in range(3))
+                u -= sum((Ls[1][i, m] - (i == m)) * r2[m] for m in range(4))
+                worst = max(worst, abs(f_scalar(u, activation) - r2[i]))
+        assert worst <= tol * max(1.0, np.abs(X @ Ws[0].T).max(), np.abs(Rs[0] @ Ws[1].T + Y @ V.T).max()) * (1 + 1e-6)
+        dense, _ = rules.deep_fixed_point(X, Ws, [block_diag(*Lb), Ls[1]], gamma=gamma, activation=activation,
+                                          tol=tol, max_iter=50000, top_drive=Y @ V.T)
+        np.testing.assert_allclose(Rs[0], dense[0], atol=1e-7)
+        np.testing.assert_allclose(Rs[1], dense[1], atol=1e-7)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.5])
+def test_deep_structured_update_matches_loop_transcription_of_eq19(alpha):
+    """One minibatch: Delta W^(p)_ij = eta (c^W_ij <r^(p)_i r^(p-1)_j> - W_ij),
+    Delta L^(p)_ij = (eta / 2 tau)(c^L_ij <r^(p)_i r^(p)_j> - L_ij / (1 + gamma (1 - delta_pP))) (Obeid Eq. 19 with the
+    gamma^(p-P) factors absorbed into eta), and for deep S^2M Delta V = eta (<r^(P) y^T> - V) (Bahroun Eq. 8)."""
+    X = small_images(34, n=24, dtype=np.float64)
+    y = np.arange(24) % 3
+    eta, tau, gamma = 0.05, 0.5, 0.4
+    enc = NSMEncoder(activation="tanh", gamma=gamma, learning_rate=eta, tau=tau, alpha=alpha, tol=1e-12,
+                     max_iter_dynamics=50000, shuffle=False, **{**DEEP_STRUCT, "batch_size": 24})
+    enc.partial_fit(X, y)
+    enc.partial_fit(X, y)  # weights away from their initial values
+    Ws = [W.copy() for W in enc.layer_components_]
+    Ls = [L.copy() for L in enc.layer_laterals_]
+    V = enc.label_components_.copy() if alpha else None
+    Xf = X.reshape(24, -1)
+    Y = np.eye(3)[y] * math.sqrt(alpha)
+    Rs, _ = rules.deep_fixed_point(Xf, Ws, Ls, gamma=gamma, activation="tanh", tol=1e-12, max_iter=50000,
+                                   top_drive=Y @ V.T if alpha else None)
+    enc.partial_fit(X, y)  # one minibatch
+    T = 24
+    for p in range(2):
+        below = Xf if p == 0 else Rs[0]
+        R, W, L = Rs[p], Ws[p], dense_lateral(Ls[p])
+        cW = enc.layer_feedforward_masks_[p]
+        cL = enc.layer_lateral_masks_[p]
+        cL = np.ones_like(L, dtype=bool) if cL is None else cL  # blocks: c^L is the block pattern, kept by storage
+        decay = 1.0 / (1.0 + gamma) if p == 0 else 1.0
+        W_new = np.empty_like(W)
+        for i in range(W.shape[0]):
+            for j in range(W.shape[1]):
+                hebb = sum(R[t, i] * below[t, j] for t in range(T)) / T
+                W_new[i, j] = W[i, j] + eta * (cW[i, j] * hebb - W[i, j])
+        L_new = np.empty_like(L)
+        for i in range(L.shape[0]):
+            for j in range(L.shape[1]):
+                anti = sum(R[t, i] * R[t, j] for t in range(T)) / T
+                L_new[i, j] = L[i, j] + eta / (2 * tau) * (cL[i, j] * anti - decay * L[i, j])
+        np.testing.assert_allclose(enc.layer_components_[p], W_new, rtol=0, atol=1e-10)
+        got_L = enc.layer_laterals_[p]
+        if got_L.ndim == 3:  # blocks: compare the blocks, and L_new is zero off them (it started so)
+            L_new = np.stack([L_new[3 * s: 3 * s + 3, 3 * s: 3 * s + 3] for s in range(got_L.shape[0])])
+        np.testing.assert_allclose(got_L, L_new, rtol=0, atol=1e-10)
+    if alpha:
+        R = Rs[-1]
+        for i in range(V.shape[0]):
+            for c in range(3):
+                want = V[i, c] + eta * (sum(R[t, i] * Y[t, c] for t in range(T)) / T - V[i, c])
+                assert abs(enc.label_components_[i, c] - want) < 1e-10
+    else:
+        assert not hasattr(enc, "label_components_")
+
+
+def test_deep_structured_gamma_zero_is_stacked_single_layers():
+    """gamma = 0: no feedback, so (up to the dynamics tolerance, not exactly: the deep dynamics solve all layers
+    together) layer 1 learns exactly as the single structured layer does from the same initial weights and
+    minibatches, and at fixed weights layer 2's outputs are the single structured layer with layer 2's weights
+    applied to layer 1's outputs (its input grid: layer 1's 4 x 4 sites with 2 channels)."""
+    X = small_images(35, dtype=np.float64)
+    kw = dict(activation="tanh", tol=1e-12, max_iter_dynamics=50000, shuffle=False, max_iter=2, batch_size=20,
+              random_state=0)
+    deep = NSMEncoder(3, hidden_layer_sizes=(2,), structure="local", site_stride=2, radius=(2.0, 1.5),
+                      lateral_radius=0.0, gamma=0.0, return_layers="all", **kw).fit(X)
+    one = NSMEncoder(2, structure="local", site_stride=2, radius=2.0, lateral_radius=0.0, **kw).fit(X)
+    np.testing.assert_allclose(deep.layer_components_[0], one.components_, atol=1e-8)
+    np.testing.assert_allclose(deep.layer_laterals_[0], one.lateral_, atol=1e-8)
+    R1, R2 = split_layers(deep, deep.transform(X))
+    np.testing.assert_allclose(R1, one.transform(X), atol=1e-8)
+    top = NSMEncoder(3, structure="local", image_shape=(4, 4, 2), site_stride=2, radius=1.5, lateral_radius=0.0,
+                     **kw).fit(R1)
+    np.testing.assert_array_equal(top.feedforward_mask_, deep.feedforward_mask_)
+    top.components_, top.lateral_ = deep.components_, deep.lateral_
+    np.testing.assert_allclose(top.transform(R1), R2, atol=1e-8)
+    # with feedback the first layer's outputs change
+    fb = NSMEncoder(3, hidden_layer_sizes=(2,), structure="local", site_stride=2, radius=(2.0, 1.5),
+                    lateral_radius=0.0, gamma=0.5, return_layers="all", **kw).fit(X)
+    assert np.abs(fb.layer_components_[0] - one.components_).max() > 1e-4
+
+
+def test_deep_structured_block_lateral_equals_dense_masked():
+    X = small_images(36)
+    kw = dict(DEEP_STRUCT, lateral_radius=0.0, activation="tanh", gamma=0.3, max_iter=2, tol=1e-7,
+              max_iter_dynamics=5000)
+    blocks = NSMEncoder(**kw).fit(X)
+    dense = NSMEncoder(**kw)
+    dense._n_lateral_blocks = lambda image_shape, layer=0: None
+    dense.fit(X)
+    for Lb, Ld, cL in zip(blocks.layer_laterals_, dense.layer_laterals_, dense.layer_lateral_masks_):
+        assert Lb.ndim == 3 and Ld.ndim == 2
+        np.testing.assert_allclose(dense_lateral(Lb), Ld, atol=2e-5)
+        assert np.all(Ld[~cL] == 0.0)
+    for Wb, Wd in zip(blocks.layer_components_, dense.layer_components_):
+        np.testing.assert_allclose(Wb, Wd, atol=2e-5)
+    assert blocks.score(X) == pytest.approx(dense.score(X), rel=1e-4)
+
+
+def test_deep_structured_cost_falls():
+    X = small_images(37, n=400)
+    train, test = X[:300], X[300:]
+    enc = NSMEncoder(activation="tanh", gamma=0.2, learning_rate=0.05, shuffle=False, **DEEP_STRUCT)
+    enc.partial_fit(train[:20])
+    c0 = -enc.score(test)
+    for _ in range(3):
+        enc.partial_fit(train)
+    assert -enc.score(test) < 0.8 * c0
+
+
+def test_deep_structured_numpy_and_torch_agree():
+    torch = pytest.importorskip("torch")
+    X = small_images(38)
+    y = np.arange(60) % 3
+    kw = dict(DEEP_STRUCT, activation="tanh", gamma=0.3, alpha=0.5, max_iter=2, tol=1e-6, max_iter_dynamics=2000,
+              return_layers="all")
+    a = NSMEncoder(**kw).fit(X, y)
+    b = NSMEncoder(backend="torch", **kw).fit(X, y)
+    for name in ("layer_components_", "layer_laterals_"):
+        for A, B in zip(getattr(a, name), getattr(b, name)):
+            np.testing.assert_allclose(A, B, atol=1e-5)
+    np.testing.assert_allclose(a.label_components_, b.label_components_, atol=1e-5)
+    Zt = a.transform(torch.from_numpy(X))
+    assert isinstance(Zt, torch.Tensor)
+    np.testing.assert_allclose(Zt.numpy(), a.transform(X), atol=1e-5)
+    np.testing.assert_allclose(b.transform(X), a.transform(X), atol=1e-4)
+
+
+def test_deep_s2m_alpha_zero_and_unlabelled_equal_unsupervised():
+    X = small_images(39)
+    y = np.arange(60) % 3
+    kw = dict(DEEP_STRUCT, activation="tanh", gamma=0.3, max_iter=2)
+    unsup = NSMEncoder(**kw).fit(X)
+    zero = NSMEncoder(alpha=0.0, **kw).fit(X, y)
+    for A, B in zip(unsup.layer_components_ + unsup.layer_laterals_, zero.layer_components_ + zero.layer_laterals_):
+        np.testing.assert_array_equal(A, B)
+    assert not hasattr(zero, "label_components_")
+    # every sample unlabelled, with V present (classes given): Y = 0, V only decays, W and L as unsupervised
+    kw1 = dict(kw, shuffle=False)
+    u1 = NSMEncoder(**kw1).partial_fit(X)
+    s1 = NSMEncoder(alpha=1.0, **kw1).partial_fit(X, np.full(60, -1), classes=[0, 1, 2])
+    assert s1.label_components_.shape == (12, 3)
+    for A, B in zip(u1.layer_components_ + u1.layer_laterals_, s1.layer_components_ + s1.layer_laterals_):
+        np.testing.assert_array_equal(A, B)
+    np.testing.assert_array_equal(u1.transform(X), s1.transform(X))
+    # labels change every layer (the top directly, the lower ones through the feedback)
+    sup = NSMEncoder(alpha=1.0, **kw).fit(X, y)
+    assert sup.label_components_.shape == (12, 3) and list(sup.classes_) == [0, 1, 2]
+    for A, B in zip(unsup.layer_components_, sup.layer_components_):
+        assert np.abs(A - B).max() > 1e-4
+    clone = pickle.loads(pickle.dumps(sup))
+    np.testing.assert_array_equal(clone.transform(X), sup.transform(X))
