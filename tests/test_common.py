@@ -20,6 +20,12 @@ FAST_PARAMS = {
     "NSMEncoder": dict(n_components=4, max_iter=2, batch_size=16, random_state=0),
 }
 
+# Further layouts of a class run through the same checks (the deep structured NSM with feedback and labels).
+EXTRA_PARAMS = [
+    ("NSMEncoder", dict(n_components=3, hidden_layer_sizes=(2,), structure="local", gamma=0.2, alpha=0.5,
+                        activation="tanh", max_iter=2, batch_size=16, random_state=0)),
+]
+
 # Checks an estimator is known to fail, with the reason written down.
 EXPECTED_FAILURES = {}
 
@@ -46,6 +52,9 @@ def all_estimators():
 def _instances():
     for cls in all_estimators():
         yield cls(**FAST_PARAMS.get(cls.__name__, {}))
+        for name, params in EXTRA_PARAMS:
+            if name == cls.__name__:
+                yield cls(**params)
 
 
 def test_discovery_finds_the_flagship():
