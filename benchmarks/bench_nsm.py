@@ -5,6 +5,7 @@ Run with one thread (the machine is a shared 2-core CPU):
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_nsm.py fc
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_nsm.py conv
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_nsm.py structured
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_nsm.py deep
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_nsm.py s2m
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_nsm.py conv-acc
 
@@ -228,6 +229,56 @@ def bench_structured(args):
         print(f"| random structured weights (control) | {nps} | {Z.shape[1]} | - | {acc0:.4f} |", flush=True)
 
 
+def bench_deep(args):
+    """Deep structured NSM (Obeid Sec. 4-6) against the single structured layer, Fashion-MNIST, LinearSVC."""
+    from sklearn.svm import LinearSVC
+
+    n_train, n_test = (300, 200) if args.quick else (args.n_train, args.n_test)
+    epochs = 1 if args.quick else args.epochs
+    X, y = load_fashion_mnist()
+    Xt, yt = load_fashion_mnist(kind="t10k")
+    X = X[:n_train].reshape(n_train, -1).astype(np.float32) / 255.0
+    Xt = Xt[:n_test].reshape(n_test, -1).astype(np.float32) / 255.0
+    y, yt = y[:n_train], yt[:n_test]
+    mean = X.mean(axis=0)
+    X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
+    nps1, nps2 = args.nps[0], args.nps2
+    print(f"# deep structured NSM (Obeid Sec. 4-6): Fashion-MNIST {n_train} train / {n_test} test, tanh, {epochs} "
+          f"epochs, eta = {args.eta}, batch 100; layer 1: sites every 2 px, radius 4, {nps1} neurons per site; "
+          f"layer 2: sites every 2 layer-1 sites, radius {args.radius2:g} (layer-1 site units), {nps2} neurons per "
+          f"site; same-site lateral inhibition (L as blocks); LinearSVC() readout")
+    print("| network | gamma | features | fit time (s) | mean dynamics steps | test accuracy |")
+    print("|---|---|---|---|---|---|")
+    common = dict(structure="local", image_shape=(28, 28), activation="tanh", batch_size=100, random_state=0)
+
+    def evaluate(name, gamma, e, t_fit):
+        e = e.set_params(return_layers="all") if e._deep() else e
+        Z, Zt = e.transform(X), e.transform(Xt)
+        views = [("", Z, Zt)]
+        if e._deep():
+            n_top = e.components_.shape[0]
+            views = [(", top layer", Z[:, -n_top:], Zt[:, -n_top:]), (", both layers", Z, Zt)]
+        for suffix, A, At in views:
+            acc = LinearSVC().fit(A, y).score(At, yt)
+            print(f"| {name}{suffix} | {gamma} | {A.shape[1]} | {t_fit} | {e.n_dynamics_steps_:.1f} | {acc:.4f} |",
+                  flush=True)
+
+    for lr, label in [(args.eta, "learned"), (1e-12, "random weights, untrained (control)")]:
+        ep = epochs if lr == args.eta else 1
+        e = NSMEncoder(nps1, site_stride=2, radius=4.0, learning_rate=lr, max_iter=ep, **common)
+        t0 = time.perf_counter()
+        e.fit(X)
+        t_fit = f"{time.perf_counter() - t0:.1f}" if lr == args.eta else "-"
+        evaluate(f"single structured layer, {label}", "-", e, t_fit)
+        for gamma in (args.gammas if lr == args.eta else [0.0]):
+            e = NSMEncoder(nps2, hidden_layer_sizes=(nps1,), site_stride=(2, 2), radius=(4.0, args.radius2),
+                           lateral_radius=0.0, gamma=gamma, learning_rate=lr, max_iter=ep, **common)
+            t0 = time.perf_counter()
+            e.fit(X)
+            t_fit = f"{time.perf_counter() - t0:.1f}" if lr == args.eta else "-"
+            evaluate(f"deep structured, 2 layers, {label}", f"{gamma:g}" if lr == args.eta else "-", e, t_fit)
+
+
 def bench_s2m(args):
     from sklearn.linear_model import LogisticRegression
 
@@ -283,7 +334,7 @@ def bench_conv_acc(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["fc", "conv", "structured", "s2m", "conv-acc"])
+    p.add_argument("what", choices=["fc", "conv", "structured", "deep", "s2m", "conv-acc"])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--eta", type=float, default=0.02)
@@ -297,6 +348,9 @@ def main():
     p.add_argument("--n-train", type=int, default=3000)
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--nps", type=int, nargs="+", default=[4, 8])
+    p.add_argument("--nps2", type=int, default=8, help="deep: neurons per site of layer 2 (layer 1: --nps[0])")
+    p.add_argument("--radius2", type=float, default=3.0, help="deep: radius of layer 2 in layer-1 site units")
+    p.add_argument("--gammas", type=float, nargs="+", default=[0.0, 0.1], help="deep: feedback strengths")
     p.add_argument("--alphas", type=float, nargs="+", default=[0, 0.01, 0.1, 1, 10])
     p.add_argument("--s2m-units", type=int, default=10)
     p.add_argument("--conv-units", type=int, default=50)
@@ -304,7 +358,7 @@ def main():
     p.add_argument("--center", action="store_true")
     args = p.parse_args()
     torch.manual_seed(0)
-    {"fc": bench_fc, "conv": bench_conv, "structured": bench_structured, "s2m": bench_s2m,
+    {"fc": bench_fc, "conv": bench_conv, "structured": bench_structured, "deep": bench_deep, "s2m": bench_s2m,
      "conv-acc": bench_conv_acc}[args.what](args)
 
 
