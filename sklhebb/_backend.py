@@ -418,8 +418,17 @@ def resolve(backend: str = "numpy", device=None, X=None) -> Backend:
     raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
 
 
+_NUMPY_BACKEND = None
+
+
 def backend_of(a) -> Backend:
     """The :class:`Backend` an array lives on (NumPy for anything not torch/CuPy)."""
+    global _NUMPY_BACKEND
+    if type(a) is np.ndarray:
+        # the per-minibatch hot path: one cached object instead of ~9 us of checks
+        if _NUMPY_BACKEND is None:
+            _NUMPY_BACKEND = resolve("numpy")
+        return _NUMPY_BACKEND
     return resolve(X=a)
 
 

@@ -288,12 +288,19 @@ class PatchStream:
             chunk = to_device_chunk(bk, self.images, index, self.dtype)
             perm = None if rng is None else affine_permutation(bk, chunk.shape[0] * self.per_image, rng)
             P = self._rows(chunk, perm)
+            start = 0
             if carry is not None:
-                P = xp.concat([carry, P], axis=0)
+                # complete the batch begun in the last chunk (copying only its rows,
+                # never the whole chunk)
+                start = min(self.batch_size - carry.shape[0], P.shape[0])
+                carry = xp.concat([carry, P[:start]], axis=0)
+                if carry.shape[0] < self.batch_size:
+                    continue
+                yield carry
                 carry = None
-            n_full = (P.shape[0] // self.batch_size) * self.batch_size
-            for start in range(0, n_full, self.batch_size):
-                yield P[start : start + self.batch_size]
+            n_full = start + ((P.shape[0] - start) // self.batch_size) * self.batch_size
+            for b in range(start, n_full, self.batch_size):
+                yield P[b : b + self.batch_size]
             if n_full < P.shape[0]:
                 carry = P[n_full:]
         if carry is not None:

@@ -92,3 +92,24 @@ def test_every_estimator_streams_a_uint8_memmap_with_bounded_memory(tmp_path, es
     # shuffling order are O(n) integers (np.unique with return_inverse makes a few
     # int64 arrays: measured +1.7 MB for the classifiers); X itself must not be copied
     assert large < small + 0.3 * n * d * 4, f"peak {small / 1e6:.2f} MB -> {large / 1e6:.2f} MB"
+
+
+@pytest.mark.parametrize("chunk_size,batch_size", [(1, 7), (3, 50), (2, 200), (5, 36), (40, 1000)])
+def test_patch_stream_batches_tile_the_patches_for_any_chunking(chunk_size, batch_size):
+    # batches carry over chunk boundaries (also across several chunks when a batch holds
+    # more patches than a chunk): in order they are exactly the normalised patch matrix,
+    # and every batch but the last is full
+    from sklhebb._backend import resolve
+    from sklhebb.image import PatchStream, extract_patches, normalize_rows
+
+    bk = resolve("numpy")
+    X = np.random.default_rng(3).random((9, 6, 5, 2)).astype(np.float32)
+    ref = normalize_rows(bk, extract_patches(bk, X, 3, 1).reshape(-1, 18), center=True)
+    stream = PatchStream(bk, X, 3, batch_size, chunk_size, "float32", center=True)
+    batches = list(stream.epoch(None))
+    assert all(b.shape[0] == batch_size for b in batches[:-1]) and 0 < batches[-1].shape[0] <= batch_size
+    np.testing.assert_array_equal(np.concatenate(batches), ref)
+    # shuffled: the same rows, each once
+    shuffled = np.concatenate(list(stream.epoch(np.random.RandomState(0))))
+    assert shuffled.shape == ref.shape and not np.array_equal(shuffled, ref)
+    np.testing.assert_array_equal(np.unique(shuffled, axis=0), np.unique(ref, axis=0))

@@ -81,9 +81,9 @@ def krotov_update(M, V, *, rank=2, delta=0.4, p=2.0, normalize=True, currents=No
     dM = bk.sparse_gT_matmul([top, anti], [1.0, -delta], V, K)
     # decay term (sum_A g_{A mu} I_{A mu}) M_{mu i}
     decay = bk.bincount(top, I_top, K) - delta * bk.bincount(anti, I_anti, K)
-    dM = dM - decay[:, None] * M
+    dM -= decay[:, None] * M  # dM is our own fresh array: in place
     if normalize:
         scale = xp.max(xp.abs(dM))
         # the reference code's floor (prec = 1e-30): an all-zero change stays zero
-        dM = dM / xp.where(scale > 1e-30, scale, xp.ones_like(scale))
+        dM /= xp.where(scale > 1e-30, scale, xp.ones_like(scale))
     return dM
