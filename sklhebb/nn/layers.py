@@ -124,6 +124,9 @@ class Layer:
 
     has_weights = False
     n_parents = 1
+    #: ``propagate`` always returns new arrays, which the caller may overwrite
+    #: (weight layers: a matrix product; pooling: a new map)
+    new_feedback = True
 
     def build(self, in_shapes):
         self.in_shape = tuple(in_shapes[0])
@@ -170,13 +173,17 @@ class _WeightLayer(Layer):
             slope *= self.scale
         return h, slope
 
-    def error(self, g, cache):
+    def error(self, g, cache, *, inplace=False):
         """E = sigma'(h) * g (the slope cached by the forward pass).
 
         g * (s [|y| < 1]) equals the textbook (g * s) * [|y| < 1] bit for bit.
+        ``inplace=True`` (the caller owns g and drops it) writes E over g.
         """
         slope = cache[-1]
         if slope is None:
+            return g
+        if inplace:
+            g *= slope
             return g
         return g * slope
 
@@ -351,10 +358,10 @@ class UntiedConv(_WeightLayer):
         y = xp.reshape(y, (B, H, Wd, F))
         return y, ((Pm, slope) if train else None)
 
-    def error(self, g, cache):
+    def error(self, g, cache, *, inplace=False):
         Pm = cache[0]
         g3 = _reshape(g, (Pm.shape[1], Pm.shape[0], self.filters))
-        return super().error(g3, cache)  # (B, HW, F), like the cached output
+        return super().error(g3, cache, inplace=inplace)  # (B, HW, F), like the cached output
 
     def increment(self, E, cache):
         xp = backend_of(E).xp
@@ -443,8 +450,8 @@ class UntiedDense(Dense):
         y, cache = super().forward(bk, p, x, train=train, mask=mask)
         return bk.xp.reshape(y, (x.shape[0],) + self.out_shape), cache
 
-    def error(self, g, cache):
-        return super().error(_reshape(g, (g.shape[0], self.units)), cache)
+    def error(self, g, cache, *, inplace=False):
+        return super().error(_reshape(g, (g.shape[0], self.units)), cache, inplace=inplace)
 
     def describe(self):
         return f"sparse {self.filters} {self.size}x{self.size}"
@@ -461,13 +468,15 @@ class MaxPool(Layer):
     window's error (ties all receive the full error), summed over the windows
     it belongs to.
 
-    The feedback is computed by phases, never by positions: with t = stride
-    and q = ceil(size / t), the window offset u = t d + a (0 <= a < t) puts
-    input row t (i + d) + a in window i, so the padded map viewed as
-    (B, rows / t, t, cols / t, t, C) turns the offsets of one pair (d, e) into
-    a slice that no two windows share. Each of the q^2 pairs is one
-    compare-and-multiply (and, after the first, one add) over that slice:
-    4 passes for size 3, stride 2 instead of 9 strided ones.
+    Both passes work by phases, never by positions. With t = stride and
+    q = ceil(size / t), the window offset u = t d + a (0 <= a < t) puts input
+    row t (i + d) + a in window i, so the map viewed as (B, oh, t, ow, t, C)
+    (zero-padded to t * oh rows and t * ow columns, which is no copy when
+    stride divides the size) turns the offsets of one pair (d, e) into a slice
+    that no two windows share. The feedback is one compare-and-multiply per
+    pair (and, after the first, one add): 4 passes for size 3, stride 2
+    instead of 9 strided ones. The forward max is separable (rows, then
+    columns) and reads the zero padding as a maximum with 0.
     """
 
     def __init__(self, size, stride=None):
@@ -480,62 +489,69 @@ class MaxPool(Layer):
         H, W, C = in_shape
         t, p = self.stride, self.size
         self.oh, self.ow = -(-H // t), -(-W // t)
-        self.Hp, self.Wp = (self.oh - 1) * t + p, (self.ow - 1) * t + p
-        # the padded map holds whole phase blocks: t (o + q - 1) >= Hp rows
-        q = -(-p // t)
-        self.Hq, self.Wq = t * (self.oh + q - 1), t * (self.ow + q - 1)
+        self.Hp, self.Wp = (self.oh - 1) * t + p, (self.ow - 1) * t + p  # the zero-padded extent
         return (self.oh, self.ow, C)
 
-    def _padded(self, bk, x):
-        H, W, _ = self.in_shape
-        return pad2d(bk, x, 0, self.Hq - H, 0, self.Wq - W)
-
-    def _phase_pairs(self):
-        """(d, e, rows a < ta, columns b < tb) of the window offsets u = t d + a, v = t e + b."""
+    def _blocks(self):
+        """(d, ta): the offsets u = t d + a, a < ta, of the windows, grouped by block d."""
         t, p = self.stride, self.size
-        q = -(-p // t)
-        for d in range(q):
-            for e in range(q):
-                yield d, e, min(t, p - t * d), min(t, p - t * e)
+        return [(d, min(t, p - t * d)) for d in range(-(-p // t))]
+
+    def _max_along(self, bk, x, axis, o):
+        """Window maxima along spatial ``axis`` (o windows; zeros beyond the map).
+
+        The windows inside the map are one strided view and one reduction;
+        the last ones, which reach the zero padding, are the maximum of their
+        rows inside the map and 0 (no padded copy of the map).
+        """
+        xp = bk.xp
+        t, p, n = self.stride, self.size, x.shape[axis]
+        inside = max(0, (n - p) // t + 1)
+        parts = [xp.max(bk.sliding_windows(x, axis, p, t), axis=-1)] if inside else []
+        for i in range(inside, o):
+            rows = x[(slice(None),) * axis + (slice(t * i, n),)]
+            parts.append(xp.clip(xp.max(rows, axis=axis, keepdims=True), min=0.0))
+        return parts[0] if len(parts) == 1 else xp.concat(parts, axis=axis)
+
+    def _phase_map(self, bk, x):
+        """x zero-padded to t * oh rows and t * ow columns (no copy when stride divides H, W)."""
+        H, W, _ = self.in_shape
+        t = self.stride
+        return pad2d(bk, x, 0, t * self.oh - H, 0, t * self.ow - W)
 
     def forward(self, bk, p, x, *, train=False, mask=None):
-        xp = bk.xp
-        xpad = self._padded(bk, x)
-        # separable max: rows, then columns (the Hq - Hp extra rows start no window)
-        y = xp.max(bk.sliding_windows(xpad, 1, self.size, self.stride), axis=-1)
-        y = xp.max(bk.sliding_windows(y, 2, self.size, self.stride), axis=-1)
-        return y, ((xpad, y) if train else None)
+        y = self._max_along(bk, self._max_along(bk, x, 1, self.oh), 2, self.ow)
+        return y, ((self._phase_map(bk, x), y) if train else None)
 
     def propagate(self, g, cache):
         bk = backend_of(g)
         xp = bk.xp
-        xpad, y = cache
+        xq, y = cache
         t, oh, ow = self.stride, self.oh, self.ow
         B, C = g.shape[0], g.shape[-1]
-        # input row t (i + d) + a is xpad6[:, i + d, a]; only rows < t * oh are kept
-        # (they cover the H input rows), so window i contributes for i < oh - d
-        xpad6 = xp.reshape(xpad, (B, self.Hq // t, t, self.Wq // t, t, C))
+        x6 = xp.reshape(xq, (B, oh, t, ow, t, C))  # input row t (i + d) + a is x6[:, i + d, a]
         y6 = xp.reshape(y, (B, oh, 1, ow, 1, C))
         g6 = xp.reshape(g, (B, oh, 1, ow, 1, C))
-        pairs = list(self._phase_pairs())
-        out6 = scratch = None
-        if pairs[0][2:] != (t, t):  # size < stride: some rows belong to no window
-            out6 = bk.zeros((B, oh, t, ow, t, C), dtype=g.dtype)
-        else:
-            # the first pair covers every kept row and column: it is the output
+        pairs = [(d, e, ta, tb) for d, ta in self._blocks() for e, tb in self._blocks()]
+        # the first pair covers every row and column (unless size < stride, when
+        # some rows belong to no window): its terms start the output
+        first_is_out = pairs[0][2:] == (t, t)
+        if first_is_out:
             out6 = _empty(xp, (B, oh, t, ow, t, C), g)
-            pairs[0] = pairs[0] + (out6,)
-        if len(pairs) > 1 or pairs[0][-1] is not out6:
-            # one scratch buffer for the other pairs' terms (one allocation, not one each)
-            sizes = [B * (oh - d) * ta * (ow - e) * tb * C for d, e, ta, tb, *_ in pairs]
-            scratch = _empty(xp, (max(sizes),), g)
-        for d, e, ta, tb, *dest in pairs:
+        else:
+            out6 = bk.zeros((B, oh, t, ow, t, C), dtype=g.dtype)
+        rest = pairs[1:] if first_is_out else pairs
+        if rest:  # one buffer for the other pairs' terms
+            scratch = _empty(xp, (max(B * (oh - d) * ta * (ow - e) * tb * C for d, e, ta, tb in rest),), g)
+        for d, e, ta, tb in pairs:
+            # window i sends to block i + d, inside the map for i < oh - d
             shape = (B, oh - d, ta, ow - e, tb, C)
-            part = dest[0] if dest else xp.reshape(scratch[: math.prod(shape)], shape)
+            into_out = first_is_out and (d, e) == (0, 0)
+            part = out6 if into_out else xp.reshape(scratch[: math.prod(shape)], shape)
             # [x == max of its window] * that window's error, for the offsets of this pair
-            _compare_into(bk, "equal", xpad6[:, d:oh, :ta, e:ow, :tb, :], y6[:, : oh - d, :, : ow - e], part)
+            _compare_into(bk, "equal", x6[:, d:, :ta, e:, :tb, :], y6[:, : oh - d, :, : ow - e], part)
             part *= g6[:, : oh - d, :, : ow - e]
-            if not dest:
+            if not into_out:
                 out6[:, d:, :ta, e:, :tb, :] += part
         H, W, _ = self.in_shape
         out = xp.reshape(out6, (B, t * oh, t * ow, C))
@@ -554,6 +570,8 @@ class Dropout(Layer):
     every backend sees the same units dropped. The feedback zeroes the error of
     dropped units and scales the rest by the same factor.
     """
+
+    new_feedback = False  # passes g itself on when no unit is dropped
 
     def __init__(self, rate):
         self.rate = float(rate)
@@ -585,6 +603,7 @@ class Sum(Layer):
     """
 
     n_parents = 2
+    new_feedback = False  # the same array goes to both parents
 
     def build(self, in_shapes):
         a, b = (tuple(s) for s in in_shapes)

@@ -169,6 +169,9 @@ class Network:
         n = len(self.layers)
         grads = [None] * n
         grads[n - 1] = delta
+        # owned[j]: grads[j] is a new array nobody else holds, so the error at
+        # the field may be written over it (saves a map-sized allocation per layer)
+        owned = [False] * n
         incs_all = {}
         for i in range(n - 1, -1, -1):
             g = grads[i]
@@ -178,7 +181,7 @@ class Network:
             parents = self.parents[i]
             needed = [j >= 0 for j in parents]
             if layer.has_weights:
-                E = layer.error(g, caches[i])
+                E = layer.error(g, caches[i], inplace=owned[i])
                 incs = layer.increment(E, caches[i])
                 incs_all[i] = incs
                 down = None
@@ -198,7 +201,10 @@ class Network:
                 downs = layer.propagate(g, caches[i])
             for j, d, need in zip(parents, downs, needed):
                 if need and d is not None:
-                    grads[j] = d if grads[j] is None else grads[j] + d
+                    if grads[j] is None:
+                        grads[j], owned[j] = d, layer.new_feedback
+                    else:
+                        grads[j], owned[j] = grads[j] + d, True
             grads[i] = None
         return [incs_all[i] for i in self.weight_nodes if i in incs_all]
 
