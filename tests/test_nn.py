@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sklhebb import rules
-from sklhebb._backend import resolve
+from sklhebb._backend import resolve, to_numpy
 from sklhebb.nn import (
     PRESETS,
     Conv,
@@ -211,6 +211,56 @@ def test_max_pool_matches_loop_oracle_with_ties(size, stride, H):
     np.testing.assert_allclose(gx, _loop_pool_back(x, y, g, size, stride), atol=1e-12)
 
 
+@pytest.mark.parametrize("bk", [NP, TORCH], ids=["numpy", "torch"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(
+    "size, stride, H, W",
+    [
+        (3, 2, 7, 9),  # overlapping windows, odd sizes: the last window reaches the padding
+        (3, 2, 8, 6),  # even sizes: no padded row is ever read by a window's inside
+        (3, 2, 2, 3),  # a map smaller than one window
+        (4, 2, 9, 7),  # two offset blocks of two rows each
+        (5, 2, 11, 8),  # three offset blocks, the last of one row
+        (3, 1, 5, 6),  # stride 1: every input in up to 9 windows
+        (2, 2, 5, 5),
+        (3, 3, 7, 8),
+        (2, 3, 7, 7),  # size < stride: some inputs belong to no window
+        (1, 1, 3, 4),
+    ],
+)
+def test_max_pool_feedback_matches_loop_oracle_on_both_backends(bk, dtype, size, stride, H, W):
+    """Forward max and tie-exact feedback (every input equal to its window's
+    maximum gets the window's error, summed over its windows) against the
+    literal float64 loops, with ties forced: saturated values +-1, zeros that
+    tie with the zero padding, copies of a window's maximum, and a channel of
+    negative values whose border windows take their maximum from the padding."""
+    rng = np.random.RandomState(size * 100 + stride * 10 + H)
+    B, C = 3, 4
+    x = rng.uniform(-1, 1, (B, H, W, C))
+    pick = rng.random_sample(x.shape) < 0.6
+    x[pick] = rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], size=int(pick.sum()))
+    x[..., 0] = -np.abs(x[..., 0]) - 0.25  # only negative values: the padding wins at the border
+    x[:, ::2, ::3, 1] = x[:, 0:1, 0:1, 1]  # one value copied all over a channel
+    x = x.astype(dtype)
+    pool = MaxPool(size, stride)
+    pool.build([x.shape[1:]])
+    y, cache = pool.forward(bk, {}, bk.asarray(x), train=True)
+    y_ref = _loop_pool(x.astype(np.float64), size, stride)
+    np.testing.assert_array_equal(to_numpy(y), y_ref)
+    g = rng.standard_normal(y_ref.shape).astype(dtype)
+    (gx,) = pool.propagate(bk.asarray(g), cache)
+    assert tuple(gx.shape) == x.shape
+    ref = _loop_pool_back(x.astype(np.float64), y_ref, g.astype(np.float64), size, stride)
+    most_tied = max(
+        int((x[:, i * stride : i * stride + size, j * stride : j * stride + size] == y_ref[:, i : i + 1, j : j + 1]).sum((1, 2)).max())
+        for i in range(y_ref.shape[1])
+        for j in range(y_ref.shape[2])
+    )
+    assert most_tied >= (2 if size > 1 else 1)  # some window has tied maxima
+    tol = 1e-12 if dtype == "float64" else 1e-6
+    np.testing.assert_allclose(to_numpy(gx), ref, rtol=tol, atol=tol)
+
+
 def test_max_pool_pads_with_zero_not_minus_infinity():
     x = -np.ones((1, 5, 5, 1))
     pool = MaxPool(3, 2)
@@ -332,6 +382,32 @@ def test_sum_needs_equal_shapes():
 
 
 # ---------------------------------------------------------------- backends
+def _arrays(tree):
+    if isinstance(tree, (tuple, list)):
+        return [a for t in tree for a in _arrays(t)]
+    return [] if tree is None or isinstance(tree, (int, float)) else [np.array(to_numpy(tree), copy=True)]
+
+
+@pytest.mark.parametrize("bk", [NP, TORCH], ids=["numpy", "torch"])
+def test_feedback_leaves_caches_and_delta_untouched(bk):
+    """The feedback pass writes sigma' over error maps it owns, never over the
+    forward caches, the output error or a map a SUM sends to two parents: a
+    second pass over the same caches gives the same increments."""
+    net, params, X, y, masks = _setup(ARCH, (7, 6, 2), 5, bias=True, B=5)
+    p = {k: bk.asarray(v) for k, v in params.items()}
+    out, caches = net.forward(bk, p, bk.asarray(X), train=True, masks={k: bk.asarray(v) for k, v in masks.items()})
+    delta = rules.hinge_error(out, bk.asarray(y), 0.25)
+    before = _arrays(caches) + _arrays(delta)
+    first = net.feedback(bk, p, caches, delta, use="R")
+    after = _arrays(caches) + _arrays(delta)
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+    second = net.feedback(bk, p, caches, delta, use="R")
+    for i1, i2 in zip(first, second):
+        for key in i1:
+            np.testing.assert_array_equal(to_numpy(i1[key]), to_numpy(i2[key]))
+
+
 def test_numpy_and_torch_agree_on_forward_and_feedback():
     net, params, X, y, masks = _setup(ARCH, (7, 6, 2), 5, bias=True, B=8)
     p32 = {k: v.astype(np.float32) for k, v in params.items()}
