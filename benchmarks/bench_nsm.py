@@ -245,38 +245,41 @@ def bench_deep(args):
     nps1, nps2 = args.nps[0], args.nps2
     print(f"# deep structured NSM (Obeid Sec. 4-6): Fashion-MNIST {n_train} train / {n_test} test, tanh, {epochs} "
           f"epochs, eta = {args.eta}, batch 100; layer 1: sites every 2 px, radius 4, {nps1} neurons per site; "
-          f"layer 2: sites every 2 layer-1 sites, radius {args.radius2:g} (layer-1 site units), {nps2} neurons per "
-          f"site; same-site lateral inhibition (L as blocks); LinearSVC() readout")
-    print("| network | gamma | features | fit time (s) | mean dynamics steps | test accuracy |")
-    print("|---|---|---|---|---|---|")
+          f"layer 2: sites every 2 layer-1 sites, radius r2 (layer-1 site units), {nps2} neurons per site; "
+          f"same-site lateral inhibition (L as blocks); LinearSVC() readout; saturated = share of the top layer's "
+          f"test outputs with |r| > 0.99")
+    print("| network | r2 | gamma | features | fit time (s) | mean dynamics steps | saturated | test accuracy |")
+    print("|---|---|---|---|---|---|---|---|")
     common = dict(structure="local", image_shape=(28, 28), activation="tanh", batch_size=100, random_state=0)
 
-    def evaluate(name, gamma, e, t_fit):
+    def evaluate(name, r2, gamma, e, t_fit):
         e = e.set_params(return_layers="all") if e._deep() else e
         Z, Zt = e.transform(X), e.transform(Xt)
+        n_top = e.components_.shape[0]
+        sat = float(np.mean(np.abs(Zt[:, -n_top:]) > 0.99))
         views = [("", Z, Zt)]
         if e._deep():
-            n_top = e.components_.shape[0]
             views = [(", top layer", Z[:, -n_top:], Zt[:, -n_top:]), (", both layers", Z, Zt)]
         for suffix, A, At in views:
             acc = LinearSVC().fit(A, y).score(At, yt)
-            print(f"| {name}{suffix} | {gamma} | {A.shape[1]} | {t_fit} | {e.n_dynamics_steps_:.1f} | {acc:.4f} |",
-                  flush=True)
+            print(f"| {name}{suffix} | {r2} | {gamma} | {A.shape[1]} | {t_fit} | {e.n_dynamics_steps_:.1f} | "
+                  f"{sat:.2f} | {acc:.4f} |", flush=True)
 
     for lr, label in [(args.eta, "learned"), (1e-12, "random weights, untrained (control)")]:
-        ep = epochs if lr == args.eta else 1
+        learned = lr == args.eta
+        ep = epochs if learned else 1
         e = NSMEncoder(nps1, site_stride=2, radius=4.0, learning_rate=lr, max_iter=ep, **common)
         t0 = time.perf_counter()
         e.fit(X)
-        t_fit = f"{time.perf_counter() - t0:.1f}" if lr == args.eta else "-"
-        evaluate(f"single structured layer, {label}", "-", e, t_fit)
-        for gamma in (args.gammas if lr == args.eta else [0.0]):
-            e = NSMEncoder(nps2, hidden_layer_sizes=(nps1,), site_stride=(2, 2), radius=(4.0, args.radius2),
-                           lateral_radius=0.0, gamma=gamma, learning_rate=lr, max_iter=ep, **common)
-            t0 = time.perf_counter()
-            e.fit(X)
-            t_fit = f"{time.perf_counter() - t0:.1f}" if lr == args.eta else "-"
-            evaluate(f"deep structured, 2 layers, {label}", f"{gamma:g}" if lr == args.eta else "-", e, t_fit)
+        evaluate(f"single structured layer, {label}", "-", "-", e, f"{time.perf_counter() - t0:.1f}" if learned else "-")
+        for r2 in args.radius2:
+            for gamma in (args.gammas if learned else [0.0]):
+                e = NSMEncoder(nps2, hidden_layer_sizes=(nps1,), site_stride=(2, 2), radius=(4.0, r2),
+                               lateral_radius=0.0, gamma=gamma, learning_rate=lr, max_iter=ep, **common)
+                t0 = time.perf_counter()
+                e.fit(X)
+                evaluate(f"deep structured, 2 layers, {label}", f"{r2:g}", f"{gamma:g}" if learned else "-", e,
+                         f"{time.perf_counter() - t0:.1f}" if learned else "-")
 
 
 def bench_s2m(args):
@@ -349,7 +352,8 @@ def main():
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--nps", type=int, nargs="+", default=[4, 8])
     p.add_argument("--nps2", type=int, default=8, help="deep: neurons per site of layer 2 (layer 1: --nps[0])")
-    p.add_argument("--radius2", type=float, default=3.0, help="deep: radius of layer 2 in layer-1 site units")
+    p.add_argument("--radius2", type=float, nargs="+", default=[1.5, 3.0],
+                   help="deep: radii of layer 2 in layer-1 site units (1.5: the 2 x 2 sites below; 3: 28 sites)")
     p.add_argument("--gammas", type=float, nargs="+", default=[0.0, 0.1], help="deep: feedback strengths")
     p.add_argument("--alphas", type=float, nargs="+", default=[0, 0.01, 0.1, 1, 10])
     p.add_argument("--s2m-units", type=int, default=10)

@@ -368,10 +368,12 @@ def deep_fixed_point(X, Ws, Ls, *, gamma=0.0, activation="relu", threshold=0.0, 
         d = below @ Ws[p].T
         return d + top_drive if (p == P - 1 and top_drive is not None) else d
 
+    d0 = drive(0, X)  # the first layer's feedforward drive W^(1) x is constant: formed once
+
     # bottom-up initial state
     us, rs, prev = [], [], X
     for p in range(P):
-        u = drive(p, prev)
+        u = d0 if p == 0 else drive(p, prev)
         us.append(u)
         rs.append(f(u))
         prev = rs[-1]
@@ -381,7 +383,7 @@ def deep_fixed_point(X, Ws, Ls, *, gamma=0.0, activation="relu", threshold=0.0, 
         below = X
         drives = []
         for p in range(P):
-            d = drive(p, below)
+            d = d0 if p == 0 else drive(p, below)
             drives.append(d)
             g = d - lats[p](rs[p]) - us[p]
             if p < P - 1 and gamma:
