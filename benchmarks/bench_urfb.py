@@ -3,7 +3,7 @@ and Hebbian updates").
 
     python benchmarks/bench_urfb.py fashion [--quick] [--arch simpnet] [--n-train N] [--n-test N] [--epochs E]
     python benchmarks/bench_urfb.py linear  [--quick] [--runs 3] [--iters 1000]
-    python benchmarks/bench_urfb.py timing  [--quick] [--arch simpnet] [--backend torch numpy]
+    python benchmarks/bench_urfb.py timing  [--quick] [--arch simpnet] [--backend torch numpy] [--per-step | --per-layer]
 
 fashion
     Fashion-MNIST (local Debian package; pixels / 255) with one architecture under
@@ -22,7 +22,10 @@ timing
     on zero-padded maps, clamp, inverted dropout, the hinge loss, SGD) on the
     same backend, alternated in one run; the best of ``--repeat`` epochs each.
     ``--per-step``: one batch of the bare Network (forward, feedback, update)
-    against one autograd step, best of ``--repeat``.
+    against one autograd step, best of ``--repeat``. ``--per-layer``: where one
+    batch's time goes, per layer and step (forward, error, increment, propagate)
+    for the Network on each ``--backend``, and per layer (forward) plus the
+    backward pass for autograd; medians of ``--repeat`` batches.
 """
 
 from __future__ import annotations
@@ -267,6 +270,115 @@ def per_step(args):
         print(f"{name:20s} {best[name] * 1000:7.0f} ms   ratio {best[name] / best['torch autograd bp']:5.2f}")
 
 
+def per_layer(args):
+    """Median time per layer and step of one batch: the Network's forward, error,
+    increment and propagate on each backend, autograd's forward per layer and its
+    backward pass (``loss.backward()`` plus the SGD update) as a whole."""
+    import torch
+    import torch.nn.functional as F
+
+    from sklhebb import rules
+    from sklhebb._backend import resolve
+    from sklhebb.nn import Conv, Dense, Dropout, MaxPool, Network, Sum, build_layers
+
+    torch.set_num_threads(args.threads)
+    B, n = args.batch, max(args.repeat, 3)
+    rng = np.random.RandomState(0)
+    X = rng.rand(B, 28, 28, 1).astype(np.float32)
+    y = rng.randint(0, 10, B)
+    print(f"# per layer: arch={args.arch}, batch {B}, threads={args.threads}, median of {n} batches (after one), ms")
+    for backend in args.backend:
+        bk = resolve(backend)
+        net = Network(build_layers(args.arch, 10), (28, 28, 1))
+        host, _ = net.init_params(np.random.RandomState(0), "float32", feedback="random")
+        p = {k: bk.asarray(v.copy()) for k, v in host.items()}
+        times = {}
+
+        def timed(layer, i, name):
+            f = getattr(layer, name)
+
+            def g(*a, **k):
+                t0 = time.perf_counter()
+                r = f(*a, **k)
+                times.setdefault((i, name), []).append(time.perf_counter() - t0)
+                return r
+
+            setattr(layer, name, g)
+
+        for i, layer in enumerate(net.layers):
+            for name in ("forward", "error", "increment", "propagate"):
+                if hasattr(layer, name):
+                    timed(layer, i, name)
+        gen = np.random.default_rng(0)
+        Xb, yb, steps = bk.asarray(X), bk.asarray(y), []
+        for rep in range(n + 1):
+            if rep == 1:
+                times.clear()
+            t0 = time.perf_counter()
+            masks = {i: bk.asarray(m) for i, m in net.draw_masks(gen, B, "float32").items()}
+            out, caches = net.forward(bk, p, Xb, train=True, masks=masks)
+
+            def apply(i, inc):
+                p[f"W{i}"] += 0.1 * inc["W"]
+                p[f"R{i}"] += 0.1 * inc["W"]
+
+            net.feedback(bk, p, caches, rules.hinge_error(out, yb, 1 / 9), use="R", on_increment=apply)
+            steps.append(time.perf_counter() - t0)
+        print(f"{backend} nn urfb: step {np.median(steps[1:]) * 1000:.0f}")
+        for i, layer in enumerate(net.layers):
+            cells = [f"{name} {np.median(times[(i, name)]) * 1000:6.1f}" for name in ("forward", "error", "increment", "propagate")
+                     if (i, name) in times]
+            print(f"  {i:2d} {layer.describe():22s} " + "  ".join(cells))
+
+    # autograd: the same function as _autograd_step_fn, timed layer by layer
+    Ws = {k: torch.tensor(v).permute(3, 2, 0, 1).contiguous().requires_grad_(True) if v.ndim == 4
+          else torch.tensor(v).requires_grad_(True) for k, v in host.items() if k.startswith("W")}
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    fwd, bwd, steps = {}, [], []
+    for rep in range(n + 1):
+        t_step = time.perf_counter()
+        x, outs = Xt.permute(0, 3, 1, 2), []
+        for i, layer in enumerate(net.layers):
+            t0 = time.perf_counter()
+            ins = [x if j < 0 else outs[j] for j in net.parents[i]]
+            if isinstance(layer, Dense):
+                h = ins[0].reshape(ins[0].shape[0], -1) @ Ws[f"W{i}"]
+            elif isinstance(layer, Conv):
+                k = layer.size
+                a, b = (k - 1) // 2, k - 1 - (k - 1) // 2
+                h = F.conv2d(ins[0], Ws[f"W{i}"], padding=a) if a == b else F.conv2d(F.pad(ins[0], (a, b, a, b)), Ws[f"W{i}"])
+            elif isinstance(layer, MaxPool):
+                H, W = ins[0].shape[2:]
+                h = F.max_pool2d(F.pad(ins[0], (0, layer.Wp - W, 0, layer.Hp - H)), layer.size, layer.stride)
+            elif isinstance(layer, Dropout):
+                h = F.dropout(ins[0], layer.rate, training=True)
+            elif isinstance(layer, Sum):
+                h = ins[0] + ins[1]
+            else:
+                raise NotImplementedError(f"no autograd reference for {layer.describe()}")
+            if layer.has_weights and layer.activation:
+                h = torch.clamp(0.5 * h, -1.0, 1.0)
+            outs.append(h)
+            if rep:
+                fwd.setdefault(i, []).append(time.perf_counter() - t0)
+        o = outs[-1]
+        Y = F.one_hot(yt, o.shape[1]).to(o.dtype)
+        L = (Y * torch.relu(1 - o) + (1 / 9) * (1 - Y) * torch.relu(1 + o)).sum(1).mean()
+        t0 = time.perf_counter()
+        for w in Ws.values():
+            w.grad = None
+        L.backward()
+        with torch.no_grad():
+            for w in Ws.values():
+                w -= 0.1 * w.grad
+        if rep:
+            bwd.append(time.perf_counter() - t0)
+            steps.append(time.perf_counter() - t_step)
+    print(f"torch autograd bp: step {np.median(steps) * 1000:.0f}, backward + update {np.median(bwd) * 1000:.0f}")
+    for i, layer in enumerate(net.layers):
+        print(f"  {i:2d} {layer.describe():22s} forward {np.median(fwd[i]) * 1000:6.1f}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -298,6 +410,7 @@ def main(argv=None):
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--backend", nargs="+", default=["torch", "numpy"])
     t.add_argument("--per-step", action="store_true", help="time one batch of the Network against autograd")
+    t.add_argument("--per-layer", action="store_true", help="where one batch's time goes, layer by layer")
     args = p.parse_args(argv)
     if args.quick:
         if args.cmd == "fashion":
@@ -308,6 +421,8 @@ def main(argv=None):
             args.n_train, args.repeat = 1000, 1
     if args.cmd == "timing" and args.per_step:
         return per_step(args)
+    if args.cmd == "timing" and args.per_layer:
+        return per_layer(args)
     {"fashion": fashion, "linear": linear, "timing": timing}[args.cmd](args)
 
 
