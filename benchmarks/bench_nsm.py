@@ -353,7 +353,7 @@ def main():
     p.add_argument("--nps", type=int, nargs="+", default=[4, 8])
     p.add_argument("--nps2", type=int, default=8, help="deep: neurons per site of layer 2 (layer 1: --nps[0])")
     p.add_argument("--radius2", type=float, nargs="+", default=[1.5, 3.0],
-                   help="deep: radii of layer 2 in layer-1 site units (1.5: the 2 x 2 sites below; 3: 28 sites)")
+                   help="deep: radii of layer 2 in layer-1 site units (1.5: the 2 x 2 sites below; 3: up to 32 sites)")
     p.add_argument("--gammas", type=float, nargs="+", default=[0.0, 0.1], help="deep: feedback strengths")
     p.add_argument("--alphas", type=float, nargs="+", default=[0, 0.01, 0.1, 1, 10])
     p.add_argument("--s2m-units", type=int, default=10)
