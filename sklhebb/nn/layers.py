@@ -29,10 +29,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from .. import rules
 from array_api_compat import device as array_device
 
+from .. import rules
 from .._backend import backend_of
 from ..image import extract_patches
 
@@ -102,15 +101,18 @@ def _clip_unit_(bk, h):
     return h
 
 
-# Comparisons written as 0/1 into a float array (``out`` may be an input).
-# A float mask keeps the products that use it float x float: torch's CPU kernels
-# are slow for bool outputs and bool x float products (measured on 3.1M float32
-# entries, one thread: a < b 2.6 ms into bool against 0.8 ms into float;
-# g * mask 19 ms with a bool mask against 1.5 ms with a float one).
 _COMPARE = {"less": {"torch": "lt"}, "equal": {"torch": "eq"}}
 
 
 def _compare_into(bk, op, a, b, out):
+    """out = 1.0 where ``a op b`` (op: "less", "equal"), else 0.0; ``out`` is a
+    float array and may be ``a`` itself.
+
+    A float mask keeps the products that use it float x float: torch's CPU
+    kernels are slow for bool outputs and bool x float products (3.1M float32
+    entries, one thread: a < b 2.6 ms into bool against 0.8 ms into float;
+    g * mask 19 ms with a bool mask against 1.5 ms with a float one).
+    """
     getattr(bk.native, _COMPARE[op].get(bk.name, op))(a, b, out=out)
     return out
 
@@ -124,9 +126,10 @@ class Layer:
 
     has_weights = False
     n_parents = 1
-    #: ``propagate`` always returns new arrays, which the caller may overwrite
-    #: (weight layers: a matrix product; pooling: a new map)
-    new_feedback = True
+    #: ``propagate`` always returns new arrays that nothing else holds, so the
+    #: feedback pass may overwrite them (weight layers: a matrix product;
+    #: pooling: a new map). Off unless a layer says so.
+    new_feedback = False
 
     def build(self, in_shapes):
         self.in_shape = tuple(in_shapes[0])
@@ -145,6 +148,7 @@ class Layer:
 
 class _WeightLayer(Layer):
     has_weights = True
+    new_feedback = True
     activation = True
     scale = 0.5  # set by the network (``ramp_scale``)
     bias = False  # set by the network (``use_bias``)
@@ -479,6 +483,8 @@ class MaxPool(Layer):
     columns) and reads the zero padding as a maximum with 0.
     """
 
+    new_feedback = True
+
     def __init__(self, size, stride=None):
         self.size = int(size)
         self.stride = int(stride) if stride is not None else 2
@@ -571,7 +577,7 @@ class Dropout(Layer):
     dropped units and scales the rest by the same factor.
     """
 
-    new_feedback = False  # passes g itself on when no unit is dropped
+    # new_feedback stays False: g itself is passed on when no unit is dropped
 
     def __init__(self, rate):
         self.rate = float(rate)
@@ -602,8 +608,7 @@ class Sum(Layer):
     unchanged to both parents.
     """
 
-    n_parents = 2
-    new_feedback = False  # the same array goes to both parents
+    n_parents = 2  # new_feedback stays False: the same array goes to both parents
 
     def build(self, in_shapes):
         a, b = (tuple(s) for s in in_shapes)
