@@ -831,3 +831,20 @@ def test_deep_s2m_alpha_zero_and_unlabelled_equal_unsupervised():
         assert np.abs(A - B).max() > 1e-4
     clone = pickle.loads(pickle.dumps(sup))
     np.testing.assert_array_equal(clone.transform(X), sup.transform(X))
+
+
+@pytest.mark.cuda
+def test_deep_structured_cuda_matches_cpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    X = small_images(40)
+    y = np.arange(60) % 3
+    kw = dict(DEEP_STRUCT, activation="tanh", gamma=0.3, alpha=0.5, max_iter=2, tol=1e-6, max_iter_dynamics=2000)
+    a = NSMEncoder(**kw).fit(X, y)
+    b = NSMEncoder(backend="torch", device="cuda", **kw).fit(X, y)
+    for A, B in zip(a.layer_components_ + a.layer_laterals_, b.layer_components_ + b.layer_laterals_):
+        np.testing.assert_allclose(A, B, atol=1e-4)
+    Zc = a.transform(torch.from_numpy(X).cuda())
+    assert Zc.device.type == "cuda"
+    np.testing.assert_allclose(Zc.cpu().numpy(), a.transform(X), atol=1e-4)

@@ -971,10 +971,12 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         Returns
         -------
         X_new : array of shape (n, n_features_out)
-            The outputs r* (fully connected and structured modes), or the pooled
-            output maps ordered (pooled row, pooled column, channel)
-            (convolutional mode). NumPy for NumPy input; torch/CuPy input gets
-            output of its own kind and device.
+            The outputs r* (fully connected and structured modes; for a deep
+            network the top layer's, or every layer's, bottom first, with
+            ``return_layers="all"``), or the pooled output maps ordered
+            (pooled row, pooled column, channel) (convolutional mode). NumPy
+            for NumPy input; torch/CuPy input gets output of its own kind and
+            device.
         """
         check_is_fitted(self)
         images = validate_images(self, X, reset=False)
@@ -998,7 +1000,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         convolutional mode, normalised as in fit); with structure the masked
         cost of Eq. (11) plus the constant input term; for a deep network the
         sum of the layers' costs (Eq. 12 with the gamma weights absorbed, as in
-        the learning rule). Labels are not used (``y`` is ignored). Higher is
+        the learning rule; each layer's masked by its structure, Eq. 13). Labels are not used (``y`` is ignored). Higher is
         better.
 
         Returns
