@@ -3,6 +3,7 @@ input validation for images and foreign arrays, and persistence hygiene."""
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 import warnings
@@ -21,6 +22,14 @@ BACKEND_CONSTRAINTS = {
 }
 
 
+def _device_unavailable(exc) -> bool:
+    """Whether a backend error means "this machine has no such device or library"."""
+    if isinstance(exc, ImportError):
+        return True
+    text = str(exc)
+    return "no CUDA device" in text or "CUDA" in text and "available" in text
+
+
 def compute_dtype(X) -> str:
     """float64 input computes in float64; everything else (uint8 images,
     integers, float32) in float32, the precision the papers used."""
@@ -35,6 +44,9 @@ except ImportError:  # pragma: no cover - older scikit-learn
     class _CallbackBase:
         pass
 
+
+# True while a fit or partial_fit of some sklhebb estimator runs (in this thread/context)
+_FITTING = contextvars.ContextVar("sklhebb_fitting", default=False)
 
 # attributes of the callback machinery: never pickled
 _CALLBACK_STATE = ("_skl_callbacks", "_skl_callbacks_to_teardown", "_callback_fit_ctx", "_parent_callback_ctx")
@@ -53,12 +65,15 @@ def transactional(method):
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         saved = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+        token = _FITTING.set(True)
         try:
             return method(self, *args, **kwargs)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(saved)
             raise
+        finally:
+            _FITTING.reset(token)
 
     wrapper.__sklhebb_transactional__ = True
     return wrapper
@@ -85,7 +100,26 @@ class BackendMixin(_CallbackBase):
                 setattr(cls, name, transactional(method))
 
     def _backend(self, X=None):
-        return resolve(self.backend, self.device, X)
+        """The backend to compute on: ``backend``/``device``, or that of a torch/CuPy ``X``.
+
+        A fitted model whose ``backend``/``device`` this machine cannot run (a
+        model trained on a GPU, loaded on a laptop) still transforms and
+        predicts: outside fit it warns and computes with NumPy on the CPU (the
+        fitted state is NumPy). Fitting on an unavailable device raises.
+        """
+        try:
+            return resolve(self.backend, self.device, X)
+        except (ValueError, ImportError) as exc:
+            if _FITTING.get() or not _device_unavailable(exc):
+                raise
+            warnings.warn(
+                f"{type(self).__name__} has backend={self.backend!r}, device={self.device!r}, which this "
+                f"machine cannot run ({exc}). Computing on the CPU with NumPy instead; "
+                "set_params(backend='numpy', device=None) makes this explicit and silences this warning.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return resolve("numpy", None, X)
 
     def __getstate__(self):
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()

@@ -98,3 +98,31 @@ def test_every_estimator_round_trips_identically_on_every_backend(tmp_path, cls,
         np.testing.assert_array_equal(outputs(m, X), ref)
         if is_classifier(est):
             np.testing.assert_array_equal(m.predict(X), est.predict(X))
+
+
+@pytest.mark.parametrize("cls,params", _all_fast(), ids=lambda v: getattr(v, "__name__", ""))
+def test_gpu_model_loads_and_predicts_on_a_machine_without_one(cls, params):
+    """A model saved with backend='torch', device='cuda' (as after GPU training) transforms and
+    predicts on a CPU-only machine with a warning that names the problem; fitting there raises."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: tests/test_cuda.py covers the GPU itself")
+    from sklearn.base import is_classifier
+
+    from sklhebb.estimator_checks import make_data, outputs
+
+    est = cls(**params)
+    X, y = make_data(est)
+    X = X.astype(np.float32)
+    est.fit(X, y) if y is not None else est.fit(X)
+    ref = outputs(est, X)
+    # the fitted state of a GPU-trained model is NumPy as well; only the parameters differ
+    gpu_model = pickle.loads(pickle.dumps(est.set_params(backend="torch", device="cuda")))
+    with pytest.warns(UserWarning, match=r"device='cuda'.*cannot run.*NumPy"):
+        out = outputs(gpu_model, X)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+    if is_classifier(est):
+        with pytest.warns(UserWarning, match="cannot run"):
+            np.testing.assert_array_equal(gpu_model.predict(X), est.set_params(backend="numpy", device=None).predict(X))
+    with pytest.raises(ValueError, match="no CUDA device"):
+        gpu_model.fit(X, y) if y is not None else gpu_model.fit(X)
