@@ -96,6 +96,54 @@ def test_dynamics_row_independent_and_counts_steps():
     assert k1 == 1
 
 
+@pytest.mark.parametrize("accelerate", [False, True])
+@pytest.mark.parametrize("start", ["linear", "zero"])
+@pytest.mark.parametrize("check_every", [1, 3])
+@pytest.mark.parametrize("activation", ["relu", "capped_relu", "linear"])
+def test_sparse_checks_and_starts_keep_the_per_row_guarantee(activation, check_every, start, accelerate):
+    """Testing every k steps, freezing rows and dropping them in groups, from either start: every row
+    still satisfies the fixed-point bound, its result does not depend on the other rows, and the
+    step count is a multiple of check_every (or max_iter)."""
+    rng = np.random.RandomState(31)
+    K, N, B = 6, 5, 60
+    W = rng.standard_normal((N, K))
+    A = rng.standard_normal((N, N))
+    L = A @ A.T / N + 0.05 * np.eye(N)  # ill-conditioned: rows converge at very different steps
+    X = rng.standard_normal((B, K)) * rng.uniform(0.01, 3.0, (B, 1))
+    lam = 0.1 if activation != "linear" else 0.0
+    tol = 1e-7
+    kw = dict(activation=activation, threshold=lam, cap=0.7, tol=tol, max_iter=20000, accelerate=accelerate,
+              check_every=check_every, start=start)
+    R, k = rules.nsm_fixed_point(X @ W.T, L, **kw)
+    assert k < 20000 and k % check_every == 0
+    for t in range(B):
+        assert fixed_point_residual_loop(W, L, X[t : t + 1], R[t : t + 1], activation, lam, 0.7) <= tol * (1 + 1e-6)
+    for t in (0, 17, 59):
+        Rt, kt = rules.nsm_fixed_point(X[t : t + 1] @ W.T, L, **kw)
+        np.testing.assert_allclose(Rt, R[t : t + 1], rtol=1e-12, atol=1e-12)
+        assert kt <= k
+    R1, _ = rules.nsm_fixed_point(X @ W.T, L, **{**kw, "check_every": 1, "start": "zero", "accelerate": False})
+    np.testing.assert_allclose(R, R1, atol=1e-4)  # the same (unique) fixed point
+
+
+def test_linear_start_is_the_linear_fixed_point_and_falls_back_on_a_singular_L():
+    rng = np.random.RandomState(32)
+    W, L = rng.standard_normal((5, 6)), random_pd(rng, 5, scale=2.0)
+    X = rng.standard_normal((10, 6))
+    R, k = rules.nsm_fixed_point(X @ W.T, L, activation="linear", tol=1e-9, max_iter=500, check_every=1)
+    assert k == 1  # the start is already the fixed point r = L^-1 W x
+    np.testing.assert_allclose(R, np.linalg.solve(L, W @ X.T).T, rtol=1e-10, atol=1e-10)
+    _, k0 = rules.nsm_fixed_point(X @ W.T, L, activation="linear", tol=1e-9, max_iter=500, check_every=1, start="zero")
+    assert k0 > 1
+    S = np.diag([1.0, 0.5, 0.0, 0.0, 0.0])  # singular: inv raises, the dynamics start from P(c)
+    Rs, ks = rules.nsm_fixed_point(X @ W.T, S, max_iter=7)
+    Rz, kz = rules.nsm_fixed_point(X @ W.T, S, max_iter=7, start="zero")
+    np.testing.assert_array_equal(Rs, Rz)
+    assert ks == kz
+    with pytest.raises(ValueError, match="start"):
+        rules.nsm_fixed_point(X @ W.T, L, start="ones")
+
+
 def test_update_matches_loop_transcription_of_eq2_and_eq19():
     """Obeid Eq. (2): dW_ij = r_i x_j - W_ij, dL_ij = (r_i r_j - L_ij)/2, minibatch mean;
     Eq. (19) with c in {0, 1}: the Hebbian term only where c_ij != 0."""
@@ -447,8 +495,10 @@ def test_accelerated_dynamics_reach_the_same_fixed_point(activation):
     L = A @ A.T / N + 0.01 * np.eye(N)  # ill-conditioned, positive definite
     X = rng.standard_normal((B, K))
     tol = 1e-7
-    R, k = rules.nsm_fixed_point(X @ W.T, L, activation=activation, cap=0.7, tol=tol, max_iter=50000, accelerate=True)
-    R0, k0 = rules.nsm_fixed_point(X @ W.T, L, activation=activation, cap=0.7, tol=tol, max_iter=50000)
+    # from the zero start: the default linear start is already the fixed point of the linear network
+    R, k = rules.nsm_fixed_point(X @ W.T, L, activation=activation, cap=0.7, tol=tol, max_iter=50000, accelerate=True,
+                                 start="zero")
+    R0, k0 = rules.nsm_fixed_point(X @ W.T, L, activation=activation, cap=0.7, tol=tol, max_iter=50000, start="zero")
     assert fixed_point_residual_loop(W, L, X, R, activation, 0.0, 0.7) <= tol * (1 + 1e-6)
     if activation == "linear":  # unconstrained and ill-conditioned: momentum must pay off
         assert k < k0

@@ -70,6 +70,30 @@ def _project(bk, v, activation, cap):
     return v
 
 
+def _project_(bk, v, activation, cap):
+    """:func:`_project` in place, for an array the caller owns (returns it)."""
+    if activation == "linear":
+        return v
+    if bk.name == "torch":
+        return v.clamp_(min=0.0) if activation == "relu" else v.clamp_(0.0, cap)
+    if activation == "relu":
+        if bk.name == "numpy":
+            # v * (v > 0): measured 0.17 ms against 0.27 ms for maximum(v, 0, out=v)
+            # on (10580, 50) float32 with a third of the entries negative (NumPy 2.4,
+            # 1 thread); negative entries become -0.0, which equals 0
+            return bk.native.multiply(v, v > 0, out=v)
+        return bk.native.maximum(v, 0.0, out=v)
+    return bk.native.clip(v, 0.0, cap, out=v)
+
+
+def _row_change(bk, a, b):
+    """max_i |a_ti - b_ti| for every row t (a temporary is formed, then reused in place)."""
+    d = a - b
+    if bk.name == "torch":
+        return bk.native.amax(d.abs_(), dim=1)
+    return bk.native.max(bk.native.abs(d, out=d), axis=1)
+
+
 def nsm_step_size(L, *, n_power=12):
     """1 / lambda_max(L), lambda_max estimated by power iteration.
 
@@ -106,7 +130,7 @@ def nsm_step_size(L, *, n_power=12):
 
 
 def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=None, tol=1e-4, max_iter=100,
-                    accelerate=False):
+                    accelerate=False, check_every=2, start="linear"):
     """Run the neural dynamics to the fixed point r = f(D - (L - I) r), D = W x.
 
     Obeid Eq. (1) (tau du/ds = -u + W x - (L - I) r, r = f(u)); Bahroun Eq. (3)
@@ -148,13 +172,27 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
         projected point, which is what is returned), typically 3-4x fewer
         steps when L is ill-conditioned. Not a model of neural dynamics: a
         faster solver for the same equilibrium.
+    check_every : int
+        r-space dynamics: test convergence every ``check_every`` steps (and at
+        ``max_iter``). The test and the removal of converged rows cost about as
+        much as a step; a row that converged between tests takes up to
+        ``check_every - 1`` more steps. The guarantee is unchanged: a row's
+        result is the state at which its own tolerance test above passed.
+    start : {"linear", "zero"}
+        r-space dynamics: the initial state. ``"linear"`` (default): P((D -
+        lambda) L^-1), the projected fixed point of the linear network (exact
+        for ``linear``, and wherever no output is clipped), measured 1.7-2.5x
+        fewer steps on convolutional minibatches; ``"zero"``: the first step
+        from r = 0, P(step (D - lambda)), as pynsm starts. The fixed point is
+        unique (L positive definite), so the start changes only the number
+        of steps. Falls back to ``"zero"`` when L cannot be inverted.
 
     Returns
     -------
     R : (B, N) array
         The fixed point (or the state after ``max_iter`` steps).
     n_steps : int
-        Dynamics steps taken (updates of the state).
+        Dynamics steps taken (updates of the state after the start).
     """
     bk = backend_of(D)
     xp = bk.xp
@@ -171,39 +209,51 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
     stop = xp.where(stop > tol, stop, xp.zeros_like(stop) + tol)  # tol * max(1, max_j |D_tj|)
     # Rows that have converged are retired: their value is written to the
     # output and only the remaining rows are iterated (a shrinking minibatch).
+    # The state arrays are owned here, so the steps update them in place.
     out, idx = None, None
+    check_every = max(1, int(check_every))
     if activation in _PROJECTED:
         # r <- P(r M^T + c), M = I - step L, c = step (D - lambda)
         M = I - step * L
         lat = _lateral_op(bk, M)
         c = step * (D - threshold) if threshold and activation != "linear" else step * D
-        # warm start: the first step from r = 0 (pynsm's first step from y = 0 is P(D) too)
-        r = _project(bk, c, activation, cap)
+        if start not in ("linear", "zero"):
+            raise ValueError(f"start must be 'linear' or 'zero'; got {start!r}")
+        r = _linear_start(bk, L, c, step, activation, cap) if start == "linear" else None
+        if r is None:  # the first step from r = 0 (pynsm's first step from y = 0 is P(D) too)
+            r = _project(bk, c, activation, cap)
         gain = max(1.0, 1.0 / step)  # |f(u) - r| <= gain * |r_new - r| (coordinate-wise)
+        rows = _Frozen(bk, r.shape[0])
         if accelerate:
             r_prev = r
             for k in range(1, max_iter + 1):
                 beta = (k - 1.0) / (k + 2.0)
-                y = _project(bk, r + beta * (r - r_prev), activation, cap) if k > 1 else r
-                r_new = _project(bk, lat(y) + c, activation, cap)
-                ok = xp.max(xp.abs(r_new - y), axis=1) * gain <= stop
-                n_ok = int(xp.sum(xp.astype(ok, xp.int32)))
-                if n_ok == y.shape[0]:
-                    return _settle(bk, out, idx, y), k
-                if n_ok:
-                    out, idx, (r, r_new, c, stop) = _retire(bk, out, idx, ok, y, (r, r_new, c, stop))
+                if k > 1:
+                    y = r - r_prev
+                    y *= beta
+                    y += r
+                    y = _project_(bk, y, activation, cap)
+                else:
+                    y = r
+                r_new = lat(y)
+                r_new += c
+                r_new = _project_(bk, r_new, activation, cap)
+                if k % check_every == 0 or k == max_iter:
+                    if rows.freeze(_row_change(bk, r_new, y) * gain <= stop, y):
+                        return rows.out, k
+                    r, r_new, c, stop = rows.compact((r, r_new, c, stop))
                 r_prev, r = r, r_new
-            return _settle(bk, out, idx, r), max_iter
+            return rows.settle(r), max_iter
         for k in range(1, max_iter + 1):
-            r_new = _project(bk, lat(r) + c, activation, cap)
-            ok = xp.max(xp.abs(r_new - r), axis=1) * gain <= stop
-            n_ok = int(xp.sum(xp.astype(ok, xp.int32)))
-            if n_ok == r.shape[0]:
-                return _settle(bk, out, idx, r), k
-            if n_ok:
-                out, idx, (r_new, c, stop) = _retire(bk, out, idx, ok, r, (r_new, c, stop))
+            r_new = lat(r)
+            r_new += c
+            r_new = _project_(bk, r_new, activation, cap)
+            if k % check_every == 0 or k == max_iter:
+                if rows.freeze(_row_change(bk, r_new, r) * gain <= stop, r):
+                    return rows.out, k
+                r_new, c, stop = rows.compact((r_new, c, stop))
             r = r_new
-        return _settle(bk, out, idx, r), max_iter
+        return rows.settle(r), max_iter
     if activation == "tanh":
         # u <- (1 - step) u + step D - tanh(u) (step (L - I))^T
         M = step * (L - I)
@@ -225,11 +275,33 @@ def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=Non
     raise ValueError(f"activation must be one of {NSM_ACTIVATIONS}; got {activation!r}")
 
 
+def _linear_start(bk, L, c, step, activation, cap):
+    """P((D - lambda) L^-1) = P(c (step L)^-1): the projected solution of the linear network.
+
+    The unconstrained minimiser of the energy of Obeid Eq. (7), projected onto
+    the output range; the exact fixed point for ``linear`` and wherever the
+    active set of the ReLU is the whole output. Returns None (the caller then
+    starts from P(c)) when L cannot be inverted in floating point.
+    """
+    xp = bk.xp
+    try:
+        Linv = xp.linalg.inv(L)
+    except (np.linalg.LinAlgError, RuntimeError):  # torch's LinAlgError is a RuntimeError
+        return None
+    if not bool(xp.all(xp.isfinite(Linv))):
+        return None
+    r = _lateral_op(bk, Linv / step)(c)  # r (step L)^-T c; L (and L^-1) is symmetric
+    return _project_(bk, r, activation, cap)
+
+
 def _lateral_op(bk, M):
     """r -> r M^T for a dense (N, N) M, or blockwise for (S, n, n) diagonal blocks."""
     xp = bk.xp
     if M.ndim == 2:
-        return lambda r: r @ M.T
+        # a C-contiguous copy of M^T: NumPy's r @ M.T with the transposed view is
+        # 1.8x slower (1.31 ms against 0.75 ms for (10580, 50) @ (50, 50) float32)
+        Mt = _contiguous(bk, M.T)
+        return lambda r: r @ Mt
     S, n = M.shape[0], M.shape[1]
     Mt = xp.permute_dims(M, (0, 2, 1))
 
@@ -240,6 +312,13 @@ def _lateral_op(bk, M):
         return xp.reshape(xp.permute_dims(out, (1, 0, 2)), (B, S * n))
 
     return apply
+
+
+def _contiguous(bk, a):
+    """A C-contiguous copy (or ``a`` itself when it already is one)."""
+    if bk.name == "torch":
+        return a.contiguous()
+    return bk.native.ascontiguousarray(a)
 
 
 def _blocks(bk, R, S):
@@ -259,6 +338,57 @@ def _retire(bk, out, idx, ok, values, carry):
         out[idx[ok]] = values[ok]
     keep = ~ok
     return out, idx[keep], tuple(a[keep] for a in carry)
+
+
+class _Frozen:
+    """Rows whose fixed point is found: their values are written to ``out`` at once
+    (frozen), and they are dropped from the iterated minibatch in groups
+    (``compact``, once at least a quarter of the active rows are frozen), since
+    gathering the remaining rows costs about as much as a step. A frozen row
+    still iterated until then is never written again, so a row's result is the
+    value at which its own test passed, whatever the other rows do.
+    """
+
+    def __init__(self, bk, n):
+        self.bk, self.out, self.idx, self.done, self.n_done, self.n = bk, None, None, None, 0, n
+
+    def freeze(self, ok, values):
+        """Write the rows ``ok`` (of the active rows) not frozen yet; True once every active row is."""
+        xp = self.bk.xp
+        if self.done is not None:
+            ok = ok & ~self.done
+        n_ok = int(xp.sum(xp.astype(ok, xp.int32)))
+        if not n_ok:
+            return False
+        if self.out is None:
+            self.out = xp.asarray(values, copy=True)
+            self.idx = self.bk.arange(values.shape[0])
+        elif n_ok == values.shape[0]:
+            self.out[self.idx] = values
+        else:
+            self.out[self.idx[ok]] = values[ok]
+        self.done = ok if self.done is None else (self.done | ok)
+        self.n_done += n_ok
+        return self.n_done == values.shape[0]
+
+    def compact(self, carry):
+        """``carry`` without the frozen rows, once they are at least a quarter of the active rows."""
+        if self.done is None or 4 * self.n_done < self.idx.shape[0]:
+            return carry
+        keep = ~self.done
+        self.idx, self.done, self.n_done = self.idx[keep], None, 0
+        return tuple(a[keep] for a in carry)
+
+    def settle(self, values):
+        """The full minibatch: frozen rows from ``out``, the active ones from ``values``."""
+        if self.out is None:
+            return values
+        if self.done is None:
+            self.out[self.idx] = values
+        else:
+            keep = ~self.done
+            self.out[self.idx[keep]] = values[keep]
+        return self.out
 
 
 def _settle(bk, out, idx, values):
