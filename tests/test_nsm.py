@@ -582,13 +582,13 @@ def test_convolutional_s2m():
     assert sup.transform(X).shape == unsup.transform(X).shape
     # the label channel survives patch extraction and shuffling: split it back off and compare
     from sklhebb._backend import resolve
-    from sklhebb.encoders.nsm import _RawPatchStream
+    from sklhebb.image import PatchStream
 
     enc = NSMEncoder(alpha=1.0, **kw)
     enc.image_shape_ = (9, 9, 1)
     codes = np.where(np.arange(24) % 4 == 0, -1, y)
     stream = enc._fit_stream(resolve(), X[..., None], "float32", codes)
-    assert isinstance(stream, _RawPatchStream)
+    assert isinstance(stream, PatchStream)
     for P in stream.epoch(np.random.RandomState(0)):
         Xp, cp = enc._split_labelled_patches(resolve(), P)
         norms = np.linalg.norm(Xp, axis=1)

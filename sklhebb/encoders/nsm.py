@@ -49,23 +49,6 @@ _FIT_CHUNK_PATCHES = 2**17
 _TRANSFORM_CHUNK_ROWS = 2**14
 
 
-class _RawPatchStream(PatchStream):
-    """A :class:`~sklhebb.image.PatchStream` that can skip the unit normalisation."""
-
-    def __init__(self, *args, normalize=True, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.normalize = normalize
-
-    def _patches(self, chunk):
-        if self.normalize:
-            return super()._patches(chunk)
-        P = extract_patches(self.bk, chunk, self.window, 1)
-        P = self.bk.xp.reshape(P, (-1, P.shape[-1]))
-        if self.center:
-            P = P - self.bk.xp.mean(P, axis=-1, keepdims=True)
-        return P
-
-
 def _sum_pool(bk, F, size, stride):
     """Sum-pool a (n, h, w, K) map over its two spatial axes (separable)."""
     xp = bk.xp
@@ -686,7 +669,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             H, W, _ = self.image_shape_
             per_image = (H - self.window + 1) * (W - self.window + 1)
             chunk = self.chunk_size or max(1, _FIT_CHUNK_PATCHES // per_image)
-            return _RawPatchStream(
+            return PatchStream(
                 bk,
                 images,
                 self.window,
@@ -1013,7 +996,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         W, L, dtype = self._weights(bk, X)
         xp = bk.xp
         if self._conv(self.image_shape_):
-            stream = _RawPatchStream(
+            stream = PatchStream(
                 bk, images, self.window, _TRANSFORM_CHUNK_ROWS, self._row_chunk(), dtype,
                 center=self.center, normalize=self.normalize_patches,
             )
