@@ -134,38 +134,53 @@ def linear(args):
 
 
 # ------------------------------------------------------------------ timing
-def _autograd_step_fn(net, params, lr, mu, scale):
-    """Plain torch back-propagation of the Network's function (channels first)."""
+def _torch_weights(params):
+    """The Network's weights as leaf tensors, conv filters channels first (O, I, kh, kw)."""
+    import torch
+
+    return {k: torch.tensor(v).permute(3, 2, 0, 1).contiguous().requires_grad_(True) if v.ndim == 4
+            else torch.tensor(v).requires_grad_(True) for k, v in params.items() if k.startswith("W")}
+
+
+def _torch_layer(layer, i, ins, Ws, scale):
+    """Layer ``i``'s output through plain torch ops (NCHW), differentiable by autograd."""
     import torch
     import torch.nn.functional as F
 
     from sklhebb.nn import Conv, Dense, Dropout, MaxPool, Sum, UntiedConv
 
-    Ws = {k: torch.tensor(v).permute(3, 2, 0, 1).contiguous().requires_grad_(True) if v.ndim == 4
-          else torch.tensor(v).requires_grad_(True) for k, v in params.items() if k.startswith("W")}
+    if isinstance(layer, Dense):
+        h = ins[0].reshape(ins[0].shape[0], -1) @ Ws[f"W{i}"]
+    elif isinstance(layer, Conv) and not isinstance(layer, UntiedConv):
+        k = layer.size
+        a, b = (k - 1) // 2, k - 1 - (k - 1) // 2
+        h = F.conv2d(ins[0], Ws[f"W{i}"], padding=a) if a == b else F.conv2d(F.pad(ins[0], (a, b, a, b)), Ws[f"W{i}"])
+    elif isinstance(layer, MaxPool):
+        H, W = ins[0].shape[2:]
+        h = F.max_pool2d(F.pad(ins[0], (0, layer.Wp - W, 0, layer.Hp - H)), layer.size, layer.stride)
+    elif isinstance(layer, Dropout):
+        h = F.dropout(ins[0], layer.rate, training=True)
+    elif isinstance(layer, Sum):
+        h = ins[0] + ins[1]
+    else:
+        raise NotImplementedError(f"no autograd reference for {layer.describe()}")
+    if layer.has_weights and layer.activation:
+        h = torch.clamp(scale * h, -1.0, 1.0)
+    return h
+
+
+def _autograd_step_fn(net, params, lr, mu, scale):
+    """Plain torch back-propagation of the Network's function (channels first)."""
+    import torch
+    import torch.nn.functional as F
+
+    Ws = _torch_weights(params)
 
     def step(X, y):
         x = X.permute(0, 3, 1, 2)  # NCHW view of the same batch
         outs = []
         for i, layer in enumerate(net.layers):
-            ins = [x if j < 0 else outs[j] for j in net.parents[i]]
-            if isinstance(layer, Dense):
-                h = ins[0].reshape(ins[0].shape[0], -1) @ Ws[f"W{i}"]
-            elif isinstance(layer, UntiedConv):
-                raise NotImplementedError("no autograd reference for untied layers")
-            elif isinstance(layer, Conv):
-                k = layer.size
-                a, b = (k - 1) // 2, k - 1 - (k - 1) // 2
-                h = F.conv2d(ins[0], Ws[f"W{i}"], padding=a) if a == b else F.conv2d(F.pad(ins[0], (a, b, a, b)), Ws[f"W{i}"])
-            elif isinstance(layer, MaxPool):
-                H, W = ins[0].shape[2:]
-                h = F.max_pool2d(F.pad(ins[0], (0, layer.Wp - W, 0, layer.Hp - H)), layer.size, layer.stride)
-            elif isinstance(layer, Dropout):
-                h = F.dropout(ins[0], layer.rate, training=True)
-            elif isinstance(layer, Sum):
-                h = ins[0] + ins[1]
-            if layer.has_weights and layer.activation:
-                h = torch.clamp(scale * h, -1.0, 1.0)
+            h = _torch_layer(layer, i, [x if j < 0 else outs[j] for j in net.parents[i]], Ws, scale)
             outs.append(h)
         o = outs[-1]
         Y = F.one_hot(y, o.shape[1]).to(o.dtype)
@@ -279,7 +294,7 @@ def per_layer(args):
 
     from sklhebb import rules
     from sklhebb._backend import resolve
-    from sklhebb.nn import Conv, Dense, Dropout, MaxPool, Network, Sum, build_layers
+    from sklhebb.nn import Network, build_layers
 
     torch.set_num_threads(args.threads)
     B, n = args.batch, max(args.repeat, 3)
@@ -331,8 +346,7 @@ def per_layer(args):
             print(f"  {i:2d} {layer.describe():22s} " + "  ".join(cells))
 
     # autograd: the same function as _autograd_step_fn, timed layer by layer
-    Ws = {k: torch.tensor(v).permute(3, 2, 0, 1).contiguous().requires_grad_(True) if v.ndim == 4
-          else torch.tensor(v).requires_grad_(True) for k, v in host.items() if k.startswith("W")}
+    Ws = _torch_weights(host)
     Xt, yt = torch.tensor(X), torch.tensor(y)
     fwd, bwd, steps = {}, [], []
     for rep in range(n + 1):
@@ -340,24 +354,7 @@ def per_layer(args):
         x, outs = Xt.permute(0, 3, 1, 2), []
         for i, layer in enumerate(net.layers):
             t0 = time.perf_counter()
-            ins = [x if j < 0 else outs[j] for j in net.parents[i]]
-            if isinstance(layer, Dense):
-                h = ins[0].reshape(ins[0].shape[0], -1) @ Ws[f"W{i}"]
-            elif isinstance(layer, Conv):
-                k = layer.size
-                a, b = (k - 1) // 2, k - 1 - (k - 1) // 2
-                h = F.conv2d(ins[0], Ws[f"W{i}"], padding=a) if a == b else F.conv2d(F.pad(ins[0], (a, b, a, b)), Ws[f"W{i}"])
-            elif isinstance(layer, MaxPool):
-                H, W = ins[0].shape[2:]
-                h = F.max_pool2d(F.pad(ins[0], (0, layer.Wp - W, 0, layer.Hp - H)), layer.size, layer.stride)
-            elif isinstance(layer, Dropout):
-                h = F.dropout(ins[0], layer.rate, training=True)
-            elif isinstance(layer, Sum):
-                h = ins[0] + ins[1]
-            else:
-                raise NotImplementedError(f"no autograd reference for {layer.describe()}")
-            if layer.has_weights and layer.activation:
-                h = torch.clamp(0.5 * h, -1.0, 1.0)
+            h = _torch_layer(layer, i, [x if j < 0 else outs[j] for j in net.parents[i]], Ws, 0.5)
             outs.append(h)
             if rep:
                 fwd.setdefault(i, []).append(time.perf_counter() - t0)
