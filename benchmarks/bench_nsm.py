@@ -192,15 +192,20 @@ def bench_conv(args):
     report(rows, "images", n_train, epochs)
 
 
-def bench_structured(args):
-    from sklearn.svm import LinearSVC
-
-    n_train, n_test = (300, 200) if args.quick else (args.n_train, args.n_test)
+def _fashion_rows(n_train, n_test):
+    """The first Fashion-MNIST train / test images as [0, 1] float32 rows, with their labels."""
     X, y = load_fashion_mnist()
     Xt, yt = load_fashion_mnist(kind="t10k")
     X = X[:n_train].reshape(n_train, -1).astype(np.float32) / 255.0
     Xt = Xt[:n_test].reshape(n_test, -1).astype(np.float32) / 255.0
-    y, yt = y[:n_train], yt[:n_test]
+    return X, y[:n_train], Xt, yt[:n_test]
+
+
+def bench_structured(args):
+    from sklearn.svm import LinearSVC
+
+    n_train, n_test = (300, 200) if args.quick else (args.n_train, args.n_test)
+    X, y, Xt, yt = _fashion_rows(n_train, n_test)
     mean = X.mean(axis=0)
     X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
     print(f"# structured single layer (Obeid Sec. 6.3): Fashion-MNIST {n_train} train / {n_test} test, stride 2, "
@@ -235,11 +240,7 @@ def bench_deep(args):
 
     n_train, n_test = (300, 200) if args.quick else (args.n_train, args.n_test)
     epochs = 1 if args.quick else args.epochs
-    X, y = load_fashion_mnist()
-    Xt, yt = load_fashion_mnist(kind="t10k")
-    X = X[:n_train].reshape(n_train, -1).astype(np.float32) / 255.0
-    Xt = Xt[:n_test].reshape(n_test, -1).astype(np.float32) / 255.0
-    y, yt = y[:n_train], yt[:n_test]
+    X, y, Xt, yt = _fashion_rows(n_train, n_test)
     mean = X.mean(axis=0)
     X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
     nps1, nps2 = args.nps[0], args.nps2
@@ -286,11 +287,7 @@ def bench_s2m(args):
     from sklearn.linear_model import LogisticRegression
 
     n_train, n_test = (500, 300) if args.quick else (args.n_train, args.n_test)
-    X, y = load_fashion_mnist()
-    Xt, yt = load_fashion_mnist(kind="t10k")
-    X = X[:n_train].reshape(n_train, -1).astype(np.float32) / 255.0
-    Xt = Xt[:n_test].reshape(n_test, -1).astype(np.float32) / 255.0
-    y, yt = y[:n_train], yt[:n_test]
+    X, y, Xt, yt = _fashion_rows(n_train, n_test)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     Xt /= np.linalg.norm(Xt, axis=1, keepdims=True)
     N = args.s2m_units
