@@ -90,21 +90,21 @@ def output_size(size: int, window: int, stride: int) -> int:
 
 
 # ---------------------------------------------------------------- patches
+def _patch_view(bk: Backend, images, window: int, stride: int):
+    """View (n, oh, ow, wy, wx, C) of every window of a (n, H, W, C) stack; no copy."""
+    v = bk.sliding_windows(images, 1, window, stride)  # (n, oh, W, C, wy)
+    v = bk.sliding_windows(v, 2, window, stride)  # (n, oh, ow, C, wy, wx)
+    return v.permute(0, 1, 2, 4, 5, 3) if bk.name == "torch" else v.transpose(0, 1, 2, 4, 5, 3)
+
+
 def extract_patches(bk: Backend, images, window: int, stride: int = 1):
     """All W x W x C patches of a chunk of images.
 
     images: (n, H, W, C) on ``bk``. Returns (n, oh, ow, window*window*C), a
     copy, ordered (row, column, channel) inside each window.
     """
-    n, H, W_, C = images.shape
-    v = bk.sliding_windows(images, 1, window, stride)  # (n, oh, W, C, wy)
-    v = bk.sliding_windows(v, 2, window, stride)  # (n, oh, ow, C, wy, wx)
-    oh, ow = v.shape[1], v.shape[2]
-    if bk.name == "torch":
-        v = v.permute(0, 1, 2, 4, 5, 3)
-    else:
-        v = v.transpose(0, 1, 2, 4, 5, 3)
-    return bk.xp.reshape(v, (n, oh, ow, window * window * C))
+    v = _patch_view(bk, images, window, stride)
+    return bk.xp.reshape(v, tuple(v.shape[:3]) + (window * window * images.shape[3],))
 
 
 def gather_patches(bk: Backend, images, window: int, index):
@@ -115,14 +115,11 @@ def gather_patches(bk: Backend, images, window: int, index):
     so cutting and permuting the patches cost one copy instead of two.
     Returns (len(index), window*window*C).
     """
-    n, H, W_, C = images.shape
-    v = bk.sliding_windows(images, 1, window, 1)
-    v = bk.sliding_windows(v, 2, window, 1)  # (n, oh, ow, C, wy, wx)
+    v = _patch_view(bk, images, window, 1)
     oh, ow = v.shape[1], v.shape[2]
-    v = v.permute(0, 1, 2, 4, 5, 3) if bk.name == "torch" else v.transpose(0, 1, 2, 4, 5, 3)
     i, rest = index // (oh * ow), index % (oh * ow)
     rows = v[i, rest // ow, rest % ow]
-    return bk.xp.reshape(rows, (rows.shape[0], window * window * C))
+    return bk.xp.reshape(rows, (rows.shape[0], window * window * images.shape[3]))
 
 
 def row_means(bk: Backend, P):
