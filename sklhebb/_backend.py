@@ -365,10 +365,14 @@ except ImportError:  # pragma: no cover - depends on the scipy version
     _csc_matvecs = None
 
 
+class DeviceUnavailableError(ValueError):
+    """The requested device does not exist on this machine (a ValueError, as before)."""
+
+
 def _torch_device(torch, device):
     dev = torch.device("cpu" if device is None else device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
+        raise DeviceUnavailableError(
             f"device={device!r} was requested but torch reports no CUDA device "
             "(torch.cuda.is_available() is False). Use device='cpu'."
         )

@@ -13,21 +13,13 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import validate_data
 
 from . import __version__
-from ._backend import is_foreign_array, resolve
+from ._backend import DeviceUnavailableError, is_foreign_array, resolve
 from .image import as_image_stack
 
 BACKEND_CONSTRAINTS = {
     "backend": [StrOptions({"numpy", "torch", "cupy"})],
     "device": [None, str, object],  # str or a torch.device / cupy Device
 }
-
-
-def _device_unavailable(exc) -> bool:
-    """Whether a backend error means "this machine has no such device or library"."""
-    if isinstance(exc, ImportError):
-        return True
-    text = str(exc)
-    return "no CUDA device" in text or "CUDA" in text and "available" in text
 
 
 def compute_dtype(X) -> str:
@@ -109,8 +101,8 @@ class BackendMixin(_CallbackBase):
         """
         try:
             return resolve(self.backend, self.device, X)
-        except (ValueError, ImportError) as exc:
-            if _FITTING.get() or not _device_unavailable(exc):
+        except (DeviceUnavailableError, ImportError) as exc:  # no such device or library here
+            if _FITTING.get():
                 raise
             warnings.warn(
                 f"{type(self).__name__} has backend={self.backend!r}, device={self.device!r}, which this "
