@@ -269,32 +269,81 @@ class PatchStream:
             P -= row_means(bk, P)
         return P
 
-    def epoch(self, rng=None):
-        bk, xp = self.bk, self.bk.xp
+    def _pieces(self, rng):
+        """The epoch as (chunk, perm, lo, hi, last) pieces, in minibatch order.
+
+        Rows ``lo:hi`` of the chunk's patch order (``perm``, flat patch indices,
+        or None for in-order) belong to the current minibatch; ``last`` says
+        that they complete it. A minibatch that spans two chunks comes as
+        several pieces; the final short one ends with ``(None, None, 0, 0, True)``.
+        With an ``rng`` the image order is permuted and the patches inside
+        each chunk are shuffled.
+        """
+        bk, B = self.bk, self.batch_size
         n = self.images.shape[0]
         order = None if rng is None else rng.permutation(n)
-        carry = None
+        carried = 0  # rows of the current minibatch taken from earlier chunks
         for index in iter_chunks(n, self.chunk_size, order):
             chunk = to_device_chunk(bk, self.images, index, self.dtype)
-            perm = None if rng is None else affine_permutation(bk, chunk.shape[0] * self.per_image, rng)
-            P = self._patches(chunk, perm)
+            n_p = chunk.shape[0] * self.per_image
+            perm = None if rng is None else affine_permutation(bk, n_p, rng)
             start = 0
-            if carry is not None:
-                # complete the batch begun in the last chunk (copying only its rows,
-                # never the whole chunk)
-                start = min(self.batch_size - carry.shape[0], P.shape[0])
-                carry = xp.concat([carry, P[:start]], axis=0)
-                if carry.shape[0] < self.batch_size:
+            if carried:
+                # complete the minibatch begun in the last chunk
+                start = min(B - carried, n_p)
+                carried += start
+                yield chunk, perm, 0, start, carried == B
+                if carried < B:
                     continue
-                yield carry
-                carry = None
-            n_full = start + ((P.shape[0] - start) // self.batch_size) * self.batch_size
-            for b in range(start, n_full, self.batch_size):
-                yield P[b : b + self.batch_size]
-            if n_full < P.shape[0]:
-                carry = P[n_full:]
-        if carry is not None:
-            yield carry
+                carried = 0
+            n_full = start + ((n_p - start) // B) * B
+            for b in range(start, n_full, B):
+                yield chunk, perm, b, b + B, True
+            if n_full < n_p:
+                yield chunk, perm, n_full, n_p, False
+                carried = n_p - n_full
+        if carried:
+            yield None, None, 0, 0, True
+
+    def epoch(self, rng=None):
+        """One pass of minibatches (normalised patch rows, fresh arrays)."""
+        xp = self.bk.xp
+        current, P, pending = None, None, []
+        for chunk, perm, lo, hi, last in self._pieces(rng):
+            if chunk is not None:
+                if chunk is not current:
+                    # cut (and shuffle) the whole chunk at once, then slice
+                    current, P = chunk, self._patches(chunk, perm)
+                rows = P[lo:hi]
+                if last and not pending:
+                    yield rows
+                    continue
+                pending.append(rows)  # a minibatch across chunks copies only its own rows
+            if last:
+                yield xp.concat(pending, axis=0)
+                pending = []
+
+    def epoch_indices(self, rng=None):
+        """The same pass as :meth:`epoch`, as ``(chunk, index, rows)`` items.
+
+        A minibatch inside one chunk comes uncut: ``(chunk, index, None)``,
+        with ``index`` its flat patch indices (image, row, column in C order),
+        for a kernel that cuts and normalises the patches itself. One that
+        spans chunks comes cut: ``(None, None, rows)``. Same minibatches, in the
+        same order, as :meth:`epoch` with the same ``rng``.
+        """
+        xp = self.bk.xp
+        pending = []
+        for chunk, perm, lo, hi, last in self._pieces(rng):
+            if chunk is not None:
+                index = perm[lo:hi] if perm is not None else self.bk.arange(hi - lo) + lo
+                if last and not pending:
+                    yield chunk, index, None
+                    continue
+                pending.append(self._patches(chunk, index))
+            if last:
+                yield None, None, xp.concat(pending, axis=0)
+                pending = []
 
 
 def affine_permutation(bk, n: int, rng):
