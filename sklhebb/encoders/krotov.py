@@ -18,6 +18,7 @@ transform (NNL-CONV layer, Section 2)
 
 from __future__ import annotations
 
+import contextlib
 import math
 from numbers import Integral, Real
 
@@ -27,7 +28,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from .. import rules
+from .. import _numba, rules
 from .._backend import to_numpy, to_output
 from .._base import BACKEND_CONSTRAINTS, BackendMixin, compute_dtype, host_normal, validate_images
 from .._training import learning_rate_at, run_epochs
@@ -267,8 +268,7 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
     def _step(self, params, V, lr):
         """One minibatch of Eq. (1)-(2): M <- M + lr * dM."""
         M = params["M"]
-        # with fewer units than `rank` no unit sits at rank m: no anti-Hebbian push
-        rank, delta = (self.rank, self.delta) if self.rank <= M.shape[0] else (1, 0.0)
+        rank, delta = self._rank_delta(M.shape[0])
         dM = rules.krotov_update(M, V, rank=rank, delta=delta, p=self.p, normalize=self.normalize_update)
         params["M"] = M + lr * dM
 
@@ -287,15 +287,46 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         norms = to_numpy((xp_M * xp_M).sum(axis=1) ** 0.5) if hasattr(xp_M, "sum") else None
         return f"max |norm - 1| = {float(np.max(np.abs(norms - 1))):.3g}"
 
+    def _rank_delta(self, n_units):
+        # with fewer units than `rank` no unit sits at rank m: no anti-Hebbian push
+        return (self.rank, self.delta) if self.rank <= n_units else (1, 0.0)
+
     def _train(self, bk, images, M, *, n_epochs, lr_at, rng):
         dtype = str(M.dtype).split(".")[-1]
         stream = self._stream(bk, images, dtype)
-        with bk.memory_hint("batch_size", "chunk_size"):
+        epochs = lambda epoch: stream.epoch(rng if self.shuffle else None)  # noqa: E731
+        step = self._step
+        with contextlib.ExitStack() as stack:
+            rank, delta = self._rank_delta(M.shape[0])
+            if bk.name == "numpy" and dtype in ("float32", "float64") and rank <= 2 and _numba.available():
+                # the compiled step (numba): each thread cuts, ranks and sums its own
+                # rows of the minibatch; same minibatches, same update
+                from ..rules._krotov_numba import KrotovStepper
+
+                n_threads = stack.enter_context(_numba.kernel_threads())
+                win = self._window(self.image_shape_)
+                stepper = KrotovStepper(
+                    np.array(M, order="C", copy=True),  # updated in place: never the caller's array
+                    batch_size=self.batch_size, n_threads=n_threads, p=self.p, rank=rank, delta=delta,
+                    normalize=self.normalize_update, center=self.center,
+                    window=self.image_shape_[:2] if win is None else (win, win),
+                )
+                M = stepper.M
+                epochs = lambda epoch: stream.epoch_indices(rng if self.shuffle else None)  # noqa: E731
+
+                def step(params, item, lr):
+                    chunk, index, rows = item
+                    if rows is None:
+                        stepper.step_patches(chunk, index, lr)
+                    else:
+                        stepper.step_rows(rows, lr)
+
+            stack.enter_context(bk.memory_hint("batch_size", "chunk_size"))
             return run_epochs(
                 bk,
                 {"M": M},
-                lambda epoch: stream.epoch(rng if self.shuffle else None),
-                self._step,
+                epochs,
+                step,
                 n_epochs=n_epochs,
                 lr_at=lr_at,
                 name=type(self).__name__,

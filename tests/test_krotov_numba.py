@@ -1,0 +1,221 @@
+"""The compiled (numba) fit step of KrotovPatchEncoder against the paper's equation and the NumPy path."""
+
+import multiprocessing
+import os
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+
+from sklhebb import DivergenceError, KrotovPatchEncoder, _numba, rules  # noqa: E402
+from sklhebb._backend import resolve  # noqa: E402
+from sklhebb.image import PatchStream, gather_patches, normalize_rows  # noqa: E402
+from sklhebb.rules._krotov_numba import KrotovStepper, _key  # noqa: E402
+
+from .test_krotov import oracle_krotov_update  # noqa: E402
+
+bk = resolve("numpy")
+
+
+def _stepper(M, B, T, **kw):
+    args = dict(p=2.0, rank=2, delta=0.3, normalize=True, center=False, window=(3, 3))
+    args.update(kw)
+    return KrotovStepper(M, batch_size=B, n_threads=T, **args)
+
+
+def test_float_keys_order_like_the_floats_and_tie_signed_zeros():
+    rng = np.random.default_rng(0)
+    for dt in (np.float32, np.float64):
+        x = np.concatenate([rng.standard_normal(500) * 10.0 ** rng.integers(-30, 30, 500), [0.0, -0.0, np.inf, -np.inf]])
+        x = x.astype(dt)
+        x = x[np.isfinite(x) | np.isinf(x)]
+        k = _key(x.view(np.int32 if dt == np.float32 else np.int64))
+        for i in range(len(x)):
+            np.testing.assert_array_equal(k[i] < k, x[i] < x)
+            np.testing.assert_array_equal(k[i] == k, x[i] == x)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("p", [2.0, 3.0])
+@pytest.mark.parametrize("rank", [1, 2])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_compiled_step_matches_the_equation(dtype, normalize, p, rank, n_threads):
+    """One minibatch: M + lr dM with dM from a float64 loop transcription of Eq. (1)-(2)."""
+    rng = np.random.default_rng(rank + 10 * n_threads + int(p))
+    K, N, B = 7, 5, 11
+    M = rng.standard_normal((K, N))
+    V = rng.standard_normal((B, N))
+    want = M + 0.05 * oracle_krotov_update(M, V, rank, 0.3, p, normalize)
+    got = M.astype(dtype)  # updated in place
+    _stepper(got, B, n_threads, p=p, rank=rank, normalize=normalize).step_rows(V.astype(dtype), 0.05)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_compiled_step_breaks_ties_as_numpy_argmax(n_threads):
+    """Integer currents with many ties: the same units win as with argmax/mask/argmax."""
+    rng = np.random.default_rng(1)
+    M = rng.integers(-2, 3, (30, 4)).astype(np.float64)
+    V = rng.integers(-1, 2, (200, 4)).astype(np.float64)
+    V[:5] = 0.0  # all currents equal (zero): unit 0 wins, unit 1 is second
+    I = V @ M.T
+    assert any(len(np.unique(row)) < len(row) for row in I)
+    for rank in (1, 2):
+        want = M + 0.1 * rules.krotov_update(M, V, rank=rank, delta=0.4)
+        got = M.copy()
+        _stepper(got, 200, n_threads, rank=rank, delta=0.4).step_rows(V, 0.1)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("center", [False, True])
+@pytest.mark.parametrize("window", [(3, 3), (9, 8)])  # (9, 8): one patch = the whole image
+def test_compiled_step_cuts_patches_as_the_stream(center, window):
+    rng = np.random.default_rng(2)
+    images = rng.random((5, 9, 8, 3)).astype(np.float32)
+    images[1] = 0.5  # constant image: centred patches are exact zeros
+    n_p = 5 * (9 - window[0] + 1) * (8 - window[1] + 1)
+    index = rng.permutation(n_p)[: min(40, n_p)]
+    win = window[0] if window[0] == window[1] else None
+    if win is None:
+        P = normalize_rows(bk, images.reshape(5, -1)[index], center=center)
+    else:
+        P = normalize_rows(bk, gather_patches(bk, images, win, index), center=center)
+    M = rng.standard_normal((12, P.shape[1])).astype(np.float32)
+    want = M + 0.05 * rules.krotov_update(M, P, rank=2, delta=0.3)
+    st = _stepper(M, len(index), 2, center=center, window=window)
+    st.step_patches(images, index, 0.05)
+    np.testing.assert_allclose(st.V[: len(index)], P, rtol=1e-5, atol=1e-6)
+    assert np.isfinite(st.V).all()
+    np.testing.assert_allclose(M, want, rtol=2e-5, atol=2e-5)
+    np.testing.assert_array_equal(st.Wt, M.T)  # the currents' operand follows M
+
+
+def test_compiled_step_refuses_what_it_does_not_handle():
+    M = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError, match="rank"):
+        _stepper(M, 10, 1, rank=3)
+    with pytest.raises(ValueError, match="rank"):
+        _stepper(np.zeros((1, 4), np.float32), 10, 1, rank=2)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _stepper(np.zeros((4, 3), np.float32).T, 10, 1)
+    with pytest.raises(ValueError, match="rows in a minibatch"):
+        _stepper(M, 2, 1, window=(1, 2)).step_patches(np.ones((1, 3, 2, 2), np.float32), np.arange(3), 0.1)
+
+
+def test_epoch_indices_are_the_epoch_minibatches():
+    """The kernel's stream gives the same minibatches as the row stream, across chunk seams."""
+    rng = np.random.default_rng(3)
+    X = rng.random((7, 6, 6, 2)).astype(np.float32)
+    for chunk, batch, shuffle in [(2, 37, True), (3, 16, False), (7, 1000, True), (1, 5, True)]:
+        stream = PatchStream(bk, X, 3, batch, chunk, "float32", center=True)
+        rows = list(stream.epoch(np.random.RandomState(0) if shuffle else None))
+        items = list(stream.epoch_indices(np.random.RandomState(0) if shuffle else None))
+        assert len(rows) == len(items)
+        for r, (images, index, cut) in zip(rows, items):
+            if cut is None:
+                cut = normalize_rows(bk, gather_patches(bk, images, 3, index), center=True)
+            np.testing.assert_allclose(cut, r, rtol=1e-6, atol=1e-7)
+
+
+def _fit(X, enabled, monkeypatch, **kw):
+    monkeypatch.setattr(_numba, "ENABLED", enabled)
+    args = dict(n_components=16, window=3, batch_size=50, max_iter=2, learning_rate=0.05, random_state=0)
+    args.update(kw)
+    return KrotovPatchEncoder(**args).fit(X)
+
+
+@pytest.mark.parametrize("kw", [{}, {"p": 3.0, "rank": 1, "center": False}, {"normalize_update": False, "learning_rate": 1e-3},
+                                {"window": None, "n_components": 6}])
+def test_fit_with_and_without_the_compiled_step_agree(monkeypatch, kw):
+    X = np.random.default_rng(4).random((30, 7, 7, 2))  # float64: no rank flips from rounding
+    fast = _fit(X, True, monkeypatch, **kw)
+    plain = _fit(X, False, monkeypatch, **kw)
+    np.testing.assert_allclose(fast.components_, plain.components_, rtol=1e-9, atol=1e-10)
+    assert fast.n_steps_ == plain.n_steps_
+
+
+def test_compiled_fit_is_used_and_leaves_blas_threads_as_it_found_them(monkeypatch):
+    import sklhebb.rules._krotov_numba as kn
+
+    calls = []
+    real = kn.fit_step
+
+    def spy(*args):
+        calls.append(args[16].shape[0])  # S: one block per kernel thread
+        return real(*args)
+
+    monkeypatch.setattr(kn, "fit_step", spy)
+    X = np.random.default_rng(5).random((12, 7, 7, 1)).astype(np.float32)
+    before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
+    with threadpool_limits(limits=1):
+        KrotovPatchEncoder(n_components=8, window=3, max_iter=1, random_state=0).fit(X)
+    assert calls and set(calls) == {1}  # a one-thread budget gives a one-thread kernel
+    assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == before
+
+
+def test_partial_fit_with_the_compiled_step_keeps_the_old_filters_on_divergence(monkeypatch):
+    monkeypatch.setattr(_numba, "ENABLED", True)
+    X = np.random.default_rng(6).random((20, 8, 8, 1)).astype(np.float32)
+    enc = KrotovPatchEncoder(n_components=10, window=3, normalize_update=False, learning_rate=1e-3, batch_size=20, random_state=0)
+    enc.partial_fit(X)
+    old = enc.components_
+    kept = old.copy()
+    enc.set_params(learning_rate=1e6)
+    with pytest.raises(DivergenceError):
+        enc.partial_fit(X)
+    np.testing.assert_array_equal(enc.components_, kept)
+    np.testing.assert_array_equal(old, kept)  # the kernel updated its own copy, not the fitted filters
+
+
+def test_disable_switch_and_forked_children_use_plain_numpy(monkeypatch):
+    monkeypatch.setenv("SKLHEBB_DISABLE_NUMBA", "1")
+    assert not _numba.available()
+    monkeypatch.delenv("SKLHEBB_DISABLE_NUMBA")
+    assert _numba.available()
+    monkeypatch.setattr(_numba, "_pid", os.getpid() + 1)  # as seen from a child forked after a compiled fit
+    assert not _numba.available()
+
+
+def _child_fit(q):
+    X = np.random.default_rng(7).random((6, 6, 6, 1)).astype(np.float32)
+    enc = KrotovPatchEncoder(n_components=4, window=3, max_iter=1, random_state=0).fit(X)
+    q.put((_numba.available(), enc.components_))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_child_forked_after_a_compiled_fit_fits_without_openmp():
+    X = np.random.default_rng(7).random((6, 6, 6, 1)).astype(np.float32)
+    parent = KrotovPatchEncoder(n_components=4, window=3, max_iter=1, random_state=0).fit(X)
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    proc = ctx.Process(target=_child_fit, args=(q,))
+    proc.start()
+    used_kernel, components = q.get(timeout=60)
+    proc.join(timeout=60)
+    assert proc.exitcode == 0
+    assert not used_kernel
+    np.testing.assert_allclose(components, parent.components_, rtol=1e-5, atol=1e-6)
+
+
+def test_fits_in_parallel_threads_equal_serial_fits():
+    X = np.random.default_rng(8).random((16, 7, 7, 1))
+    kws = [dict(n_components=8, window=3, max_iter=2, random_state=s) for s in range(4)]
+    serial = [KrotovPatchEncoder(**kw).fit(X).components_ for kw in kws]
+    out = [None] * 4
+
+    def work(i):
+        out[i] = KrotovPatchEncoder(**kws[i]).fit(X).components_
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(serial, out):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
