@@ -1,6 +1,6 @@
 """KrotovPatchEncoder benchmarks: throughput against the matrix-product floor, and accuracy.
 
-    python benchmarks/bench_krotov.py speed [--quick] [--threads 1 2] [--backend numpy torch]
+    python benchmarks/bench_krotov.py speed [--quick] [--threads 1 2] [--backend numpy torch] [--pause 0.2]
     python benchmarks/bench_krotov.py accuracy [--quick] [--n-train N] [--n-test N]
 
 speed
@@ -11,7 +11,10 @@ speed
       * a plain vectorised NumPy update (argsort ranking, dense g, two
         products), the straightforward transcription a user would write;
     and the end-to-end fit throughput (patch cutting, normalisation,
-    shuffling included) on CIFAR-shaped random uint8 images.
+    shuffling included) on CIFAR-shaped random uint8 images. With numba
+    installed, the NumPy backend is timed twice: with the compiled fit step
+    (whose "step" also cuts and normalises its patches) and on the plain
+    NumPy path (SKLHEBB_DISABLE_NUMBA).
 accuracy
     Fashion-MNIST (local Debian package): NNL-CONV features of learned
     filters against the same architecture with random filters (the control),
@@ -21,6 +24,7 @@ accuracy
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import time
 
@@ -28,18 +32,27 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 
-def _interleaved(fns, repeat, inner):
+def _interleaved(fns, repeat, inner, contexts=None, pause=0.0):
     """Time several functions in alternation; per-function medians and the median
-    ratio of each function to the first, per repetition (robust to a loaded machine)."""
-    for f in fns:
-        f()
+    ratio of each function to the first, per repetition (robust to a loaded machine).
+    ``contexts[j]``, when given, makes the context each block of f_j's calls runs in;
+    ``pause`` idle seconds precede each block (threads left spinning go idle)."""
+    contexts = contexts or [None] * len(fns)
+
+    def block(j, n):
+        time.sleep(pause)
+        with contexts[j]() if contexts[j] is not None else contextlib.nullcontext():
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fns[j]()
+            return (time.perf_counter() - t0) / max(n, 1)
+
+    for j in range(len(fns)):
+        block(j, 1)
     times = np.zeros((repeat, len(fns)))
     for r in range(repeat):
-        for j, f in enumerate(fns):
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                f()
-            times[r, j] = (time.perf_counter() - t0) / inner
+        for j in range(len(fns)):
+            times[r, j] = block(j, inner)
     return np.median(times, axis=0), np.median(times / times[:, :1], axis=0)
 
 
@@ -55,8 +68,27 @@ def plain_numpy_update(M, V, rank=2, delta=0.2):
     return dM / max(np.abs(dM).max(), 1e-30)
 
 
+def _compiled_step_fn(M, X, B, threads):
+    """One compiled minibatch (numba): cut + normalise + Eq. (1)-(2), cycling over a chunk's patches."""
+    from sklhebb.rules._krotov_numba import KrotovStepper
+
+    images = X[:77].astype(np.float32)  # one fit chunk (2**16 patches)
+    n_p = images.shape[0] * 29 * 29
+    order = np.random.default_rng(1).permutation(n_p)
+    st = KrotovStepper(M.copy(), batch_size=B, n_threads=threads, p=2, rank=2, delta=0.2, normalize=True,
+                       center=True, window=(4, 4))
+    pos = [0]
+
+    def step():
+        i = pos[0] % (n_p // B)
+        st.step_patches(images, order[i * B:(i + 1) * B], 0.01)
+        pos[0] += 1
+
+    return step
+
+
 def speed(args):
-    from sklhebb import KrotovPatchEncoder, rules
+    from sklhebb import KrotovPatchEncoder, _numba, rules
     from sklhebb._backend import resolve
 
     K, N, B = 400, 48, 1000
@@ -67,9 +99,21 @@ def speed(args):
     g0 = np.zeros((B, K), np.float32)
     g0[np.arange(B), rng.integers(0, K, B)] = 1
     repeat, inner = (5, 50) if args.quick else (11, 200)
+    n_img = 100 if args.quick else 400
+    X = (rng.random((n_img, 32, 32, 3)) * 255).astype(np.uint8)
+    n_patches = n_img * 29 * 29
+    variants = []
+    for backend in args.backend:
+        if backend == "numpy":
+            if _numba.available():
+                variants.append(("numpy", "compiled (numba)", True))
+            variants.append(("numpy", "plain NumPy", False))
+        else:
+            variants.append((backend, "-", False))
     rows = []
     for threads in args.threads:
-        for backend in args.backend:
+        for backend, path, compiled in variants:
+            _numba.ENABLED = compiled
             bk = resolve(backend)
             M, V, g = (bk.asarray(a) for a in (M0, V0, g0))
             if backend == "torch":
@@ -77,45 +121,54 @@ def speed(args):
 
                 torch.set_num_threads(threads)
             with threadpool_limits(limits=threads):
-                fns = [
-                    lambda: (V @ M.T, g.T @ V),  # the floor: the rule's two dense products
-                    lambda: V @ M.T,
-                    lambda: M + 0.01 * rules.krotov_update(M, V, rank=2, delta=0.2),
-                ]
-                if backend == "numpy":
-                    fns.append(lambda: plain_numpy_update(M0, V0))
-                med, ratio = _interleaved(fns, repeat, inner)
+                floor = lambda: (V @ M.T, g.T @ V)  # noqa: E731 - the rule's two dense products
+                fns = [floor, lambda: V @ M.T]
+                if compiled:
+                    # BLAS at `threads` for the floor, at one thread (numba's threads
+                    # instead) for the compiled step, as in a fit
+                    with _numba.kernel_threads() as n:
+                        step = _compiled_step_fn(M0, X, B, n)
+                    med, ratio = _interleaved([floor, lambda: V @ M.T, step], repeat, inner,
+                                              contexts=[None, None, _numba.kernel_threads], pause=args.pause)
+                else:
+                    fns.append(lambda: M + 0.01 * rules.krotov_update(M, V, rank=2, delta=0.2))
+                    if backend == "numpy":
+                        fns.append(lambda: plain_numpy_update(M0, V0))
+                    med, ratio = _interleaved(fns, repeat, inner, pause=args.pause)
                 t_two, t_one, t_rule = med[:3]
                 r_rule = ratio[2]
-                t_plain = med[3] if backend == "numpy" else np.nan
-                # end to end: CIFAR-shaped images, patches cut on the fly; each fit is
-                # timed right after a block of floor calls, and the ratio is per pair
-                n_img = 100 if args.quick else 400
-                X = (rng.random((n_img, 32, 32, 3)) * 255).astype(np.uint8)
-                n_patches = n_img * 29 * 29
+                t_plain = med[3] if len(med) > 3 else np.nan
+                # end to end: CIFAR-shaped images, patches cut on the fly. Each fit is
+                # timed right after a block of floor calls and the ratio is per pair.
+                # A short pause before each block lets the threads left spinning by
+                # the block before (OpenBLAS's workers spin ~0.1 s after a call) go idle,
+                # so that neither measurement runs beside the other's leftovers.
                 enc = KrotovPatchEncoder(n_components=K, window=4, batch_size=B, max_iter=1, random_state=0, backend=backend)
                 enc.fit(X[:10])
                 fit_rates, fit_ratios = [], []
                 for _ in range(3 if args.quick else 5):
+                    time.sleep(args.pause)
                     t0 = time.perf_counter()
                     for _ in range(inner):
-                        fns[0]()
+                        floor()
                     floor_rate = B * inner / (time.perf_counter() - t0)
+                    time.sleep(args.pause)
                     t0 = time.perf_counter()
                     enc.fit(X)
                     fit_rates.append(n_patches / (time.perf_counter() - t0))
                     fit_ratios.append(fit_rates[-1] / floor_rate)
-            rows.append((backend, threads, t_one, t_two, t_rule, r_rule, t_plain, np.median(fit_rates), np.median(fit_ratios),
-                         min(fit_ratios), max(fit_ratios)))
-    print(f"machine: {platform.processor() or platform.machine()}, K={K}, N={N}, batch={B}, float32")
+            rows.append((backend, path, threads, t_one, t_two, t_rule, r_rule, t_plain, np.median(fit_rates),
+                         np.median(fit_ratios), min(fit_ratios), max(fit_ratios)))
+    _numba.ENABLED = True
+    print(f"machine: {platform.processor() or platform.machine()}, K={K}, N={N}, batch={B}, float32, pause {args.pause} s")
     print("timings: medians over interleaved repetitions; ratio: median of per-repetition ratios")
-    print("| backend | threads | 1 product (ms) | 2 products = floor (ms) | our step (ms) | step / floor | "
+    print("| backend | step | threads | 1 product (ms) | 2 products = floor (ms) | our step (ms) | step / floor | "
           "floor / step | plain NumPy update (ms) | patches/s (step) | patches/s (fit, end to end) | "
           "fit / floor (goal >= 0.8), median [min, max] |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for backend, threads, t1, t2, tr, rr, tp, fit_rate, fr, fr_lo, fr_hi in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for backend, path, threads, t1, t2, tr, rr, tp, fit_rate, fr, fr_lo, fr_hi in rows:
         plain = f"{tp * 1e3:.3f}" if np.isfinite(tp) else "-"
-        print(f"| {backend} | {threads} | {t1 * 1e3:.3f} | {t2 * 1e3:.3f} | {tr * 1e3:.3f} | {rr:.2f} | {1 / rr:.2f} | "
+        print(f"| {backend} | {path} | {threads} | {t1 * 1e3:.3f} | {t2 * 1e3:.3f} | {tr * 1e3:.3f} | {rr:.2f} | {1 / rr:.2f} | "
               f"{plain} | {B / tr / 1e6:.2f}M | {fit_rate / 1e6:.2f}M | {fr:.2f} [{fr_lo:.2f}, {fr_hi:.2f}] |")
 
 
@@ -165,6 +218,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["speed", "accuracy"])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--pause", type=float, default=0.2, help="idle seconds before each floor block and each fit (speed)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--backend", nargs="+", default=["numpy", "torch"])
     ap.add_argument("--n-train", type=int, default=10000)
