@@ -219,3 +219,51 @@ def test_fits_in_parallel_threads_equal_serial_fits():
         t.join()
     for a, b in zip(serial, out):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_epoch_snapshots_given_to_callbacks_are_not_updated_later():
+    """The compiled step updates its weights in place; a callback's per-epoch model must not follow."""
+    pytest.importorskip("sklearn.callback")
+
+    class Keep:
+        def __init__(self):
+            self.snaps = []
+
+        def setup(self, estimator, context):
+            pass
+
+        def on_fit_task_begin(self, estimator, context, **kwargs):
+            pass
+
+        def on_fit_task_end(self, estimator, context, *, fitted_estimator=None, metadata=None):
+            if context.task_name == "epoch":
+                self.snaps.append((fitted_estimator.components_, fitted_estimator.components_.copy()))
+            return False
+
+        def teardown(self, estimator, context):
+            pass
+
+    keep = Keep()
+    X = np.random.default_rng(9).random((8, 8, 8, 1)).astype(np.float32)
+    KrotovPatchEncoder(n_components=6, window=3, max_iter=3, batch_size=20, random_state=0).set_callbacks(keep).fit(X)
+    assert len(keep.snaps) == 3
+    for live, at_the_time in keep.snaps:
+        np.testing.assert_array_equal(live, at_the_time)
+    assert not np.array_equal(keep.snaps[0][1], keep.snaps[2][1])
+
+
+def test_a_huge_batch_size_allocates_only_the_patches_there_are(monkeypatch):
+    import sklhebb.rules._krotov_numba as kn
+
+    sizes = []
+    real = kn.KrotovStepper.__init__
+
+    def spy(self, M, *, batch_size, **kw):
+        sizes.append(batch_size)
+        real(self, M, batch_size=batch_size, **kw)
+
+    monkeypatch.setattr(kn.KrotovStepper, "__init__", spy)
+    X = np.random.default_rng(10).random((3, 6, 6, 1)).astype(np.float32)
+    enc = KrotovPatchEncoder(n_components=5, window=3, batch_size=10**9, max_iter=1, random_state=0).fit(X)
+    assert sizes == [3 * 4 * 4]  # 48 patches: buffers of 48 rows, not 10**9
+    assert enc.n_steps_ == 1

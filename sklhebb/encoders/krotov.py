@@ -307,7 +307,7 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
                 win = self._window(self.image_shape_)
                 stepper = KrotovStepper(
                     np.array(M, order="C", copy=True),  # updated in place: never the caller's array
-                    batch_size=self.batch_size, n_threads=n_threads, p=self.p, rank=rank, delta=delta,
+                    batch_size=min(self.batch_size, stream.n_patches), n_threads=n_threads, p=self.p, rank=rank, delta=delta,
                     normalize=self.normalize_update, center=self.center,
                     window=self.image_shape_[:2] if win is None else (win, win),
                 )
