@@ -16,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import warnings
 
-__all__ = ["available", "kernel_threads", "launch_lock"]
+__all__ = ["available", "give_up", "kernel_threads", "launch_lock"]
 
 #: tests switch the kernels off to exercise the plain NumPy path
 ENABLED = True
@@ -31,11 +32,12 @@ _limiter = None
 _n_threads = 1
 _pid = None  # the process that started numba's (GNU OpenMP) threads
 _controller = None  # threadpoolctl's view of the loaded libraries (2 ms to build)
+_failed = False  # a kernel could not be loaded or compiled in this process
 
 
 def available() -> bool:
     """True when the compiled kernels can run in this process."""
-    if not ENABLED or os.environ.get("SKLHEBB_DISABLE_NUMBA", "").strip() not in ("", "0"):
+    if not ENABLED or _failed or os.environ.get("SKLHEBB_DISABLE_NUMBA", "").strip() not in ("", "0"):
         return False
     if _pid is not None and _pid != os.getpid():
         # a child forked after the parent ran numba's OpenMP threads: GNU
@@ -83,3 +85,16 @@ def kernel_threads():
             if _users == 0:
                 _limiter.restore_original_limits()
                 _limiter = None
+
+
+def give_up(exc: BaseException) -> None:
+    """A kernel failed to load or compile: warn once, and use plain NumPy from now on."""
+    global _failed
+    if not _failed:
+        warnings.warn(
+            f"sklhebb's compiled (numba) kernels are unavailable ({type(exc).__name__}: {exc}); "
+            "fitting on the plain NumPy path instead. Set SKLHEBB_DISABLE_NUMBA=1 to silence this.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    _failed = True

@@ -267,3 +267,30 @@ def test_a_huge_batch_size_allocates_only_the_patches_there_are(monkeypatch):
     enc = KrotovPatchEncoder(n_components=5, window=3, batch_size=10**9, max_iter=1, random_state=0).fit(X)
     assert sizes == [3 * 4 * 4]  # 48 patches: buffers of 48 rows, not 10**9
     assert enc.n_steps_ == 1
+
+
+def test_a_kernel_that_fails_to_load_falls_back_to_plain_numpy_with_a_warning(monkeypatch):
+    import sklhebb.rules._krotov_numba as kn
+
+    def broken(self):
+        raise RuntimeError("cannot cache function 'fit_step': no locator available")
+
+    monkeypatch.setattr(kn.KrotovStepper, "warm_up", broken)
+    monkeypatch.setattr(_numba, "_failed", False)
+    X = np.random.default_rng(11).random((10, 7, 7, 1))
+    before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
+    with pytest.warns(RuntimeWarning, match="no locator available"):
+        got = KrotovPatchEncoder(n_components=6, window=3, max_iter=1, random_state=0).fit(X)
+    assert not _numba.available()  # from now on, no more tries (and no more warnings)
+    assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == before
+    monkeypatch.setattr(_numba, "ENABLED", False)
+    want = KrotovPatchEncoder(n_components=6, window=3, max_iter=1, random_state=0).fit(X)
+    np.testing.assert_array_equal(got.components_, want.components_)
+
+
+def test_warm_up_leaves_the_weights_unchanged():
+    M = np.random.default_rng(12).standard_normal((9, 4)).astype(np.float32)
+    for p in (2.0, 3.0):
+        st = _stepper(M.copy(), 5, 2, p=p)
+        st.warm_up()
+        np.testing.assert_array_equal(st.M, M)

@@ -291,6 +291,29 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         # with fewer units than `rank` no unit sits at rank m: no anti-Hebbian push
         return (self.rank, self.delta) if self.rank <= n_units else (1, 0.0)
 
+    def _compiled_stepper(self, M, stream, rank, delta, stack):
+        """The numba step on its threads (entered on ``stack``), or None to use plain NumPy."""
+        with contextlib.ExitStack() as mine:
+            try:
+                from ..rules._krotov_numba import KrotovStepper
+
+                n_threads = mine.enter_context(_numba.kernel_threads())
+                win = self._window(self.image_shape_)
+                stepper = KrotovStepper(
+                    np.array(M, order="C", copy=True),  # updated in place: never the caller's array
+                    batch_size=min(self.batch_size, stream.n_patches), n_threads=n_threads, p=self.p, rank=rank,
+                    delta=delta, normalize=self.normalize_update, center=self.center,
+                    window=self.image_shape_[:2] if win is None else (win, win),
+                )
+                stepper.warm_up()  # compiles, or loads from numba's cache, before the first minibatch
+            except MemoryError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - e.g. no writable cache, an incompatible numba
+                _numba.give_up(exc)
+                return None
+            stack.enter_context(mine.pop_all())
+            return stepper
+
     def _train(self, bk, images, M, *, n_epochs, lr_at, rng):
         dtype = str(M.dtype).split(".")[-1]
         stream = self._stream(bk, images, dtype)
@@ -298,19 +321,12 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         step = self._step
         with contextlib.ExitStack() as stack:
             rank, delta = self._rank_delta(M.shape[0])
+            stepper = None
             if bk.name == "numpy" and dtype in ("float32", "float64") and rank <= 2 and _numba.available():
+                stepper = self._compiled_stepper(M, stream, rank, delta, stack)
+            if stepper is not None:
                 # the compiled step (numba): each thread cuts, ranks and sums its own
                 # rows of the minibatch; same minibatches, same update
-                from ..rules._krotov_numba import KrotovStepper
-
-                n_threads = stack.enter_context(_numba.kernel_threads())
-                win = self._window(self.image_shape_)
-                stepper = KrotovStepper(
-                    np.array(M, order="C", copy=True),  # updated in place: never the caller's array
-                    batch_size=min(self.batch_size, stream.n_patches), n_threads=n_threads, p=self.p, rank=rank, delta=delta,
-                    normalize=self.normalize_update, center=self.center,
-                    window=self.image_shape_[:2] if win is None else (win, win),
-                )
                 M = stepper.M
                 epochs = lambda epoch: stream.epoch_indices(rng if self.shuffle else None)  # noqa: E731
 

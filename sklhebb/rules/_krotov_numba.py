@@ -237,6 +237,10 @@ class KrotovStepper:
         self._no_images = np.zeros((1, 1, 1, 1), dt)
         self._no_index = np.zeros(1, np.int64)
 
+    def warm_up(self):
+        """Compile (or load) the kernel for these buffers' types; leaves M unchanged."""
+        self._run(self._no_images, self._no_index, False, 0, 0.0)
+
     def step_patches(self, images, index, lr):
         """Cut patches ``index`` (flat, see PatchStream) of ``images`` and learn from them."""
         self._run(np.ascontiguousarray(images, dtype=self.M.dtype), np.asarray(index, dtype=np.int64), True, len(index), lr)
