@@ -23,13 +23,13 @@ __all__ = ["available", "give_up", "kernel_threads", "launch_lock"]
 #: tests switch the kernels off to exercise the plain NumPy path
 ENABLED = True
 
-_state_lock = threading.Lock()
+#: compiled fits run one at a time: each sets BLAS to one thread and restores it in
+#: its own thread (threadpoolctl lets only the thread that set an OpenBLAS limit
+#: change it again until its ``with`` block ends)
+_fit_lock = threading.RLock()
 #: numba's workqueue threading layer (used when neither OpenMP nor TBB is
 #: present) aborts on concurrent launches; launches hold this lock
 launch_lock = threading.Lock()
-_users = 0
-_limiter = None
-_n_threads = 1
 _pid = None  # the process that started numba's (GNU OpenMP) threads
 _controller = None  # threadpoolctl's view of the loaded libraries (2 ms to build)
 _failed = False  # a kernel could not be loaded or compiled in this process
@@ -54,37 +54,33 @@ def available() -> bool:
 def kernel_threads():
     """Run compiled kernels on the BLAS thread budget, with BLAS at one thread.
 
-    Yields the number of kernel threads. Fits that overlap in several Python
-    threads share one setting: the first sets it, the last restores BLAS.
+    Yields the number of kernel threads. Compiled fits in several Python
+    threads take turns (each uses every thread it is allowed anyway); BLAS
+    is limited and restored by the thread that runs the fit. If the limit
+    does not take (another thread holds threadpoolctl's OpenBLAS control),
+    the kernel runs on one thread, so that threads never multiply.
     """
-    global _users, _limiter, _n_threads, _pid, _controller
+    global _pid, _controller
     import numba
     import scipy.linalg.cython_blas  # noqa: F401 - the BLAS numba calls, loaded so that threadpoolctl limits it
     from threadpoolctl import ThreadpoolController
 
-    with _state_lock:
-        if _users == 0:
-            if _controller is None:
-                _controller = ThreadpoolController()
-            ctl = _controller
-            blas = [lib.num_threads for lib in ctl.select(user_api="blas").lib_controllers]
-            budget = min(blas) if blas else numba.config.NUMBA_NUM_THREADS
-            _n_threads = max(1, min(int(budget), numba.config.NUMBA_NUM_THREADS))
-            _limiter = ctl.limit(limits=1, user_api="blas")
-        _users += 1
-        n = _n_threads
+    with _fit_lock:
+        if _controller is None:
+            _controller = ThreadpoolController()
+        blas = _controller.select(user_api="blas")
+        budget = min((lib.num_threads for lib in blas.lib_controllers), default=numba.config.NUMBA_NUM_THREADS)
+        n = max(1, min(int(budget), numba.config.NUMBA_NUM_THREADS))
         _pid = os.getpid()
-    before = numba.get_num_threads()
-    numba.set_num_threads(n)  # per calling thread
-    try:
-        yield n
-    finally:
-        numba.set_num_threads(before)
-        with _state_lock:
-            _users -= 1
-            if _users == 0:
-                _limiter.restore_original_limits()
-                _limiter = None
+        with _controller.limit(limits=1, user_api="blas"):
+            if any(lib.num_threads > 1 for lib in blas.lib_controllers):
+                n = 1
+            before = numba.get_num_threads()
+            numba.set_num_threads(n)  # per calling thread
+            try:
+                yield n
+            finally:
+                numba.set_num_threads(before)
 
 
 def give_up(exc: BaseException) -> None:

@@ -294,3 +294,58 @@ def test_warm_up_leaves_the_weights_unchanged():
         st = _stepper(M.copy(), 5, 2, p=p)
         st.warm_up()
         np.testing.assert_array_equal(st.M, M)
+
+
+def _blas_threads():
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_blas_limits_keep_working_in_other_threads_after_compiled_fits():
+    """threadpoolctl lets only the thread that set an OpenBLAS limit change it until its block ends."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = np.random.default_rng(13).random((30, 8, 8, 1)).astype(np.float32)
+    before = _blas_threads()
+    KrotovPatchEncoder(n_components=6, window=3, max_iter=1, random_state=0).fit(X)
+    seen = []
+
+    def limited():
+        with threadpool_limits(limits=1, user_api="blas"):
+            seen.append(_blas_threads())
+
+    t = threading.Thread(target=limited)
+    t.start()
+    t.join()
+    assert seen == [[1] * len(before)]
+    # overlapping compiled fits in a pool: BLAS ends as it began
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(KrotovPatchEncoder(n_components=6, window=3, max_iter=m, random_state=0).fit, X) for m in (1, 4)]
+        [f.result() for f in futures]
+    assert _blas_threads() == before
+
+
+def test_a_chunk_is_made_contiguous_once_not_per_minibatch(monkeypatch):
+    import sklhebb.rules._krotov_numba as kn
+
+    calls = []
+    real = kn._read_only
+    monkeypatch.setattr(kn, "_read_only", lambda a: calls.append(a.shape) or real(a))
+    X = np.asfortranarray(np.random.default_rng(14).random((40, 36)).astype(np.float32))  # a column-major table
+    enc = KrotovPatchEncoder(n_components=5, window=None, batch_size=4, max_iter=1, shuffle=False, chunk_size=20,
+                             random_state=0).fit(X)
+    assert enc.n_steps_ == 10
+    assert calls.count((20, 1, 1, 36)) == 2  # two chunks of 20 rows, ten minibatches
+
+
+def test_read_only_memmap_compiles_no_second_kernel(tmp_path):
+    import sklhebb.rules._krotov_numba as kn
+
+    X = np.random.default_rng(15).random((12, 7, 7, 2)).astype(np.float32)
+    KrotovPatchEncoder(n_components=5, window=3, max_iter=1, random_state=0).fit(X)
+    np.save(tmp_path / "x.npy", X)
+    compiled = set(kn.fit_step.signatures)
+    Xr = np.load(tmp_path / "x.npy", mmap_mode="r")
+    a = KrotovPatchEncoder(n_components=5, window=3, max_iter=1, shuffle=False, random_state=0).fit(Xr)
+    assert set(kn.fit_step.signatures) == compiled
+    b = KrotovPatchEncoder(n_components=5, window=3, max_iter=1, shuffle=False, random_state=0).fit(X)
+    np.testing.assert_array_equal(a.components_, b.components_)

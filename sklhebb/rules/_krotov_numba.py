@@ -205,6 +205,13 @@ def fit_step(images, index, cut, center, wy, wx, V, B, M, Wt, p, rank, delta, lr
                 Wt[j, k] = w if p == 2 else np.sign(w) * np.abs(w) ** (p - 1)
 
 
+def _read_only(a):
+    """A read-only view: the one array type the kernel is compiled for (no copy)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
 class KrotovStepper:
     """Buffers for :func:`fit_step` over one fit: a minibatch at a time, in place.
 
@@ -234,8 +241,9 @@ class KrotovStepper:
         self.rowmax = np.empty(K, dt)
         self.p, self.rank, self.delta, self.normalize, self.center = float(p), int(rank), float(delta), bool(normalize), bool(center)
         self.window = window  # (wy, wx)
-        self._no_images = np.zeros((1, 1, 1, 1), dt)
+        self._no_images = _read_only(np.zeros((1, 1, 1, 1), dt))
         self._no_index = np.zeros(1, np.int64)
+        self._chunk = (None, None)  # (the stream's chunk, its C-contiguous read-only form)
 
     def warm_up(self):
         """Compile (or load) the kernel for these buffers' types; leaves M unchanged."""
@@ -243,7 +251,12 @@ class KrotovStepper:
 
     def step_patches(self, images, index, lr):
         """Cut patches ``index`` (flat, see PatchStream) of ``images`` and learn from them."""
-        self._run(np.ascontiguousarray(images, dtype=self.M.dtype), np.asarray(index, dtype=np.int64), True, len(index), lr)
+        if self._chunk[0] is not images:
+            # once per chunk, not per minibatch (column-major input, a pandas frame,
+            # would otherwise be copied whole for every minibatch); always read-only,
+            # so that read-only memmaps compile no second signature in mid-fit
+            self._chunk = (images, _read_only(np.ascontiguousarray(images, dtype=self.M.dtype)))
+        self._run(self._chunk[1], np.asarray(index, dtype=np.int64), True, len(index), lr)
 
     def step_rows(self, V, lr):
         """Learn from already normalised rows ``V``."""
