@@ -212,6 +212,12 @@ class Backend:
             return self.native.bincount(index, weights=weights, minlength=minlength).to(weights.dtype)
         return self.native.bincount(index, weights=weights, minlength=minlength).astype(weights.dtype, copy=False)
 
+    def may_share_memory(self, a, b) -> bool:
+        """True when ``a`` and ``b`` may be views of the same memory (a cheap bounds test)."""
+        if self.name == "torch":
+            return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+        return bool(self.native.may_share_memory(a, b))
+
     def take_rows(self, x, index):
         """``x[b, index[b]]`` for every row b of a 2-D array."""
         return x[self.arange(x.shape[0]), index]

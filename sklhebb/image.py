@@ -104,7 +104,12 @@ def extract_patches(bk: Backend, images, window: int, stride: int = 1):
     copy, ordered (row, column, channel) inside each window.
     """
     v = _patch_view(bk, images, window, stride)
-    return bk.xp.reshape(v, tuple(v.shape[:3]) + (window * window * images.shape[3],))
+    P = bk.xp.reshape(v, tuple(v.shape[:3]) + (window * window * images.shape[3],))
+    if bk.may_share_memory(P, images):
+        # 1 x 1 windows, or windows as wide as the image, reshape without a copy: callers
+        # normalise the patches in place, which must never touch the user's images
+        P = bk.xp.asarray(P, copy=True)
+    return P
 
 
 def gather_patches(bk: Backend, images, window: int, index):

@@ -113,3 +113,22 @@ def test_patch_stream_batches_tile_the_patches_for_any_chunking(chunk_size, batc
     shuffled = np.concatenate(list(stream.epoch(np.random.RandomState(0))))
     assert shuffled.shape == ref.shape and not np.array_equal(shuffled, ref)
     np.testing.assert_array_equal(np.unique(shuffled, axis=0), np.unique(ref, axis=0))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("window", [1, 5])
+def test_in_order_fit_with_windows_that_reshape_as_views_never_touches_the_input(backend, window, monkeypatch):
+    """1 x 1 windows and windows as wide as the image: the patch matrix is a view of the images,
+    so the in-place normalisation must work on a copy (it raised on NumPy and wrote into torch input)."""
+    from sklhebb import KrotovPatchEncoder, _numba
+
+    if backend == "torch":
+        torch = pytest.importorskip("torch")
+    monkeypatch.setattr(_numba, "ENABLED", False)  # the plain path's stream
+    X = np.random.default_rng(0).random((4, 5, 5, 2)).astype(np.float32)
+    Xin = torch.tensor(X) if backend == "torch" else X.copy()
+    enc = KrotovPatchEncoder(n_components=3, window=window, shuffle=False, max_iter=1, backend=backend, random_state=0)
+    enc.fit(Xin)
+    got = Xin.numpy() if backend == "torch" else Xin
+    np.testing.assert_array_equal(got, X)
+    assert np.isfinite(enc.components_).all()
