@@ -142,18 +142,24 @@ def row_means(bk: Backend, P):
 def normalize_rows(bk: Backend, P, *, center: bool = False, inplace: bool = False):
     """Scale every row (last axis) of ``P`` to a unit vector; zero rows stay zero.
 
-    With ``center=True`` each row's mean is subtracted first. Never divides by
-    zero: rows with norm 0 (black or constant patches) give exact zeros.
+    With ``center=True`` each row's mean is subtracted first, and constant rows
+    become exact zeros. Never divides by zero: rows with norm 0 (black or
+    constant patches) give exact zeros.
     ``inplace=True`` overwrites ``P`` (a fresh array the caller owns) instead
     of allocating two more of its size.
     """
     xp = bk.xp
     if center:
-        mean = row_means(bk, P)
+        # shift by each row's first entry before taking the mean: the centred row is the
+        # same, and a constant row becomes exact zeros (for values like k/255, x - mean(x)
+        # rounds to noise, which the scaling below would blow up to a unit vector)
+        first = xp.asarray(P[..., :1], copy=True)
         if inplace:
-            P -= mean
+            P -= first
         else:
-            P = P - mean
+            P = P - first
+        mean = row_means(bk, P)
+        P -= mean
     norm = bk.row_norms(P)
     # rows whose norm underflows are treated as empty: 1/0 never happens
     tiny = np.finfo(str(P.dtype).split(".")[-1]).tiny

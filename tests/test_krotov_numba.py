@@ -349,3 +349,22 @@ def test_read_only_memmap_compiles_no_second_kernel(tmp_path):
     assert set(kn.fit_step.signatures) == compiled
     b = KrotovPatchEncoder(n_components=5, window=3, max_iter=1, shuffle=False, random_state=0).fit(X)
     np.testing.assert_array_equal(a.components_, b.components_)
+
+
+def test_constant_patches_centre_to_exact_zeros_on_both_paths(monkeypatch):
+    """Values like k/255 do not centre exactly by x - mean(x); normalised, the rounding noise became
+    a unit vector, and a different one on each path."""
+    k = np.arange(1, 255, dtype=np.float64) / 255
+    for dt in (np.float32, np.float64):
+        P = np.repeat(k.astype(dt)[:, None], 48, axis=1)
+        np.testing.assert_array_equal(normalize_rows(bk, P, center=True), 0)
+        images = np.repeat(np.repeat(k.astype(dt)[:, None, None, None], 4, 1), 4, 2)[..., [0, 0, 0]]  # (254, 4, 4, 3)
+        st = _stepper(np.ones((3, 48), dt), 254, 2, center=True, window=(4, 4))
+        st.step_patches(images, np.arange(254), 0.1)
+        np.testing.assert_array_equal(st.V, 0)
+    # piecewise-constant images on the 1/255 grid: both paths learn the same filters
+    rng = np.random.default_rng(16)
+    X = np.kron(rng.integers(0, 256, (12, 3, 3, 1)) / 255, np.ones((1, 4, 4, 1)))  # (12, 12, 12, 1)
+    fast = _fit(X, True, monkeypatch, window=4, n_components=10, shuffle=False)
+    plain = _fit(X, False, monkeypatch, window=4, n_components=10, shuffle=False)
+    np.testing.assert_allclose(fast.components_, plain.components_, rtol=1e-9, atol=1e-10)

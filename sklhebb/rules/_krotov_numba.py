@@ -110,7 +110,10 @@ def _cut_rows(images, index, V, lo, hi, wy, wx, center):
             start = ((i * np.uint64(H) + y + np.uint64(dy)) * np.uint64(W) + x) * np.uint64(C)
             for e in range(run):
                 V[r, dy * run + e] = flat[start + np.uint64(e)]
-        if center:
+        if center:  # shifted by the first entry, as normalize_rows: constant rows give zeros
+            v0 = V[r, 0]
+            for j in range(N):
+                V[r, j] -= v0
             s = V[r, 0] * 0
             for j in range(N):
                 s += V[r, j]
