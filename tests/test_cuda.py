@@ -69,20 +69,26 @@ def _all_estimators():
     return [(cls, FAST_PARAMS.get(cls.__name__, {})) for cls in all_estimators()]
 
 
-@pytest.mark.cuda
-@cuda
-@pytest.mark.parametrize("cls,params", _all_estimators(), ids=lambda v: getattr(v, "__name__", ""))
-def test_every_estimator_on_torch_cuda_matches_numpy(cls, params):
-    """fit, transform/predict on torch-CUDA equal NumPy within float32 tolerance; state is NumPy."""
+def _fit_on_gpu_and_compare_with_numpy(cls, params, **gpu_params):
+    """Fit on NumPy and on the GPU backend; outputs agree within float32 tolerance."""
     from sklhebb.estimator_checks import make_data, outputs
 
     est = cls(**params)
     X, y = make_data(est)
     X = X.astype(np.float32)
     ref = est.fit(X, y) if y is not None else est.fit(X)
-    gpu = cls(**params).set_params(backend="torch", device="cuda")
+    gpu = cls(**params).set_params(**gpu_params)
     gpu.fit(X, y) if y is not None else gpu.fit(X)
     np.testing.assert_allclose(outputs(gpu, X), outputs(ref, X), rtol=1e-3, atol=1e-4)
+    return gpu, X
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("cls,params", _all_estimators(), ids=lambda v: getattr(v, "__name__", ""))
+def test_every_estimator_on_torch_cuda_matches_numpy(cls, params):
+    """fit, transform/predict on torch-CUDA equal NumPy within float32 tolerance; state is NumPy."""
+    gpu, X = _fit_on_gpu_and_compare_with_numpy(cls, params, backend="torch", device="cuda")
     for k, v in vars(gpu).items():
         assert not type(v).__module__.startswith("torch"), k
     Xt = torch.from_numpy(X).cuda()
@@ -94,12 +100,4 @@ def test_every_estimator_on_torch_cuda_matches_numpy(cls, params):
 @needs_cupy
 @pytest.mark.parametrize("cls,params", _all_estimators(), ids=lambda v: getattr(v, "__name__", ""))
 def test_every_estimator_on_cupy_matches_numpy(cls, params):
-    from sklhebb.estimator_checks import make_data, outputs
-
-    est = cls(**params)
-    X, y = make_data(est)
-    X = X.astype(np.float32)
-    ref = est.fit(X, y) if y is not None else est.fit(X)
-    gpu = cls(**params).set_params(backend="cupy")
-    gpu.fit(X, y) if y is not None else gpu.fit(X)
-    np.testing.assert_allclose(outputs(gpu, X), outputs(ref, X), rtol=1e-3, atol=1e-4)
+    _fit_on_gpu_and_compare_with_numpy(cls, params, backend="cupy")
