@@ -234,13 +234,17 @@ class PatchStream:
         Subtract each patch's mean before unit normalisation.
     normalize : bool
         Scale each patch to unit norm (False: raw, or only centred, patches).
+    y : array (n,) of int, optional
+        A label per image (host): every patch carries its image's label. It
+        travels chunk by chunk with the images (moved as int64).
 
-    ``epoch(rng)`` yields one pass. With an ``rng`` the image order is
-    permuted and the patches inside each chunk are shuffled; with None the
-    patches come in order (image by image, row-major positions).
+    ``epoch(rng)`` yields one pass: patch rows, or ``(rows, labels)`` with
+    ``y``. With an ``rng`` the image order is permuted and the patches inside
+    each chunk are shuffled; with None the patches come in order (image by
+    image, row-major positions).
     """
 
-    def __init__(self, bk, images, window, batch_size, chunk_size, dtype, center=False, normalize=True):
+    def __init__(self, bk, images, window, batch_size, chunk_size, dtype, center=False, normalize=True, y=None):
         self.bk = bk
         self.images = images
         n, H, W, C = images.shape
@@ -250,11 +254,14 @@ class PatchStream:
             raise ValueError(
                 f"window={window} is larger than the images ({H} x {W}); choose window <= {min(H, W)}."
             )
+        if y is not None and len(y) != n:
+            raise ValueError(f"y has {len(y)} labels but there are {n} images.")
         self.batch_size = int(batch_size)
         self.chunk_size = max(1, int(chunk_size))
         self.dtype = dtype
         self.center = center
         self.normalize = normalize
+        self.y = None if y is None else np.asarray(y)
         self.per_image = output_size(H, self.win[0], 1) * output_size(W, self.win[1], 1)
         self.n_patches = n * self.per_image
 
@@ -281,14 +288,15 @@ class PatchStream:
         return P
 
     def _pieces(self, rng):
-        """The epoch as (chunk, perm, lo, hi, last) pieces, in minibatch order.
+        """The epoch as (chunk, labels, perm, lo, hi, last) pieces, in minibatch order.
 
         Rows ``lo:hi`` of the chunk's patch order (``perm``, flat patch indices,
         or None for in-order) belong to the current minibatch; ``last`` says
-        that they complete it. A minibatch that spans two chunks comes as
-        several pieces; the final short one ends with ``(None, None, 0, 0, True)``.
-        With an ``rng`` the image order is permuted and the patches inside
-        each chunk are shuffled.
+        that they complete it; ``labels`` are the chunk's image labels on the
+        device (None without ``y``). A minibatch that spans two chunks comes as
+        several pieces; the final short one ends with
+        ``(None, None, None, 0, 0, True)``. With an ``rng`` the image order is
+        permuted and the patches inside each chunk are shuffled.
         """
         bk, B = self.bk, self.batch_size
         n = self.images.shape[0]
@@ -296,6 +304,7 @@ class PatchStream:
         carried = 0  # rows of the current minibatch taken from earlier chunks
         for index in iter_chunks(n, self.chunk_size, order):
             chunk = to_device_chunk(bk, self.images, index, self.dtype)
+            labels = None if self.y is None else bk.asarray(self.y[index], dtype="int64")
             n_p = chunk.shape[0] * self.per_image
             perm = None if rng is None else affine_permutation(bk, n_p, rng)
             start = 0
@@ -303,39 +312,46 @@ class PatchStream:
                 # complete the minibatch begun in the last chunk
                 start = min(B - carried, n_p)
                 carried += start
-                yield chunk, perm, 0, start, carried == B
+                yield chunk, labels, perm, 0, start, carried == B
                 if carried < B:
                     continue
                 carried = 0
             n_full = start + ((n_p - start) // B) * B
             for b in range(start, n_full, B):
-                yield chunk, perm, b, b + B, True
+                yield chunk, labels, perm, b, b + B, True
             if n_full < n_p:
-                yield chunk, perm, n_full, n_p, False
+                yield chunk, labels, perm, n_full, n_p, False
                 carried = n_p - n_full
         if carried:
-            yield None, None, 0, 0, True
+            yield None, None, None, 0, 0, True
+
+    def _index(self, perm, lo, hi):
+        """Flat patch indices (image, row, column in C order) of rows ``lo:hi`` of a chunk's patch order."""
+        return perm[lo:hi] if perm is not None else self.bk.arange(hi - lo) + lo
 
     def epoch(self, rng=None):
-        """One pass of minibatches (normalised patch rows, fresh arrays)."""
+        """One pass of minibatches: normalised patch rows (fresh arrays), with their labels given ``y``."""
         xp = self.bk.xp
-        current, P, pending = None, None, []
-        for chunk, perm, lo, hi, last in self._pieces(rng):
+        current, P, pending, pending_y = None, None, [], []
+        for chunk, labels, perm, lo, hi, last in self._pieces(rng):
             if chunk is not None:
                 if chunk is not current:
                     # cut (and shuffle) the whole chunk at once, then slice
                     current, P = chunk, self._patches(chunk, perm)
                 rows = P[lo:hi]
+                lab = None if labels is None else xp.take(labels, self._index(perm, lo, hi) // self.per_image)
                 if last and not pending:
-                    yield rows
+                    yield rows if lab is None else (rows, lab)
                     continue
                 pending.append(rows)  # a minibatch across chunks copies only its own rows
+                pending_y.append(lab)
             if last:
-                yield xp.concat(pending, axis=0)
-                pending = []
+                rows = xp.concat(pending, axis=0)
+                yield rows if self.y is None else (rows, xp.concat(pending_y, axis=0))
+                pending, pending_y = [], []
 
     def epoch_indices(self, rng=None):
-        """The same pass as :meth:`epoch`, as ``(chunk, index, rows)`` items.
+        """The same pass as :meth:`epoch`, as ``(chunk, index, rows)`` items (without labels).
 
         A minibatch inside one chunk comes uncut: ``(chunk, index, None)``,
         with ``index`` its flat patch indices (image, row, column in C order),
@@ -343,11 +359,13 @@ class PatchStream:
         spans chunks comes cut: ``(None, None, rows)``. Same minibatches, in the
         same order, as :meth:`epoch` with the same ``rng``.
         """
+        if self.y is not None:
+            raise ValueError("epoch_indices streams unlabelled patches; use epoch() for a stream with y.")
         xp = self.bk.xp
         pending = []
-        for chunk, perm, lo, hi, last in self._pieces(rng):
+        for chunk, _, perm, lo, hi, last in self._pieces(rng):
             if chunk is not None:
-                index = perm[lo:hi] if perm is not None else self.bk.arange(hi - lo) + lo
+                index = self._index(perm, lo, hi)
                 if last and not pending:
                     yield chunk, index, None
                     continue

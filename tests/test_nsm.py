@@ -314,6 +314,48 @@ def test_local_structure_same_site_lateral_is_block_diagonal():
     np.testing.assert_array_equal(L_mask, np.kron(np.eye(4), np.ones((3, 3))))
 
 
+def test_one_layer_deep_fixed_point_is_the_single_layer_fixed_point():
+    """A single layer is the deep network with one layer: deep_fixed_point of one layer is nsm_fixed_point on
+    the drive W x (+ V y), the same computation, accelerated or not."""
+    rng = np.random.RandomState(43)
+    W, L = rng.standard_normal((5, 6)), random_pd(rng, 5)
+    X, top = rng.standard_normal((9, 6)), rng.standard_normal((9, 5))
+    for activation in ACTIVATIONS:
+        for accelerate in (False, True):
+            kw = dict(activation=activation, threshold=0.1, cap=0.8, tol=1e-8, max_iter=3000, accelerate=accelerate)
+            Rs, k = rules.deep_fixed_point(X, [W], [L], top_drive=top, **kw)
+            R, k1 = rules.nsm_fixed_point(X @ W.T + top, L, **kw)
+            assert len(Rs) == 1 and k == k1
+            np.testing.assert_array_equal(Rs[0], R)
+
+
+@pytest.mark.parametrize("chunk_size,batch_size", [(1, 7), (3, 50), (2, 200), (5, 36)])
+def test_patch_stream_labels_travel_with_their_patches(chunk_size, batch_size):
+    """PatchStream(y=...) yields (patches, labels): the same patches as without labels, each with its own
+    image's label, in order and shuffled, for minibatches inside a chunk and across chunks."""
+    from sklhebb._backend import resolve
+    from sklhebb.image import PatchStream
+
+    bk = resolve("numpy")
+    rng = np.random.RandomState(45)
+    X = rng.uniform(size=(9, 6, 5, 2)).astype(np.float32)
+    X[..., 0] = np.arange(9)[:, None, None]  # channel 0 holds the image index: raw patches name their image
+    y = rng.randint(-1, 4, 9)
+    plain = PatchStream(bk, X, 3, batch_size, chunk_size, "float32", normalize=False)
+    labelled = PatchStream(bk, X, 3, batch_size, chunk_size, "float32", normalize=False, y=y)
+    for seed in (None, 0):
+        batches = list(labelled.epoch(None if seed is None else np.random.RandomState(seed)))
+        for (P, lab), Q in zip(batches, plain.epoch(None if seed is None else np.random.RandomState(seed))):
+            np.testing.assert_array_equal(P, Q)
+            assert lab.dtype == np.int64 and lab.shape == (P.shape[0],)
+            np.testing.assert_array_equal(lab, y[P[:, 0].astype(int)])
+        assert sum(P.shape[0] for P, _ in batches) == 9 * 4 * 3
+    with pytest.raises(ValueError, match="labels"):
+        PatchStream(bk, X, 3, batch_size, chunk_size, "float32", y=y[:5])
+    with pytest.raises(ValueError, match="epoch"):
+        next(labelled.epoch_indices(None))
+
+
 def test_numpy_and_torch_agree():
     torch = pytest.importorskip("torch")
     X = lowrank_data(np.random.RandomState(11), 300, 12)
