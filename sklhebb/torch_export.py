@@ -183,12 +183,12 @@ def nsm_to_torch(est, *, lateral=False, dtype=None):
     import torch
     from torch import nn
 
-    if est._deep():
+    if est.hidden_layer_sizes:
         raise ValueError("to_torch does not export deep networks (hidden_layer_sizes); use hidden_layer_sizes=().")
     dt = _torch_dtype(est.components_.dtype, dtype)
     W = torch.as_tensor(est.components_, dtype=dt)
     N, K = W.shape
-    if est._conv(est.image_shape_):
+    if est._conv():
         if lateral:
             raise ValueError("lateral=True is only available for the fully connected network (window=None).")
         H, Wd, C = est.image_shape_
