@@ -1,12 +1,14 @@
-"""The one minibatch driver shared by every estimator.
+"""The epoch loop shared by every estimator, its learning-rate schedules and its streams of rows.
 
-It owns: epochs, the learning-rate schedule, progress lines, divergence
-checks and the ``n_iter_`` / ``n_steps_`` bookkeeping. An estimator gives it
-its parameters (device arrays in a dict), a function that yields the
-minibatches of one epoch, and a ``step(params, batch, lr)`` that applies one
-rule update in place. Nothing is written to the estimator until the driver
-returns, so an interrupted or diverging fit never leaves half-written
-weights behind.
+:func:`train` runs the epochs: learning rate per epoch (:func:`learning_rate_at`),
+progress lines, divergence checks and scikit-learn's per-epoch callbacks. An
+estimator gives it its parameters (device arrays in a dict, updated in place),
+a function that yields the minibatches of one epoch and a ``step(params,
+batch, lr)``; everything else it reads from the estimator's hooks. The fit
+skeleton around it (initialisation, stages, bookkeeping, storing fitted
+state) is :class:`sklhebb._base.HebbianEstimator`. Nothing is written to the
+estimator until the loop returns, so an interrupted or diverging fit never
+leaves half-written weights behind.
 """
 
 from __future__ import annotations
