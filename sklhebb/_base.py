@@ -261,8 +261,12 @@ class HebbianEstimator(BackendMixin):
         return (lambda epoch: stream.epoch(order)), (lambda p, batch, lr: self._step(bk, p, batch, lr, stage))
 
     # -------------------------------------------------------- the skeleton
-    def _validate_fit_data(self, X, y, *, reset, whole_fit):
-        """Validated data and encoded targets (None for unsupervised estimators: ``y`` is ignored)."""
+    def _validate_fit_data(self, X, y, *, reset, whole_fit, classes=None):
+        """Validated data and encoded targets (None for unsupervised estimators: ``y`` is ignored).
+
+        ``classes`` is the ``classes=`` of a ``partial_fit`` call (None in ``fit``), for an estimator
+        that learns ``classes_`` on its first call.
+        """
         return self._validate_input(X, reset=reset), None
 
     def _first_partial_call(self, classes):
@@ -286,7 +290,7 @@ class HebbianEstimator(BackendMixin):
     def _partial_fit(self, X, y=None, classes=None):
         """One epoch over ``X`` at the constant ``learning_rate``, from the fitted state (or a fresh start)."""
         first = self._first_partial_call(classes)
-        data, targets = self._validate_fit_data(X, y, reset=first, whole_fit=False)
+        data, targets = self._validate_fit_data(X, y, reset=first, whole_fit=False, classes=classes)
         bk = self._backend(X)
         if first or not hasattr(self, "_random_state"):
             self._random_state = check_random_state(self.random_state)
@@ -377,8 +381,8 @@ class HebbianClassifierMixin:
     def _first_partial_call(self, classes):
         return _check_partial_fit_first_call(self, classes)
 
-    def _validate_fit_data(self, X, y, *, reset, whole_fit):
-        data = self._validate_input(X, reset=reset)
+    def _validate_fit_data(self, X, y, *, reset, whole_fit, classes=None):
+        data = self._validate_input(X, reset=reset)  # classes_ came from classes= in _first_partial_call
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         y = column_or_1d(y, warn=True)
