@@ -36,15 +36,14 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .. import rules
-from .._backend import to_numpy, to_output
-from .._base import BACKEND_CONSTRAINTS, BackendMixin, compute_dtype, host_normal, validate_images
-from .._training import RowStream, learning_rate_at, run_epochs
-from ..image import PatchStream, extract_patches, iter_chunks, max_pool, normalize_rows, pooled_size, to_device_chunk
+from .._backend import to_numpy
+from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, compute_dtype, host_normal
+from .._training import RowStream
+from ..image import PatchStream, extract_patches, max_pool, normalize_rows, pooled_size
 from ..rules.structure import dense_layers, lateral_identity, structured_layers
 
 __all__ = ["NSMEncoder"]
@@ -64,7 +63,7 @@ def _sum_pool(bk, F, size, stride):
     return xp.sum(bk.sliding_windows(F, 2, sx, stride), axis=-1)
 
 
-class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Similarity matching encoder (NSM, S^2M; fully connected, convolutional, structured; deep).
 
     A Hebbian/anti-Hebbian network (Obeid et al. 2019, Eq. 1-2): feedforward
@@ -125,10 +124,11 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         values make L faster (the ``tau`` of Pehlevan et al. 2018 and pynsm,
         whose default is 0.1), which stabilises the min-max learning at larger
         learning rates.
-    schedule : {"constant", "linear"}, default="constant"
-        Learning rate over the epochs of ``fit``: constant, or falling
-        linearly from ``learning_rate`` towards 0. ``partial_fit`` always
-        uses ``learning_rate``.
+    schedule : {"constant", "linear", "step"} or callable, default="constant"
+        Learning rate over the epochs of ``fit``: constant; falling linearly
+        from ``learning_rate`` towards 0; x0.1 from 90% of the epochs on
+        ("step"); or ``learning_rate * schedule(epoch, max_iter)``.
+        ``partial_fit`` always uses ``learning_rate``.
     max_iter : int, default=10
         Epochs (passes over the data) of ``fit``.
     batch_size : int, default=100
@@ -289,7 +289,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         "cap": [Interval(Real, 0, None, closed="neither")],
         "learning_rate": [Interval(Real, 0, 1, closed="right")],
         "tau": [Interval(Real, 0, None, closed="neither")],
-        "schedule": [StrOptions({"constant", "linear"})],
+        "schedule": [StrOptions({"constant", "linear", "step"}), callable],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_iter_dynamics": [Interval(Integral, 1, None, closed="left")],
@@ -395,6 +395,8 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         self.verbose = verbose
 
     # ------------------------------------------------------------- the network
+    _divergence_hint = "lower learning_rate, or set dynamics_step lower"
+    _memory_hints = ("batch_size", "chunk_size")
     # L of a layer whose c^L is block-diagonal is stored as its diagonal blocks (False: dense and masked)
     _block_laterals = True
 
@@ -410,6 +412,10 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
     def _keys(self):
         """Parameter names of the layers, bottom first: ('W_0', 'L_0'), ..., ('W', 'L') for the top."""
         return [(f"W_{p}", f"L_{p}") for p in range(len(self.hidden_layer_sizes))] + [("W", "L")]
+
+    def _weights(self, params):
+        """[W^(1), ..., W^(P)], [L^(1), ..., L^(P)] from the parameters."""
+        return [params[wk] for wk, _ in self._keys()], [params[lk] for _, lk in self._keys()]
 
     def _setup(self, images, codes, dtype):
         """The layers (:mod:`sklhebb.rules.structure`), fixed at the first fit."""
@@ -468,8 +474,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         return params
 
     def _fitted_attributes(self, params):
-        Ws = [to_numpy(params[wk]) for wk, _ in self._keys()]
-        Ls = [to_numpy(params[lk]) for _, lk in self._keys()]
+        Ws, Ls = ([to_numpy(a) for a in arrays] for arrays in self._weights(params))
         counts = getattr(self, "_dynamics_counts", None)
         attrs = {"components_": Ws[-1], "lateral_": Ls[-1], "layer_components_": Ws, "layer_laterals_": Ls,
                  "n_dynamics_steps_": float(np.mean(counts)) if counts else 0.0}
@@ -504,8 +509,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         """
         X, codes = batch if isinstance(batch, tuple) else (batch, None)
         keys = self._keys()
-        Ws = [params[wk] for wk, _ in keys]
-        Ls = [params[lk] for _, lk in keys]
+        Ws, Ls = self._weights(params)
         Y = None if codes is None else self._scaled_labels(bk, codes, params["V"].shape[1], X.dtype)
         Rs, k = self._fixed_point(X, Ws, Ls, None if Y is None else Y @ params["V"].T)
         self._dynamics_counts.append(k)
@@ -533,7 +537,11 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         """Classes of the label weights V (0 without supervision)."""
         return len(self.classes_) if self.alpha > 0 and hasattr(self, "classes_") else 0
 
-    def _labels(self, y, n, *, first, classes=None):
+    def _validate_fit_data(self, X, y, *, reset, whole_fit, classes=None):
+        images = self._validate_input(X, reset=reset)
+        return images, self._label_codes(y, images.shape[0], first=reset, classes=classes)
+
+    def _label_codes(self, y, n, *, first, classes=None):
         """Integer codes for S^2M (-1 = unlabelled), or None without supervision.
 
         ``first``: the call that starts the network, which learns ``classes_`` (from ``classes`` when
@@ -586,41 +594,13 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         return RowStream(bk, rows, self.batch_size, dtype, y=codes, chunk_size=self.chunk_size)
 
     def _steps(self, bk, params, stream, rng, stage, stack):
+        """The base's epochs, with a step that is given the structure constants on the device."""
         dtype = str(params["W"].dtype).split(".")[-1]
         masks = [tuple(None if m is None else bk.asarray(m, dtype=dtype) for m in (layer.W_mask, layer.L_mask))
                  for layer in self._layers]
         self._dynamics_counts = []
-        order = rng if self.shuffle else None
-        return (lambda epoch: stream.epoch(order)), (lambda p, batch, lr: self._step(bk, p, batch, lr, masks))
-
-    # ------------------------------------------------ fit (until the shared base lands)
-    def _fit(self, X, y, *, first, n_epochs, lr_at, rng, classes=None):
-        images = validate_images(self, X, image_shape=self.image_shape, reset=first)
-        codes = self._labels(y, images.shape[0], first=first, classes=classes)
-        bk = self._backend(X)
-        if first:
-            dtype = compute_dtype(X)
-            self._setup(images, codes, dtype)
-            host = self._init_params(rng, dtype)
-        else:
-            host = self._params_from_fitted()
-            dtype = str(self.components_.dtype)
-        params = {k: bk.asarray(v, dtype=dtype) for k, v in host.items()}
-        stream = self._stream(bk, images, codes, dtype)
-        epoch_fn, step_fn = self._steps(bk, params, stream, rng, None, None)
-        with bk.memory_hint("batch_size", "chunk_size"):
-            result = run_epochs(bk, params, epoch_fn, step_fn, n_epochs=n_epochs, lr_at=lr_at,
-                                name=type(self).__name__, verbose=self.verbose,
-                                monitor=lambda p: self._monitor(bk, p),
-                                hint="lower learning_rate, or set dynamics_step lower", estimator=self, X=images,
-                                y=codes, reconstruct=self._fitted_attributes)
-        for k, v in self._fitted_attributes(result.params).items():
-            setattr(self, k, v)
-        if first:
-            self.n_iter_ = self.n_steps_ = 0
-        self.n_iter_ += result.n_epochs
-        self.n_steps_ += result.n_steps
-        return self
+        epoch_fn, _ = super()._steps(bk, params, stream, rng, stage, stack)
+        return epoch_fn, (lambda p, batch, lr: self._step(bk, p, batch, lr, masks))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -638,8 +618,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         -------
         self
         """
-        lr_at = lambda e: learning_rate_at(self.schedule, self.learning_rate, e, self.max_iter)  # noqa: E731
-        return self._fit(X, y, first=True, n_epochs=self.max_iter, lr_at=lr_at, rng=check_random_state(self.random_state))
+        return self._fit(X, y)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, classes=None):
@@ -663,11 +642,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         -------
         self
         """
-        first = not hasattr(self, "components_")
-        if first or not hasattr(self, "_random_state"):
-            self._random_state = check_random_state(self.random_state)
-        return self._fit(X, y, first=first, n_epochs=1, lr_at=lambda e: self.learning_rate, rng=self._random_state,
-                         classes=classes)
+        return self._partial_fit(X, y, classes)
 
     # -------------------------------------------------------------- transform
     def _patches(self, bk, chunk, stride):
@@ -678,15 +653,10 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             P = P - bk.xp.mean(P, axis=-1, keepdims=True)
         return P
 
-    def _device_params(self, bk, X):
-        dtype = compute_dtype(X) if hasattr(X, "dtype") else str(self.components_.dtype)
-        return {k: bk.asarray(v, dtype=dtype) for k, v in self._params_from_fitted().items()}, dtype
-
     def _encode(self, bk, params, chunk):
         """Outputs of a chunk of images: the fixed point of its rows, or of its patches, pooled."""
         xp = bk.xp
-        Ws = [params[wk] for wk, _ in self._keys()]
-        Ls = [params[lk] for _, lk in self._keys()]
+        Ws, Ls = self._weights(params)
         if not self._conv():
             Rs, _ = self._fixed_point(xp.reshape(chunk, (chunk.shape[0], -1)), Ws, Ls)
             return Rs[-1] if self.return_layers == "top" else xp.concat(Rs, axis=1)
@@ -743,15 +713,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             device.
         """
         check_is_fitted(self)
-        images = validate_images(self, X, reset=False)
-        bk = self._backend(X)
-        params, dtype = self._device_params(bk, X)
-        out = []
-        with bk.memory_hint("chunk_size"):
-            for index in iter_chunks(images.shape[0], self._rows_per_chunk()):
-                out.append(self._encode(bk, params, to_device_chunk(bk, images, index, dtype)))
-        Z = out[0] if len(out) == 1 else bk.xp.concat(out, axis=0)
-        return to_output(Z, X)
+        return self._map_chunks(X, self._encode, self._rows_per_chunk())
 
     def score(self, X, y=None):
         """Minus the similarity matching cost of ``X`` under the learned network.
@@ -770,17 +732,17 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         score : float
         """
         check_is_fitted(self)
-        images = validate_images(self, X, reset=False)
+        images = self._validate_input(X, reset=False)
         bk = self._backend(X)
-        params, dtype = self._device_params(bk, X)
+        dtype = compute_dtype(X) if hasattr(X, "dtype") else str(self.components_.dtype)
+        params = self._to_device(bk, self._params_from_fitted(), dtype)
         xp = bk.xp
         if self._conv():
             stream = PatchStream(bk, images, self.window, _TRANSFORM_CHUNK_ROWS, self._rows_per_chunk(), dtype,
                                  center=self.center, normalize=self.normalize_patches)
         else:
             stream = RowStream(bk, images.reshape(images.shape[0], -1), _TRANSFORM_CHUNK_ROWS, dtype)
-        Ws = [params[wk] for wk, _ in self._keys()]
-        Ls = [params[lk] for _, lk in self._keys()]
+        Ws, Ls = self._weights(params)
         P = len(Ws)
         grams, regs, n = [None] * P, [0.0] * P, 0
         for Xb in stream.epoch(None):
@@ -797,6 +759,7 @@ class NSMEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
             masks = list(zip(self.layer_feedforward_masks_, self.layer_lateral_masks_))
         return -sum(rules.sm_cost_from_grams(*grams[p], n, regs[p], W_mask=masks[p][0], L_mask=masks[p][1])
                     for p in range(P))
+
     def to_torch(self, *, lateral=False, dtype=None):
         """The learned feedforward weights as a torch module, for fine-tuning.
 
