@@ -1059,3 +1059,18 @@ def test_deep_structured_cuda_matches_cpu():
     Zc = a.transform(torch.from_numpy(X).cuda())
     assert Zc.device.type == "cuda"
     np.testing.assert_allclose(Zc.cpu().numpy(), a.transform(X), atol=1e-4)
+
+
+def test_schedule_is_the_shared_vocabulary():
+    """schedule takes "step" and callables (the base's learning_rate_at): a schedule that stops learning after
+    the first epoch gives the weights of one epoch; "step" keeps learning_rate for the first 90% of the epochs."""
+    X = lowrank_data(np.random.RandomState(47), 200, 8)
+    kw = dict(n_components=3, batch_size=50, shuffle=False, random_state=0)
+    one = NSMEncoder(max_iter=1, **kw).fit(X)
+    stopped = NSMEncoder(max_iter=3, schedule=lambda epoch, n_epochs: float(epoch == 0), **kw).fit(X)
+    np.testing.assert_array_equal(stopped.components_, one.components_)
+    np.testing.assert_array_equal(stopped.lateral_, one.lateral_)
+    assert stopped.n_iter_ == 3
+    step = NSMEncoder(max_iter=2, schedule="step", **kw).fit(X)  # floor(0.9 * 2) = 1: the second epoch at x0.1
+    const = NSMEncoder(max_iter=2, **kw).fit(X)
+    assert np.abs(step.components_ - const.components_).max() > 1e-6
