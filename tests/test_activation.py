@@ -1,5 +1,6 @@
 """ActivationLearningClassifier (Zhou, arXiv 2209.13400, Sections III-V)."""
 
+import math
 import pickle
 
 import numpy as np
@@ -8,6 +9,7 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from sklhebb import rules
 from sklhebb.classifiers.activation import ActivationLearningClassifier, label_codes
 
 
@@ -84,6 +86,61 @@ def reference_feedback_step(clf, X, y_idx, lr):
     learn(y_idx, lr * gamma)
     learn(neg, -0.9 * lr * gamma)
     return W, mu, var, m
+
+
+def oracle_feedback(A, y, slope, scale, momentum, lr, lam, threshold):
+    """Eq. (12)-(14) and the spec's gamma (4.4-4.5), float64 loops over the samples."""
+    B, C = A.shape
+    gap, a_pos, neg, gamma = np.zeros(B), np.zeros(B), np.zeros(B, dtype=int), np.zeros(B)
+    for b in range(B):
+        a_pos[b] = A[b, y[b]]
+        best = -math.inf
+        for c in range(C):  # c' != c with the strongest activation (the first of tied maxima)
+            if c != y[b] and A[b, c] > best:
+                best, neg[b] = A[b, c], c
+        gap[b] = a_pos[b] - best  # Eq. (12)
+        gamma[b] = min(max(1.0 - slope * gap[b], 0.0), 1.0)
+    m = momentum * scale + (1.0 - momentum) * sum(gamma) / B
+    renorm = [g / max(m, 1e-5) for g in gamma]
+    r_pos = [lr * g for g in renorm]  # Eq. (13): gamma * Delta w+ ...
+    r_neg = [-lam * lr * g if a_pos[b] > threshold else 0.0 for b, g in enumerate(renorm)]  # ... - gamma lambda Delta w-
+    return gap, a_pos, neg, gamma, m, np.array(renorm), np.array(r_pos), np.array(r_neg)
+
+
+def test_feedback_equations_match_loop_transcription():
+    rng = np.random.RandomState(0)
+    B, C = 9, 5
+    A = rng.uniform(0, 2, (B, C))
+    A[0] = 1.0  # all labels tie
+    A[1, 2:4] = A[1].max() + 1.0  # two wrong labels tie for the maximum
+    y = rng.randint(0, C, B)
+    y[1] = 0
+    gap, a_pos, neg, gamma, m, renorm, r_pos, r_neg = oracle_feedback(A, y, 5.0, 0.7, 0.99, 0.3, 0.9, 0.8)
+    g, ap, n = rules.activation_gap(A, y)
+    np.testing.assert_array_equal(n, neg)
+    np.testing.assert_allclose(g, gap, rtol=1e-15)
+    np.testing.assert_array_equal(ap, a_pos)
+    gam = rules.feedback_gamma(g, 5.0)
+    np.testing.assert_allclose(gam, gamma, rtol=1e-15)
+    assert gam.min() == 0.0 and gam.max() == 1.0  # both truncations are reached
+    rg, scale = rules.renormalize_gamma(gam, np.asarray(0.7), 0.99)
+    assert float(scale) == pytest.approx(m, rel=1e-15)
+    np.testing.assert_allclose(rg, renorm, rtol=1e-15)
+    rp, rn = rules.feedback_rates(rg, 0.3, 0.9, ap, 0.8)
+    np.testing.assert_allclose(rp, r_pos, rtol=1e-15)
+    np.testing.assert_allclose(rn, r_neg, rtol=1e-15)
+    assert np.any(rn == 0) and np.any(rn < 0)  # the gate is active for some samples only
+    # without a threshold every negative sample is unlearned
+    np.testing.assert_allclose(rules.feedback_rates(rg, 0.3, 0.9)[1], -0.9 * 0.3 * renorm, rtol=1e-15)
+
+
+def test_log_softmax_matches_loop_transcription():
+    rng = np.random.RandomState(1)
+    Z = rng.normal(scale=3.0, size=(6, 4))
+    ref = np.array([[math.log(math.exp(Z[b, c]) / sum(math.exp(v) for v in Z[b])) for c in range(4)] for b in range(6)])
+    np.testing.assert_allclose(rules.log_softmax(Z), ref, rtol=1e-13, atol=1e-13)
+    # shifted by 1000 (exp overflows): the same probabilities, no NaN
+    np.testing.assert_allclose(rules.log_softmax(Z + 1000.0), ref, rtol=1e-10, atol=1e-10)
 
 
 # ------------------------------------------------------------------- data

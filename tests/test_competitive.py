@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 
 from sklhebb import rules
+from sklhebb._backend import resolve
 from sklhebb._training import DivergenceError
 from sklhebb.encoders.competitive import LocalCompetitiveEncoder
+from sklhebb.nn import UntiedConv, UntiedDense
+from sklhebb.nn.competitive import local
 
 
 # ------------------------------------------------------------------ oracles
@@ -87,16 +90,25 @@ def test_local_rule_is_the_masked_dense_rule():
     mask = local_to_dense(np.ones_like(Wl), K) != 0
     X = rng.normal(size=(B,) + shape)
     r = rng.normal(size=B)
-    P = rules.local_patches(X, K)
-    Y = rules.local_forward(Wl, P)
+    layer = local(shape, K, Co)  # the kit's locally connected layer (nn.UntiedConv), weights (H, W, K*K*Cin, Cout)
+    assert isinstance(layer, UntiedConv)
+    Y, _ = layer.forward(resolve("numpy"), {"W": Wl}, X)
     Xf = X.reshape(B, -1)
     np.testing.assert_allclose(Y.reshape(B, -1), Xf @ M, rtol=1e-12, atol=1e-12)
     dense_dW = oracle_eq4(M, Xf, r) * mask
-    dWl = rules.local_competitive_update(Wl, X, size=K, rates=r)
+    dWl = layer.competitive_increment(Wl, X, Y, r)
     np.testing.assert_allclose(local_to_dense(dWl, K), dense_dW, rtol=1e-10, atol=1e-12)
     # weights that would reach outside the image get no change
     outside = dense_to_local(np.ones_like(M), shape, K, Co) == 0
     assert np.all(dWl[outside] == 0)
+    # the same layer stored as the authors store it (one dense matrix, masked) learns the same
+    masked = UntiedDense(Co, K)
+    masked.build([shape])
+    np.testing.assert_allclose(masked.competitive_increment(M, Xf, Xf @ M, r), dense_dW, rtol=1e-10, atol=1e-12)
+    # and both start at zero outside the image (Zhou's truncated-normal init)
+    W0 = layer.truncated_normal(np.random.RandomState(0), 0.1, "float64")
+    assert np.all(W0.reshape(Wl.shape)[outside] == 0) and np.all(W0.reshape(Wl.shape)[~outside] != 0)
+    assert np.all(masked.truncated_normal(np.random.RandomState(0), 0.1, "float64")[~mask] == 0)
 
 
 def test_activations():

@@ -35,22 +35,24 @@ from .. import rules
 from .._backend import to_numpy, to_output
 from .._base import BACKEND_CONSTRAINTS, BackendMixin, compute_dtype, validate_images
 from .._training import RowStream, run_epochs
-from ..encoders.competitive import (
+from ..encoders.competitive import epoch_schedule
+from ..image import iter_chunks, to_device_chunk
+from ..nn import UntiedConv
+from ..nn.competitive import (
     activate,
     apply_deltas,
     dense,
-    epoch_schedule,
+    forward,
+    init_statistics,
     init_weights,
-    layer_delta,
-    layer_forward,
+    input_gradient,
     local,
+    n_outputs,
     normalize_input,
 )
-from ..image import iter_chunks, to_device_chunk
 
 __all__ = ["ActivationLearningClassifier"]
 
-_STAT_INIT_VAR = 0.1
 _GAMMA_MOMENTUM = 0.99  # EMA of mean gamma (spec 4.4 step 3)
 _PREDICT_FLOATS = 1 << 25  # floats per (sample, label) chunk in predict (~128 MB in float32)
 
@@ -294,16 +296,16 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
             first = local((H, W, C), self.receptive_field, ch)
             rest = [local((H, W, ch), self.receptive_field, ch) for _ in range(L - 2)]
             if L >= 2:
-                rest.append(dense(first.n_out, first.n_out))
-        return first, dense(n_label, first.n_out), rest
+                rest.append(dense(n_outputs(first), n_outputs(first)))
+        return first, dense(n_label, n_outputs(first)), rest
 
     def _floats_per_row(self):
         """Largest intermediate (patches or outputs) one (sample, label) row needs."""
         first, _, rest = self._geometry
-        sizes = [first.n_out]
+        sizes = [n_outputs(first)]
         for layer in rest:
-            sizes.append(layer.n_out)
-            if layer.kind == "local":
+            sizes.append(n_outputs(layer))
+            if isinstance(layer, UntiedConv):
                 H, W, C = layer.in_shape
                 sizes.append(H * W * layer.size * layer.size * C)
         return max(sizes)
@@ -318,11 +320,11 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         first, _, rest = self._geometry
         B = Xn.shape[0]
         C = params["codes"].shape[0]
-        Yimg, _ = layer_forward(bk, first, params["W0"], Xn)  # (B, m), once
+        Yimg = forward(bk, first, params["W0"], Xn)  # (B, m), once
         Lrow = params["codes"] @ params["Wlab"]  # (C, m)
         Y = xp.reshape(Yimg[:, None, :] + Lrow[None, :, :], (B * C, Yimg.shape[1]))
         for i, layer in enumerate(rest):
-            Y, _ = layer_forward(bk, layer, params[f"W{i + 1}"], self._phi(params, i, Y))
+            Y = forward(bk, layer, params[f"W{i + 1}"], self._phi(params, i, Y))
         return xp.reshape(xp.sum(Y * Y, axis=1), (B, C))
 
     def _learn(self, bk, params, Xn, labels, rates):
@@ -332,12 +334,11 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         statistics (normalise with the old ones first, spec 3.2).
         """
         first, label_layer, rest = self._geometry
-        lab = xp_take(bk, params["codes"], labels)
-        Yimg, cache0 = layer_forward(bk, first, params["W0"], Xn)
-        Y = Yimg + lab @ params["Wlab"]
+        lab = bk.xp.take(params["codes"], labels, axis=0)
+        Y = forward(bk, first, params["W0"], Xn) + lab @ params["Wlab"]
         deltas = [
-            layer_delta(bk, first, params["W0"], Xn, Y, rates, cache0),
-            rules.competitive_update(params["Wlab"], lab, Y=Y, rates=rates),
+            first.competitive_increment(params["W0"], Xn, Y, rates),
+            label_layer.competitive_increment(params["Wlab"], lab, Y, rates),
         ]
         names = ["W0", "Wlab"]
         for i, layer in enumerate(rest):
@@ -347,8 +348,8 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
                     Y, params[f"mu{i}"], params[f"var{i}"], self.stat_momentum
                 )
             Wn = params[f"W{i + 1}"]
-            Y, cache = layer_forward(bk, layer, Wn, h)
-            deltas.append(layer_delta(bk, layer, Wn, h, Y, rates, cache))
+            Y = forward(bk, layer, Wn, h)
+            deltas.append(layer.competitive_increment(Wn, h, Y, rates))
             names.append(f"W{i + 1}")
         apply_deltas(params, names, deltas, self.weight_decay, self.weight_clip, bk.xp)
 
@@ -363,22 +364,14 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         if not self.feedback or C < 2:
             self._learn(bk, params, Xn, yb, lr * ones)
             return
-        # 1. activations of every label, no updates (Eq. 12)
+        # 1. activations of every label, no updates; the gap to the strongest wrong label (Eq. 12)
         A = self._class_activations(bk, params, Xn)
-        is_true = yb[:, None] == bk.arange(C)[None, :]
-        A_pos = bk.take_rows(A, yb)
-        neg = xp.argmax(xp.where(is_true, xp.full_like(A, -math.inf), A), axis=1)
-        gap = A_pos - bk.take_rows(A, neg)
-        # 2. gamma, a truncated linear function of the gap (spec 4.4 / 9.1)
-        gamma = xp.clip(1.0 - self._slope * gap, 0.0, 1.0)
+        gap, A_pos, neg = rules.activation_gap(A, yb)
+        # 2. gamma, a truncated linear function of the gap (spec 4.4 / 9.1), and the rates of Eq. (13)
+        gamma = rules.feedback_gamma(gap, self._slope)
         if self.renormalize_gamma:
-            scale = _GAMMA_MOMENTUM * params["gscale"] + (1.0 - _GAMMA_MOMENTUM) * xp.mean(gamma)
-            params["gscale"] = scale
-            gamma = gamma / xp.maximum(scale, xp.asarray(1e-5, dtype=scale.dtype))
-        r_pos = lr * gamma
-        r_neg = -self.unlearning_factor * lr * gamma
-        if self.unlearning_threshold is not None:
-            r_neg = xp.where(A_pos > self.unlearning_threshold, r_neg, xp.zeros_like(r_neg))
+            gamma, params["gscale"] = rules.renormalize_gamma(gamma, params["gscale"], _GAMMA_MOMENTUM)
+        r_pos, r_neg = rules.feedback_rates(gamma, lr, self.unlearning_factor, A_pos, self.unlearning_threshold)
         # 3. learn the positive sample, unlearn the negative one (Eq. 13)
         if self.feedback_update == "summed":
             both = xp.concat([Xn, Xn], axis=0)
@@ -411,9 +404,7 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         }
         for i, layer in enumerate(rest):
             p[f"W{i + 1}"] = init_weights(rng, layer, self.init_std, dtype)
-            n_hidden = first.n_out if i == 0 else rest[i - 1].n_out
-            p[f"mu{i}"] = np.zeros(n_hidden, dtype=dtype)
-            p[f"var{i}"] = np.full(n_hidden, _STAT_INIT_VAR, dtype=dtype)
+            p[f"mu{i}"], p[f"var{i}"] = init_statistics(n_outputs(first if i == 0 else rest[i - 1]), dtype)
         p["gscale"] = np.ones((), dtype=dtype)
         return p
 
@@ -592,11 +583,7 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         proba : array of shape (n, n_classes); rows sum to 1.
         """
         bk, A = self._activations(X)
-        xp = bk.xp
-        Z = A / self.temperature
-        Z = Z - xp.max(Z, axis=1, keepdims=True)
-        E = xp.exp(Z)
-        return to_output(E / xp.sum(E, axis=1, keepdims=True), X)
+        return to_output(bk.xp.exp(rules.log_softmax(A / self.temperature)), X)
 
     def predict(self, X):
         """The label whose input gives the largest output activation.
@@ -633,19 +620,18 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         """
         xp = bk.xp
         first, _, rest = self._geometry
-        Y, _ = layer_forward(bk, first, params["W0"], Xin)
-        Y = Y + xp.take(params["codes"], labels, axis=0) @ params["Wlab"]
+        Y = forward(bk, first, params["W0"], Xin) + xp.take(params["codes"], labels, axis=0) @ params["Wlab"]
         saved = []
         for i, layer in enumerate(rest):
             saved.append(Y)
-            Y, _ = layer_forward(bk, layer, params[f"W{i + 1}"], self._phi(params, i, Y))
+            Y = forward(bk, layer, params[f"W{i + 1}"], self._phi(params, i, Y))
         Wy = Y if weights is None else Y * weights
         A = xp.sum(Wy * Y, axis=1)
         G = 2.0 * Wy
         for i in range(len(rest) - 1, -1, -1):
-            G = _input_grad(bk, rest[i], params[f"W{i + 1}"], G)
+            G = input_gradient(bk, rest[i], params[f"W{i + 1}"], G)
             G = rules.activation_backward(self.activation, saved[i], G, params[f"mu{i}"], params[f"var{i}"])
-        return A, _input_grad(bk, first, params["W0"], G)
+        return A, input_gradient(bk, first, params["W0"], G)
 
     def _optimise(self, bk, X0, labels, loss_grad, free, *, n_steps, learning_rate):
         """Adam on the free entries of z (the authors' optimiser) maximising A - penalties.
@@ -796,18 +782,3 @@ def _monitor(params):
     top = float(to_numpy((W * W).sum()))
     return f"sum w^2 (top layer) = {top:.4g}, gamma EMA = {float(to_numpy(params['gscale'])):.3f}"
 
-
-def xp_take(bk, A, index):
-    """Rows A[index] (array-API ``take`` along axis 0)."""
-    return bk.xp.take(A, index, axis=0)
-
-
-
-def _input_grad(bk, layer, W, G):
-    """Gradient with respect to a layer's input of sum(G * y), y = w^T x."""
-    if layer.kind == "dense":
-        return G @ W.T
-    xp = bk.xp
-    B = G.shape[0]
-    U = rules.local_transpose(W, xp.reshape(G, (B,) + layer.out_shape), layer.size, layer.in_shape)
-    return xp.reshape(U, (B, layer.n_in))

@@ -3,20 +3,13 @@
 H. Zhou, "Activation Learning by Local Competitions" (arXiv 2209.13400),
 Section II (the rule, Eq. 4, and its Properties 1-4) and Appendix B
 (unsupervised feature learning: square-then-normalise activations, layers
-trained one after the other).
-
-This module also holds the small network kit shared with
-:class:`sklhebb.classifiers.activation.ActivationLearningClassifier`: layer
-geometry (fully or locally connected), the forward pass with the
-magnitude-preserving activations and their running statistics, and the
-simultaneous update of all layers from one forward pass. The rule itself
-lives in :mod:`sklhebb.rules.competitive`.
+trained one after the other). The network is built from
+:mod:`sklhebb.nn.competitive`; the rule lives in :mod:`sklhebb.rules.competitive`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -29,143 +22,12 @@ from .. import rules
 from .._backend import to_numpy, to_output
 from .._base import BACKEND_CONSTRAINTS, BackendMixin, compute_dtype, validate_images
 from .._training import RowStream, begin_fit_callbacks, end_fit_callbacks, learning_rate_at, run_epochs
-from ..image import iter_chunks, normalize_rows, to_device_chunk
+from ..image import iter_chunks, to_device_chunk
+from ..nn.competitive import ACTIVATIONS, activate, apply_deltas, dense, forward, init_statistics, init_weights, local, n_outputs, normalize_input
 
 __all__ = ["LocalCompetitiveEncoder"]
 
-ACTIVATIONS = ("square_normalize", "abs", "std_abs", "identity")
-_STAT_INIT_VAR = 0.1  # sigma^2 of std_abs at start (authors' code)
 _CHUNK_ROWS = 4096  # rows encoded at a time in transform / score_samples
-
-
-# =============================================================== network kit
-@dataclass(frozen=True)
-class Layer:
-    """Geometry of one weight layer.
-
-    kind 'dense': weights (n_in, n_out). kind 'local': input image
-    ``in_shape`` (H, W, Cin), ``size`` K (odd), ``channels`` Cout per position;
-    weights (H, W, K*K*Cin, Cout); output flattened in (row, column, channel)
-    order, n_out = H * W * Cout.
-    """
-
-    kind: str
-    n_in: int
-    n_out: int
-    in_shape: tuple = ()
-    size: int = 0
-    channels: int = 0
-
-    @property
-    def weight_shape(self):
-        if self.kind == "dense":
-            return (self.n_in, self.n_out)
-        H, W, C = self.in_shape
-        return (H, W, self.size * self.size * C, self.channels)
-
-    @property
-    def out_shape(self):
-        H, W, _ = self.in_shape
-        return (H, W, self.channels)
-
-
-def dense(n_in, n_out):
-    return Layer("dense", int(n_in), int(n_out))
-
-
-def local(in_shape, size, channels):
-    H, W, C = (int(s) for s in in_shape)
-    if size % 2 != 1:
-        raise ValueError(f"receptive_field must be odd (a window centred on each unit); got {size}.")
-    return Layer("local", H * W * C, H * W * int(channels), (H, W, C), int(size), int(channels))
-
-
-def init_weights(rng, layer, std, dtype, bound=2.0):
-    """N(0, std^2) truncated at +-2 std (the authors' init), drawn on the host.
-
-    Locally connected weights that would reach outside the image are zero
-    (and stay zero under the rule).
-    """
-    shape = layer.weight_shape
-    z = rng.standard_normal(size=shape)
-    bad = np.abs(z) > bound
-    while bad.any():
-        z[bad] = rng.standard_normal(size=int(bad.sum()))
-        bad = np.abs(z) > bound
-    W = (z * std).astype(dtype)
-    if layer.kind == "local":
-        H, Wd, C = layer.in_shape
-        K, p = layer.size, layer.size // 2
-        inside = np.zeros((H + 2 * p, Wd + 2 * p), dtype=bool)
-        inside[p : p + H, p : p + Wd] = True
-        win = np.lib.stride_tricks.sliding_window_view(inside, (K, K))  # (H, W, K, K)
-        mask = np.repeat(win.reshape(H, Wd, K * K), C, axis=2)  # (row, col, channel) order
-        W *= mask[..., None]
-    return W
-
-
-def layer_forward(bk, layer, W, X):
-    """Net input Y = w^T x of one layer for flat rows X (B, n_in).
-
-    Returns (Y (B, n_out), cache) where cache holds the patches of a local layer.
-    """
-    if layer.kind == "dense":
-        return X @ W, None
-    xp = bk.xp
-    B = X.shape[0]
-    P = rules.local_patches(xp.reshape(X, (B,) + layer.in_shape), layer.size)
-    Y = rules.local_forward(W, P)
-    return xp.reshape(Y, (B, layer.n_out)), P
-
-
-def layer_delta(bk, layer, W, X, Y, rates, cache):
-    """Eq. (4) change of one layer (rates r_b already include eta)."""
-    if layer.kind == "dense":
-        return rules.competitive_update(W, X, Y=Y, rates=rates)
-    xp = bk.xp
-    B = X.shape[0]
-    return rules.local_competitive_update(
-        W,
-        xp.reshape(X, (B,) + layer.in_shape),
-        size=layer.size,
-        Y=xp.reshape(Y, (B,) + layer.out_shape),
-        rates=rates,
-        P=cache,
-    )
-
-
-def activate(activation, Y, mean, var):
-    """phi(y) for a flat (B, m) net input."""
-    if activation == "std_abs":
-        return rules.std_abs(Y, mean, var)
-    if activation == "abs":
-        return rules.abs_activation(Y)
-    if activation == "square_normalize":
-        return rules.square_normalize(Y)
-    return Y
-
-
-def normalize_input(bk, X, strength=1.0):
-    """Each row to squared norm ``strength`` (zero rows stay zero)."""
-    Xn = normalize_rows(bk, X)
-    return Xn if strength == 1.0 else Xn * math.sqrt(strength)
-
-
-def init_stats(layers, dtype):
-    means = [np.zeros(layer.n_out, dtype=dtype) for layer in layers]
-    varis = [np.full(layer.n_out, _STAT_INIT_VAR, dtype=dtype) for layer in layers]
-    return means, varis
-
-
-def apply_deltas(params, names, deltas, weight_decay=0.0, weight_clip=None, xp=None):
-    """W <- W + dW (- weight_decay * W, then clip) for each named weight."""
-    for name, dW in zip(names, deltas):
-        W = params[name] + dW
-        if weight_decay:
-            W = W - weight_decay * params[name]
-        if weight_clip is not None:
-            W = xp.clip(W, -weight_clip, weight_clip)
-        params[name] = W
 
 
 def epoch_schedule(lr0, decay_at, n_epochs):
@@ -365,7 +227,7 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
         n_layers = len(layers) if n_layers is None else n_layers
         h, Ys, Hs = self._prepare(bk, X), [], []
         for i in range(n_layers):
-            Y, _ = layer_forward(bk, layers[i], params[f"W{i}"], h)
+            Y = forward(bk, layers[i], params[f"W{i}"], h)
             h = activate(self.activation, Y, params[f"mu{i}"], params[f"var{i}"])
             Ys.append(Y)
             Hs.append(h)
@@ -380,28 +242,25 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
         h = self._prepare(bk, Xb)
         records = []
         for i in range(top + 1):
-            W = params[f"W{i}"]
-            Y, cache = layer_forward(bk, layers[i], W, h)
+            Y = forward(bk, layers[i], params[f"W{i}"], h)
             mu, var = params[f"mu{i}"], params[f"var{i}"]
             if i < top:  # statistics of the step before: normalise first, then update
                 h_next = activate(self.activation, Y, mu, var)
             if i in train:
-                records.append((i, h, Y, cache))
+                records.append((i, h, Y))
                 if self.activation == "std_abs":
                     params[f"mu{i}"], params[f"var{i}"] = rules.abs_statistics_update(Y, mu, var, self.stat_momentum)
             if i < top:
                 h = h_next
-        deltas = [lr * layer_delta(bk, layers[i], params[f"W{i}"], x, Y, None, cache) for i, x, Y, cache in records]
+        deltas = [lr * layers[i].competitive_increment(params[f"W{i}"], x, Y) for i, x, Y in records]
         apply_deltas(params, [f"W{i}" for i, *_ in records], deltas)
 
     # ------------------------------------------------------------------ fit
     def _init_params(self, rng, dtype):
         params = {}
-        means, varis = init_stats(self._layers_, dtype)
         for i, layer in enumerate(self._layers_):
             params[f"W{i}"] = init_weights(rng, layer, self.init_std, dtype)
-            params[f"mu{i}"] = means[i]
-            params[f"var{i}"] = varis[i]
+            params[f"mu{i}"], params[f"var{i}"] = init_statistics(n_outputs(layer), dtype)
         return params
 
     def _params_from_fitted(self):
@@ -415,7 +274,7 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
     def _fitted_attributes(self, params):
         """Fitted attributes from the driver's params (also for scikit-learn callbacks)."""
         n = len(self._layers_)
-        sizes = [layer.n_out for layer in self._layers_]
+        sizes = [n_outputs(layer) for layer in self._layers_]
         return {
             "coefs_": [to_numpy(params[f"W{i}"]) for i in range(n)],
             "running_mean_": [to_numpy(params[f"mu{i}"]) for i in range(n)],
