@@ -150,11 +150,11 @@ def digits():
     return train_test_split(X.astype(np.float32), y, test_size=0.3, random_state=0, stratify=y)
 
 
-DIGITS = dict(n_units=100, label_repeat=8, max_iter=40, batch_size=50, learning_rate=0.2, random_state=0)
+DIGITS = dict(hidden_layer_sizes=(100, 100), label_repeat=8, max_iter=40, batch_size=50, learning_rate=0.2, random_state=0)
 
 
-def small(**kw):
-    base = dict(n_units=20, label_repeat=3, max_iter=5, batch_size=20, random_state=0)
+def small(n_layers=2, **kw):
+    base = dict(hidden_layer_sizes=(20,) * n_layers, label_repeat=3, max_iter=5, batch_size=20, random_state=0)
     base.update(kw)
     return ActivationLearningClassifier(**base)
 
@@ -184,7 +184,7 @@ def test_feedback_step_matches_spec_transcription(digits):
     """partial_fit on one batch = the spec's positive-then-negative step (float64)."""
     Xtr, _, ytr, _ = digits
     X = Xtr.astype(np.float64)
-    clf = ActivationLearningClassifier(n_layers=3, n_units=30, label_repeat=3, batch_size=60, shuffle=False, learning_rate=0.3, random_state=0)
+    clf = ActivationLearningClassifier((30, 30, 30), label_repeat=3, batch_size=60, shuffle=False, learning_rate=0.3, random_state=0)
     clf.partial_fit(X[:120], ytr[:120], classes=np.arange(10))
     W, mu, var, m = reference_feedback_step(clf, X[120:180], ytr[120:180], 0.3)
     clf.partial_fit(X[120:180], ytr[120:180])
@@ -199,7 +199,7 @@ def test_feedback_step_matches_spec_transcription(digits):
 def test_no_feedback_step_is_the_plain_rule(digits):
     Xtr, _, ytr, _ = digits
     X = Xtr[:40].astype(np.float64)
-    clf = ActivationLearningClassifier(n_layers=1, n_units=12, label_repeat=2, feedback=False, batch_size=40, learning_rate=0.5, random_state=0)
+    clf = ActivationLearningClassifier((12,), label_repeat=2, feedback=False, batch_size=40, learning_rate=0.5, random_state=0)
     clf.partial_fit(X, ytr[:40], classes=np.arange(10))
     W0 = np.vstack([clf.coefs_[0], clf.label_coef_])
     clf.partial_fit(X, ytr[:40])
@@ -261,7 +261,7 @@ def test_binary_and_string_labels():
 def test_partial_fit_chunks_equal_one_epoch(digits):
     Xtr, _, ytr, _ = digits
     X, y = Xtr[:200].astype(np.float64), ytr[:200]
-    kw = dict(n_units=16, label_repeat=2, batch_size=20, shuffle=False, lr_decay_at=None, gap_slope=5.0, random_state=0)
+    kw = dict(hidden_layer_sizes=(16, 16), label_repeat=2, batch_size=20, shuffle=False, schedule="constant", gap_slope=5.0, random_state=0)
     full = ActivationLearningClassifier(max_iter=1, **kw).fit(X, y)
     part = ActivationLearningClassifier(**kw)
     with pytest.raises(ValueError, match="classes must be passed"):
@@ -287,7 +287,7 @@ def test_numpy_and_torch_agree(digits):
     torch = pytest.importorskip("torch")
     Xtr, Xte, ytr, _ = digits
     X = Xtr[:300].astype(np.float64)
-    kw = dict(n_layers=2, n_units=24, label_repeat=3, max_iter=3, batch_size=30, random_state=0)
+    kw = dict(hidden_layer_sizes=(24, 24), label_repeat=3, max_iter=3, batch_size=30, random_state=0)
     a = ActivationLearningClassifier(**kw).fit(X, ytr[:300])
     b = ActivationLearningClassifier(backend="torch", **kw).fit(X, ytr[:300])
     for wa, wb in zip(a.coefs_ + [a.label_coef_], b.coefs_ + [b.label_coef_]):
@@ -312,13 +312,33 @@ def test_score_samples_detects_a_held_out_class(digits):
 def test_locally_connected_classifier(digits):
     Xtr, Xte, ytr, yte = digits
     clf = ActivationLearningClassifier(
-        n_layers=3, receptive_field=3, n_channels=2, image_shape=(8, 8), label_repeat=8,
+        (2, 2, 128), window=3, image_shape=(8, 8), label_repeat=8,
         max_iter=8, batch_size=50, learning_rate=0.3, random_state=0,
     ).fit(Xtr, ytr)
     assert clf.coefs_[0].shape == (8, 8, 9, 2) and clf.coefs_[1].shape == (8, 8, 18, 2)
     assert clf.coefs_[2].shape == (128, 128) and clf.label_coef_.shape == (80, 128)
     assert np.all(clf.coefs_[0][0, 0, :3] == 0)  # outside the image: stays zero
     assert clf.score(Xte, yte) > 0.5  # measured 0.64 at these short settings; chance is 0.1
+
+
+def test_hidden_layer_sizes_give_one_layer_each(digits):
+    Xtr, _, ytr, _ = digits
+    X, y = Xtr[:100], ytr[:100]
+    # None: the paper's network, two layers as wide as the input [x^, l_c]
+    d = 64 + 10 * 3
+    clf = small(hidden_layer_sizes=None, max_iter=1).fit(X, y)
+    assert [W.shape for W in clf.coefs_] == [(64, d), (d, d)] and clf.label_coef_.shape == (30, d)
+    clf = small(hidden_layer_sizes=(30, 12, 7), max_iter=1).fit(X, y)
+    assert [W.shape for W in clf.coefs_] == [(64, 30), (30, 12), (12, 7)] and clf.label_coef_.shape == (30, 30)
+    assert [m.shape for m in clf.running_mean_] == [(30,), (12,)]
+    # with a window: channels per position below the top, units of the fully connected top layer
+    clf = small(hidden_layer_sizes=None, window=3, image_shape=(8, 8), max_iter=1).fit(X, y)
+    assert [W.shape for W in clf.coefs_] == [(8, 8, 9, 1), (64, 64)]
+    clf = small(hidden_layer_sizes=(3,), window=3, image_shape=(8, 8), max_iter=1).fit(X, y)
+    assert [W.shape for W in clf.coefs_] == [(8, 8, 9, 3)] and clf.label_coef_.shape == (30, 192)
+    for bad in [(), (20, 0)]:
+        with pytest.raises(ValueError, match="hidden_layer_sizes"):
+            small(hidden_layer_sizes=bad).fit(X, y)
 
 
 def test_pickle_round_trip(digits):
@@ -330,25 +350,26 @@ def test_pickle_round_trip(digits):
 
 def test_default_epochs_follow_the_authors_step_budget():
     clf = ActivationLearningClassifier(batch_size=100)
-    assert clf._default_epochs(60000) == 100
-    assert clf._default_epochs(55000) == 104
-    assert clf._default_epochs(600) == 1666
+    assert clf._n_epochs(60000) == 100
+    assert clf._n_epochs(55000) == 104
+    assert clf._n_epochs(600) == 1666
 
 
 # ------------------------------------------------ inference by optimisation
 @pytest.fixture(scope="module")
 def fitted_for_inference():
     X, y = load_digits(return_X_y=True)
-    return X, y, ActivationLearningClassifier(n_units=30, label_repeat=4, max_iter=20, batch_size=50, learning_rate=0.3, random_state=0).fit(X, y)
+    return X, y, ActivationLearningClassifier((30, 30), label_repeat=4, max_iter=20, batch_size=50, learning_rate=0.3, random_state=0).fit(X, y)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(activation="abs"), dict(receptive_field=3, image_shape=(8, 8), n_channels=2, n_layers=3)])
+@pytest.mark.parametrize("kw", [dict(), dict(activation="abs"), dict(window=3, image_shape=(8, 8), hidden_layer_sizes=(2, 2, 128))])
 def test_input_gradient_matches_finite_differences(kw):
     X, y = load_digits(return_X_y=True)
-    clf = ActivationLearningClassifier(n_units=16, label_repeat=2, max_iter=5, batch_size=50, learning_rate=0.3, random_state=0, **kw).fit(X[:500], y[:500])
+    kw = {"hidden_layer_sizes": (16, 16), **kw}
+    clf = ActivationLearningClassifier(**kw, label_repeat=2, max_iter=5, batch_size=50, learning_rate=0.3, random_state=0)
+    clf.fit(X[:500], y[:500])
     bk = clf._backend()
-    params = {k: bk.asarray(v, dtype="float64") for k, v in clf._fitted_params().items()}
-    params["codes"] = bk.asarray(clf.label_codes_, dtype="float64")
+    params = {k: bk.asarray(v, dtype="float64") for k, v in clf._params_from_fitted().items()}
     z = np.random.RandomState(0).rand(2, 64)
     lab = np.array([3, 7])
     A, g, _, _ = clf._normalised_grad(bk, params, z, lab)
@@ -399,7 +420,7 @@ def test_torch_cuda_agrees_with_numpy(digits):
         pytest.skip("needs a CUDA GPU (torch.cuda.is_available() is False)")
     Xtr, Xte, ytr, _ = digits
     X = Xtr[:300].astype(np.float64)
-    kw = dict(n_units=24, label_repeat=3, max_iter=3, batch_size=30, random_state=0)
+    kw = dict(hidden_layer_sizes=(24, 24), label_repeat=3, max_iter=3, batch_size=30, random_state=0)
     a = ActivationLearningClassifier(**kw).fit(X, ytr[:300])
     b = ActivationLearningClassifier(backend="torch", device="cuda", **kw).fit(X, ytr[:300])
     np.testing.assert_allclose(a.coefs_[1], b.coefs_[1], rtol=1e-6, atol=1e-9)
@@ -447,7 +468,7 @@ def test_generate_and_complete_run_on_the_estimators_backend():
     X, y = load_digits(return_X_y=True)
     X = (X[:200] / 16).astype(np.float32)
     y = y[:200]
-    kw = dict(n_units=16, label_repeat=2, max_iter=2, batch_size=50, learning_rate=0.3, random_state=0)
+    kw = dict(hidden_layer_sizes=(16, 16), label_repeat=2, max_iter=2, batch_size=50, learning_rate=0.3, random_state=0)
     a = ActivationLearningClassifier(**kw).fit(X, y)
     b = pickle.loads(pickle.dumps(a)).set_params(backend="torch")  # same weights, torch compute
     assert b._backend().name == "torch"

@@ -143,16 +143,16 @@ FAST = dict(max_iter=30, batch_size=10, random_state=0)
 def test_property3_sum_of_squares_tends_to_number_of_neurons(training):
     X = low_rank_data()
     # m <= rank of the data (5): every neuron finds a direction with variance
-    enc = LocalCompetitiveEncoder((4, 3), activation="std_abs", training=training, **FAST).fit(X)
+    enc = LocalCompetitiveEncoder(3, hidden_layer_sizes=(4,), activation="std_abs", training=training, **FAST).fit(X)
     for W, m in zip(enc.coefs_, (4, 3)):
         assert abs(np.sum(W**2) - m) < 0.05 * m
     # a fresh initialisation is far from it
-    assert np.sum(LocalCompetitiveEncoder((6,), max_iter=1, batch_size=400, random_state=0).fit(X).coefs_[0] ** 2) < 1
+    assert np.sum(LocalCompetitiveEncoder(6, max_iter=1, batch_size=400, random_state=0).fit(X).coefs_[0] ** 2) < 1
 
 
 def test_property4_activation_bounded_by_input_strength():
     X = low_rank_data(seed=1)
-    enc = LocalCompetitiveEncoder((8, 4), activation="std_abs", training="joint", **FAST).fit(X)
+    enc = LocalCompetitiveEncoder(4, hidden_layer_sizes=(8,), activation="std_abs", training="joint", **FAST).fit(X)
     s = enc.score_samples(X)  # input strength 1 after normalisation
     assert np.all(s <= 1.0 + 1e-2)
     assert np.median(s) > 0.5  # typical samples are nearly reconstructed, not all scores ~ 0
@@ -160,7 +160,7 @@ def test_property4_activation_bounded_by_input_strength():
 
 def test_property1_2_reconstruction_equals_pca():
     X = low_rank_data(seed=2)
-    enc = LocalCompetitiveEncoder((4,), activation="identity", **FAST).fit(X)
+    enc = LocalCompetitiveEncoder(4, activation="identity", **FAST).fit(X)
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
     err = np.mean(np.sum((Xn - enc.inverse_transform(enc.transform(X))) ** 2, axis=1))
     Vt = np.linalg.svd(Xn, full_matrices=False)[2][:4]
@@ -170,12 +170,12 @@ def test_property1_2_reconstruction_equals_pca():
     W = enc.coefs_[0]
     np.testing.assert_allclose(Vt.T @ Vt @ W, W, atol=0.05)
     with pytest.raises(ValueError, match="single fully connected linear layer"):
-        LocalCompetitiveEncoder((4, 2), activation="identity", max_iter=1).fit(X).inverse_transform(np.zeros((1, 2)))
+        LocalCompetitiveEncoder(2, hidden_layer_sizes=(4,), activation="identity", max_iter=1).fit(X).inverse_transform(np.zeros((1, 2)))
 
 
 def test_score_samples_flags_atypical_inputs():
     X = low_rank_data(seed=3)
-    enc = LocalCompetitiveEncoder((5, 5), activation="std_abs", training="joint", **FAST).fit(X)
+    enc = LocalCompetitiveEncoder(5, hidden_layer_sizes=(5,), activation="std_abs", training="joint", **FAST).fit(X)
     outliers = np.random.RandomState(9).normal(size=(100, X.shape[1]))
     inl = LocalCompetitiveEncoder  # noqa: F841
     assert np.median(enc.score_samples(X)) > np.percentile(enc.score_samples(outliers), 95)
@@ -184,25 +184,26 @@ def test_score_samples_flags_atypical_inputs():
 def test_layerwise_freezes_lower_layers():
     X = low_rank_data(seed=4)
     kw = dict(max_iter=5, batch_size=20, shuffle=False, random_state=0, activation="std_abs")
-    one = LocalCompetitiveEncoder((6,), **kw).fit(X)
-    two = LocalCompetitiveEncoder((6, 3), training="layerwise", **kw).fit(X)
+    one = LocalCompetitiveEncoder(6, **kw).fit(X)
+    two = LocalCompetitiveEncoder(3, hidden_layer_sizes=(6,), training="layerwise", **kw).fit(X)
     np.testing.assert_allclose(two.coefs_[0], one.coefs_[0], rtol=1e-6)  # layer 2's training left layer 1 alone
     np.testing.assert_allclose(two.running_mean_[0], one.running_mean_[0], rtol=1e-6)
-    joint = LocalCompetitiveEncoder((6, 3), training="joint", **kw).fit(X)
+    joint = LocalCompetitiveEncoder(3, hidden_layer_sizes=(6,), training="joint", **kw).fit(X)
     assert two.n_iter_ == 10 and joint.n_iter_ == 5
 
 
 @pytest.mark.parametrize("activation", ["square_normalize", "abs", "std_abs", "identity"])
 def test_transform_outputs(activation):
     X = low_rank_data(n=100)
-    enc = LocalCompetitiveEncoder((6, 3), activation=activation, max_iter=3, batch_size=20, random_state=0).fit(X)
+    enc = LocalCompetitiveEncoder(3, hidden_layer_sizes=(6,), activation=activation, max_iter=3, batch_size=20, random_state=0).fit(X)
     Z = enc.transform(X)
     assert Z.shape == (100, 3) and np.all(np.isfinite(Z))
     if activation == "square_normalize":
         np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1, rtol=1e-5)
     if activation == "abs":
         assert np.all(Z >= 0)
-    enc_all = LocalCompetitiveEncoder((6, 3), activation=activation, output="all", max_iter=3, batch_size=20, random_state=0)
+    enc_all = LocalCompetitiveEncoder(3, hidden_layer_sizes=(6,), activation=activation, return_layers="all", max_iter=3, batch_size=20,
+                                      random_state=0)
     Za = enc_all.fit(X).transform(X)
     assert Za.shape == (100, 9)
     np.testing.assert_allclose(Za[:, 6:], Z, rtol=1e-5)
@@ -211,7 +212,8 @@ def test_transform_outputs(activation):
 
 def test_partial_fit_chunks_equal_one_epoch():
     X = low_rank_data(n=100)
-    kw = dict(hidden_layer_sizes=(5, 3), activation="std_abs", training="joint", batch_size=20, shuffle=False, lr_decay_at=None, random_state=0)
+    kw = dict(n_components=3, hidden_layer_sizes=(5,), activation="std_abs", training="joint", batch_size=20, shuffle=False, schedule="constant",
+              random_state=0)
     full = LocalCompetitiveEncoder(max_iter=1, **kw).fit(X)
     part = LocalCompetitiveEncoder(**kw)
     assert part.partial_fit(X[:40]) is part
@@ -225,7 +227,7 @@ def test_partial_fit_chunks_equal_one_epoch():
 def test_numpy_and_torch_agree():
     torch = pytest.importorskip("torch")
     X = low_rank_data(n=120).astype(np.float32)
-    kw = dict(hidden_layer_sizes=(6, 4), activation="std_abs", training="joint", max_iter=3, batch_size=20, random_state=0)
+    kw = dict(n_components=4, hidden_layer_sizes=(6,), activation="std_abs", training="joint", max_iter=3, batch_size=20, random_state=0)
     a = LocalCompetitiveEncoder(**kw).fit(X)
     b = LocalCompetitiveEncoder(backend="torch", **kw).fit(X)
     for wa, wb in zip(a.coefs_, b.coefs_):
@@ -239,7 +241,8 @@ def test_numpy_and_torch_agree():
 def test_locally_connected_encoder():
     rng = np.random.RandomState(5)
     X = rng.rand(60, 6, 7)
-    enc = LocalCompetitiveEncoder((3, 2), receptive_field=3, activation="std_abs", training="joint", max_iter=10, batch_size=10, random_state=0)
+    kw = dict(hidden_layer_sizes=(3,), window=3, activation="std_abs", training="joint", max_iter=10, batch_size=10, random_state=0)
+    enc = LocalCompetitiveEncoder(2, **kw)
     Z = enc.fit(X).transform(X)
     assert Z.shape == (60, 6 * 7 * 2)
     assert enc.coefs_[0].shape == (6, 7, 9, 3) and enc.coefs_[1].shape == (6, 7, 27, 2)
@@ -247,17 +250,19 @@ def test_locally_connected_encoder():
     assert np.all(enc.coefs_[0][0, 0, :3] == 0) and np.all(enc.coefs_[1][-1, -1, -9:] == 0)
     assert np.all(enc.score_samples(X) <= 1 + 1e-2)
     # 2-D input with image_shape gives the same model
-    enc2 = LocalCompetitiveEncoder((3, 2), receptive_field=3, activation="std_abs", training="joint", max_iter=10, batch_size=10, random_state=0, image_shape=(6, 7))
+    enc2 = LocalCompetitiveEncoder(2, image_shape=(6, 7), **kw)
     np.testing.assert_allclose(enc2.fit(X.reshape(60, -1)).transform(X.reshape(60, -1)), Z, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="needs images"):
-        LocalCompetitiveEncoder((3,), receptive_field=3).fit(X.reshape(60, -1))
+        LocalCompetitiveEncoder(3, window=3).fit(X.reshape(60, -1))
     with pytest.raises(ValueError, match="odd"):
-        LocalCompetitiveEncoder((3,), receptive_field=2).fit(X)
+        LocalCompetitiveEncoder(3, window=2).fit(X)
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        LocalCompetitiveEncoder(3, hidden_layer_sizes=(4, 0)).fit(X)
 
 
 def test_divergence_leaves_estimator_unfitted():
     X = low_rank_data(n=100) * 1e3
-    enc = LocalCompetitiveEncoder((4,), normalize_input=False, learning_rate=10.0, max_iter=5, batch_size=10, random_state=0)
+    enc = LocalCompetitiveEncoder(4, normalize_input=False, learning_rate=10.0, max_iter=5, batch_size=10, random_state=0)
     with pytest.raises(DivergenceError):
         enc.fit(X)
     assert not hasattr(enc, "coefs_")
@@ -267,7 +272,7 @@ def test_black_images_give_zero_features_not_nan():
     X = np.zeros((20, 9))
     X[10:] = np.random.RandomState(0).rand(10, 9)
     for act in ["square_normalize", "std_abs"]:
-        enc = LocalCompetitiveEncoder((4,), activation=act, max_iter=2, batch_size=5, random_state=0).fit(X)
+        enc = LocalCompetitiveEncoder(4, activation=act, max_iter=2, batch_size=5, random_state=0).fit(X)
         Z = enc.transform(X)
         assert np.all(np.isfinite(Z)) and np.all(enc.score_samples(X[:10]) == 0)
 
@@ -278,7 +283,7 @@ def test_torch_cuda_agrees_with_numpy():
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU (torch.cuda.is_available() is False)")
     X = low_rank_data(n=120)
-    kw = dict(hidden_layer_sizes=(6, 4), activation="std_abs", training="joint", max_iter=3, batch_size=20, random_state=0)
+    kw = dict(n_components=4, hidden_layer_sizes=(6,), activation="std_abs", training="joint", max_iter=3, batch_size=20, random_state=0)
     a = LocalCompetitiveEncoder(**kw).fit(X)
     b = LocalCompetitiveEncoder(backend="torch", device="cuda", **kw).fit(X)
     for wa, wb in zip(a.coefs_, b.coefs_):
