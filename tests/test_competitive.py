@@ -26,12 +26,15 @@ def oracle_eq4(W, X, rates):
     return dW / B
 
 
-def local_to_dense(Wl, size):
-    """Dense (H*W*Cin, H*W*Cout) matrix of a locally connected layer, built by loops."""
-    H, Wd, D, Co = Wl.shape
-    Ci = D // (size * size)
+def local_connections(shape, size, Co):
+    """Every connection of a locally connected layer, by loops: (local index, dense index).
+
+    Output unit (h, w, o) sees input pixel (h + dy - p, w + dx - p), channel c, when it lies in the
+    image; the local weight Wl[h, w, (dy * size + dx) * Ci + c, o] is the dense weight
+    M[(hh * W + ww) * Ci + c, (h * W + w) * Co + o].
+    """
+    H, Wd, Ci = shape
     p = size // 2
-    M = np.zeros((H * Wd * Ci, H * Wd * Co))
     for h in range(H):
         for w in range(Wd):
             for dy in range(size):
@@ -40,23 +43,23 @@ def local_to_dense(Wl, size):
                     if 0 <= hh < H and 0 <= ww < Wd:
                         for c in range(Ci):
                             for o in range(Co):
-                                M[(hh * Wd + ww) * Ci + c, (h * Wd + w) * Co + o] = Wl[h, w, (dy * size + dx) * Ci + c, o]
+                                yield (h, w, (dy * size + dx) * Ci + c, o), ((hh * Wd + ww) * Ci + c, (h * Wd + w) * Co + o)
+
+
+def local_to_dense(Wl, size):
+    """Dense (H*W*Cin, H*W*Cout) matrix of a locally connected layer."""
+    H, Wd, D, Co = Wl.shape
+    M = np.zeros((H * Wd * (D // (size * size)), H * Wd * Co))
+    for loc, den in local_connections((H, Wd, D // (size * size)), size, Co):
+        M[den] = Wl[loc]
     return M
 
 
 def dense_to_local(M, shape, size, Co):
     H, Wd, Ci = shape
-    p = size // 2
     Wl = np.zeros((H, Wd, size * size * Ci, Co))
-    for h in range(H):
-        for w in range(Wd):
-            for dy in range(size):
-                for dx in range(size):
-                    hh, ww = h + dy - p, w + dx - p
-                    if 0 <= hh < H and 0 <= ww < Wd:
-                        for c in range(Ci):
-                            for o in range(Co):
-                                Wl[h, w, (dy * size + dx) * Ci + c, o] = M[(hh * Wd + ww) * Ci + c, (h * Wd + w) * Co + o]
+    for loc, den in local_connections(shape, size, Co):
+        Wl[loc] = M[den]
     return Wl
 
 

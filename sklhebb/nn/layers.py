@@ -53,6 +53,13 @@ def _same_pads(k):
     return before, k - 1 - before
 
 
+def _image(in_shape, name):
+    """(H, W, C) of an image input, or a clear error naming the layer."""
+    if len(in_shape) != 3:
+        raise ValueError(f"{name} needs an image input (H, W, C); got shape {in_shape}")
+    return in_shape
+
+
 def _glorot(rng, shape, fan_in, fan_out, dtype):
     b = math.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-b, b, size=shape).astype(dtype)
@@ -261,9 +268,7 @@ class Conv(_WeightLayer):
         self.activation = activation
 
     def _out_shape(self, in_shape):
-        if len(in_shape) != 3:
-            raise ValueError(f"conv needs an image input (H, W, C); got shape {in_shape}")
-        H, W, C = in_shape
+        H, W, C = _image(in_shape, "conv")
         k = self.size
         self.weight_shape = (k, k, C, self.filters)
         self.bias_shape = (self.filters,)
@@ -303,7 +308,17 @@ class Conv(_WeightLayer):
 
 
 # ------------------------------------------------------------------- untied
-class UntiedConv(_WeightLayer):
+class _Untied:
+    """What the two stores of a locally connected layer share: filters, window size, activation, start."""
+
+    def __init__(self, filters, size, activation=True, init="copy"):
+        self.filters = int(filters)
+        self.size = int(size)
+        self.activation = activation
+        self.init = init
+
+
+class UntiedConv(_Untied, _WeightLayer):
     """Locally connected ("untied") convolution: the locally connected layer of the kit.
 
     The connectivity of a stride-1 'same' convolution, but every output
@@ -324,16 +339,8 @@ class UntiedConv(_WeightLayer):
     ``init="independent"`` draws every position separately.
     """
 
-    def __init__(self, filters, size, activation=True, init="copy"):
-        self.filters = int(filters)
-        self.size = int(size)
-        self.activation = activation
-        self.init = init
-
     def _out_shape(self, in_shape):
-        if len(in_shape) != 3:
-            raise ValueError(f"untied conv needs an image input (H, W, C); got shape {in_shape}")
-        H, W, C = in_shape
+        H, W, C = _image(in_shape, "untied conv")
         k = self.size
         self.weight_shape = (H, W, k, k, C, self.filters)
         self.bias_shape = (H, W, self.filters)
@@ -455,7 +462,7 @@ class UntiedConv(_WeightLayer):
         return f"untied {self.filters} {self.size}x{self.size}"
 
 
-class UntiedDense(Dense):
+class UntiedDense(_Untied, Dense):
     """A locally connected layer stored as one dense matrix (the author's code).
 
     The exact matrix W~ of shape (H*W*C_in, H*W*C_out) of a stride-1 'same'
@@ -468,16 +475,8 @@ class UntiedDense(Dense):
     :class:`UntiedConv` otherwise (the same function, stored compactly).
     """
 
-    def __init__(self, filters, size, activation=True, init="copy"):
-        self.filters = int(filters)
-        self.size = int(size)
-        self.activation = activation
-        self.init = init
-
     def _out_shape(self, in_shape):
-        if len(in_shape) != 3:
-            raise ValueError(f"sparse (untied dense) needs an image input (H, W, C); got shape {in_shape}")
-        H, W, C = in_shape
+        H, W, C = _image(in_shape, "sparse (untied dense)")
         self.units = H * W * self.filters
         super()._out_shape(in_shape)
         return (H, W, self.filters)
@@ -562,9 +561,7 @@ class MaxPool(Layer):
         self.stride = int(stride) if stride is not None else 2
 
     def _out_shape(self, in_shape):
-        if len(in_shape) != 3:
-            raise ValueError(f"maxpool needs an image input (H, W, C); got shape {in_shape}")
-        H, W, C = in_shape
+        H, W, C = _image(in_shape, "maxpool")
         t, p = self.stride, self.size
         self.oh, self.ow = -(-H // t), -(-W // t)
         self.Hp, self.Wp = (self.oh - 1) * t + p, (self.ow - 1) * t + p  # the zero-padded extent
