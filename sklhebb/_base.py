@@ -351,7 +351,9 @@ class HebbianEstimator(BackendMixin):
 
         Computed where ``X`` lives (or on ``backend``/``device`` for NumPy input)
         in ``X``'s float precision (the fitted one for lists and frames), and
-        returned in the caller's namespace: NumPy in, NumPy out.
+        returned in the caller's namespace: NumPy in, NumPy out. ``hints``
+        names the parameters that bound a chunk's memory, for a device
+        out-of-memory error; () when none does (the error is then passed on).
         """
         check_is_fitted(self)
         data = self._validate_input(X, reset=False)
@@ -360,7 +362,7 @@ class HebbianEstimator(BackendMixin):
         dtype = compute_dtype(X) if hasattr(X, "dtype") else _float_dtype(host)
         params = self._to_device(bk, host, dtype)
         out = []
-        with bk.memory_hint(*hints):
+        with bk.memory_hint(*hints) if hints else contextlib.nullcontext():
             for index in iter_chunks(data.shape[0], max(1, int(rows_per_chunk))):
                 out.append(fn(bk, params, to_device_chunk(bk, data, index, dtype)))
         Z = out[0] if len(out) == 1 else bk.xp.concat(out, axis=0)

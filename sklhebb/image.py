@@ -5,13 +5,17 @@ Patches are cut on the device from chunks of images; the patches of a whole
 data set are never held at once (ImageNet 32x32 has two billion 4x4 patches).
 
 A patch vector is ordered (row, column, channel) inside its window, the same
-order as ``X[i, y:y+W, x:x+W, :].ravel()``.
+order as ``X[i, y:y+W, x:x+W, :].ravel()``. This module is the one place that
+cuts patches: :func:`extract_patches` (and :func:`gather_patches`, the same
+patches in a given order) for the patch streams of the encoders, and
+:func:`im2col` / :func:`fold` (zero padding, then the same cutter, and its
+adjoint) for the convolutional and locally connected layers of
+:mod:`sklhebb.nn`.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 from sklearn.utils import check_array
@@ -23,6 +27,9 @@ __all__ = [
     "output_size",
     "extract_patches",
     "gather_patches",
+    "pad_images",
+    "im2col",
+    "fold",
     "normalize_rows",
     "max_pool",
     "iter_chunks",
@@ -125,6 +132,49 @@ def gather_patches(bk: Backend, images, window: int, index):
     i, rest = index // (oh * ow), index % (oh * ow)
     rows = v[i, rest // ow, rest % ow]
     return bk.xp.reshape(rows, (rows.shape[0], window * window * images.shape[3]))
+
+
+def pad_images(bk: Backend, x, top: int, bottom: int, left: int, right: int):
+    """Zero-pad the two spatial axes of a (B, H, W, C) map (pads >= 0); no copy when all are 0."""
+    if top == bottom == left == right == 0:
+        return x
+    B, H, W, C = x.shape
+    out = bk.zeros((B, H + top + bottom, W + left + right, C), dtype=x.dtype)
+    out[:, top : top + H, left : left + W, :] = x
+    return out
+
+
+def im2col(bk: Backend, x, k: int, top: int, left: int):
+    """Patches of a (B, H, W, C) map for a k x k 'same' correlation at stride 1.
+
+    The map is zero-padded by ``top``/``left`` before and k-1-top / k-1-left
+    after, then cut by :func:`extract_patches`: returns (B, H, W, k*k*C), the
+    patch of output position (h, w) covering input rows h - top .. h - top + k - 1
+    (zero outside the map), ordered (row, column, channel), so that a filter
+    bank of shape (k, k, C, F) reshaped to (k*k*C, F) multiplies it. For
+    k = 1 the map itself is returned.
+    """
+    if k == 1:
+        return x
+    return extract_patches(bk, pad_images(bk, x, top, k - 1 - top, left, k - 1 - left), k, 1)
+
+
+def fold(bk: Backend, cols, k: int, top: int, left: int):
+    """Adjoint of :func:`im2col`: add every patch entry back onto its pixel.
+
+    cols: (B, H, W, k*k*C). Returns (B, H, W, C): pixel (h', w') receives the
+    entries of every window that covers it (the padding's entries are
+    dropped). The loop runs over the k*k offsets inside the window (strided
+    adds), never over positions.
+    """
+    B, H, W = cols.shape[:3]
+    C = cols.shape[-1] // (k * k)
+    cols = bk.xp.reshape(cols, (B, H, W, k, k, C))
+    out = bk.zeros((B, H + k - 1, W + k - 1, C), dtype=cols.dtype)
+    for u in range(k):
+        for v in range(k):
+            out[:, u : u + H, v : v + W, :] += cols[:, :, :, u, v, :]
+    return out[:, top : top + H, left : left + W, :]
 
 
 def row_means(bk: Backend, P):
@@ -392,8 +442,3 @@ def affine_permutation(bk, n: int, rng):
     b = int(rng.randint(0, n))
     return (bk.arange(n) * a + b) % n
 
-
-def check_positive_int(value, name):
-    if not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
