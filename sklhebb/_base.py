@@ -156,6 +156,8 @@ def validate_images(est, X, *, image_shape=None, reset: bool):
         # 2-D rows without image_shape are flat vectors (one patch each), not 1x1 images
         est._flat_input = bool(ndim == 2 and image_shape is None) or (ndim is None and image_shape is None)
         images = as_image_stack(X, image_shape)
+        if image_shape is not None and ndim is not None and ndim >= 3:
+            _warn_unused_image_shape(est, image_shape, tuple(int(s) for s in images.shape[1:]))
         est.image_shape_ = tuple(int(s) for s in images.shape[1:])
         est.n_features_in_ = math.prod(est.image_shape_)
         return images
@@ -175,6 +177,19 @@ def validate_images(est, X, *, image_shape=None, reset: bool):
             f"X has {d} features, but {type(est).__name__} is expecting {est.n_features_in_} features as input."
         )
     return images.reshape((images.shape[0],) + fitted)
+
+
+def _warn_unused_image_shape(est, image_shape, shape):
+    """``image_shape`` only reshapes 2-D rows: with image-shaped X it has no effect; say so where it disagrees."""
+    given = tuple(int(s) for s in image_shape)
+    if given != shape and given + (1,) != shape:
+        warnings.warn(
+            f"{type(est).__name__}: image_shape={tuple(image_shape)} has no effect: X is already image-shaped, "
+            f"with images of shape {shape}, which are used as they are. image_shape only reshapes 2-D rows; "
+            "set image_shape=None to silence this warning.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def host_normal(rng, shape, dtype: str) -> np.ndarray:
