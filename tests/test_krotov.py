@@ -423,3 +423,27 @@ def test_window_auto_is_five_on_images_and_fully_connected_on_rows():
     assert enc.fit(rng.random((3, 3, 4))).components_.shape == (4, 9)  # capped at the image side
     assert enc.fit(rng.random((3, 16))).components_.shape == (4, 16)  # one patch per row
     assert enc.set_params(image_shape=(4, 4)).fit(rng.random((3, 16))).components_.shape == (4, 16)
+
+
+def test_defaults_beat_raw_pixels_on_digits_rows():
+    """Issue 15's protocol: KrotovPatchEncoder(random_state=0) alone + LogisticRegression on digits as rows."""
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=450, random_state=0, stratify=y)
+    raw = LogisticRegression(max_iter=3000).fit(Xtr, ytr).score(Xte, yte)
+    enc = KrotovPatchEncoder(random_state=0).fit(Xtr)
+    assert enc.image_shape_ == (8, 8, 1) and enc.batch_size_ == 1347 * 16 // 100  # rows of 64 read as 8 x 8 images
+    acc = LogisticRegression(max_iter=3000).fit(enc.transform(Xtr), ytr).score(enc.transform(Xte), yte)
+    assert acc >= raw, (acc, raw)
+
+
+def test_batch_size_auto_makes_a_hundred_steps_on_small_data_and_stays_for_partial_fit():
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 7, 7))  # window 5: 9 patches per image, 360 in all
+    enc = KrotovPatchEncoder(n_components=4, max_iter=1, random_state=0).fit(X)
+    assert enc.batch_size_ == 3 and enc.n_steps_ == 120
+    big = KrotovPatchEncoder(n_components=4, max_iter=1, random_state=0).fit(rng.random((2000, 8, 8)))
+    assert big.batch_size_ == 320  # 32,000 patches
+    enc = KrotovPatchEncoder(n_components=4, random_state=0).partial_fit(X)
+    enc.partial_fit(X[:4])  # a smaller chunk keeps the first call's minibatch size
+    assert enc.batch_size_ == 3 and enc.n_steps_ == 120 + 12
+    assert KrotovPatchEncoder(n_components=4, batch_size=50, max_iter=1).fit(X).n_steps_ == 8
