@@ -1,15 +1,8 @@
 """scikit-learn's common checks over every estimator sklhebb exports, found automatically."""
 
-import importlib
-import inspect
-import pkgutil
-
-import pytest
-from sklearn.base import BaseEstimator
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import sklhebb
-from sklhebb._base import BackendMixin
+from sklhebb.utils.discovery import all_estimators
 
 # Small settings so the checks run in seconds; one entry per estimator class.
 FAST_PARAMS = {
@@ -30,27 +23,8 @@ EXTRA_PARAMS = [
 EXPECTED_FAILURES = {}
 
 
-def all_estimators():
-    """Every public sklhebb estimator (a BaseEstimator built on BackendMixin) in the package."""
-    found = {}
-    for mod in pkgutil.walk_packages(sklhebb.__path__, prefix="sklhebb."):
-        if any(part.startswith("_") for part in mod.name.split(".")[1:]) or ".tests" in mod.name:
-            continue
-        module = importlib.import_module(mod.name)
-        for name, cls in inspect.getmembers(module, inspect.isclass):
-            if (
-                issubclass(cls, BaseEstimator)
-                and issubclass(cls, BackendMixin)
-                and cls.__module__.startswith("sklhebb.")
-                and not name.startswith("_")
-                and not inspect.isabstract(cls)
-            ):
-                found[name] = cls
-    return [found[k] for k in sorted(found)]
-
-
 def _instances():
-    for cls in all_estimators():
+    for _, cls in all_estimators():
         yield cls(**FAST_PARAMS.get(cls.__name__, {}))
         for name, params in EXTRA_PARAMS:
             if name == cls.__name__:
@@ -58,12 +32,12 @@ def _instances():
 
 
 def test_discovery_finds_the_flagship():
-    names = {cls.__name__ for cls in all_estimators()}
+    names = {name for name, _ in all_estimators()}
     assert "KrotovPatchEncoder" in names
 
 
 def test_every_discovered_estimator_has_fast_params():
-    missing = [cls.__name__ for cls in all_estimators() if cls.__name__ not in FAST_PARAMS]
+    missing = [name for name, _ in all_estimators() if name not in FAST_PARAMS]
     assert not missing, f"add FAST_PARAMS for {missing}"
 
 

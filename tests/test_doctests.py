@@ -7,20 +7,12 @@ installed is skipped with that package's name as the reason.
 
 import doctest
 import importlib
-import pkgutil
 
 import pytest
 
-import sklhebb
+from sklhebb.utils.discovery import _public_module_names
 
 OPTIONFLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-
-
-def _public_module_names():
-    yield "sklhebb"
-    for info in pkgutil.walk_packages(sklhebb.__path__, prefix="sklhebb."):
-        if not any(part.startswith("_") for part in info.name.split(".")[1:]):
-            yield info.name
 
 
 def _missing_optional(exc):

@@ -14,8 +14,10 @@ from sklhebb.estimator_checks import (
     check_huge_learning_rate_never_gives_silent_nan,
     outputs,
 )
+from sklhebb.utils.discovery import all_estimators
 
-from .test_common import FAST_PARAMS, all_estimators
+from .test_common import FAST_PARAMS
+
 
 def _checked(cls):
     est = cls(**FAST_PARAMS.get(cls.__name__, {}))
@@ -25,7 +27,7 @@ def _checked(cls):
     return est
 
 
-ESTIMATORS = [_checked(cls) for cls in all_estimators()]
+ESTIMATORS = [_checked(cls) for _, cls in all_estimators()]
 
 
 @pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
