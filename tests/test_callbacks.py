@@ -77,7 +77,7 @@ from sklearn.base import ClassifierMixin  # noqa: E402
 
 from sklhebb.utils.discovery import all_estimators  # noqa: E402
 
-from .test_common import FAST_PARAMS  # noqa: E402
+from ._settings import FAST_PARAMS  # noqa: E402
 
 
 def _data():

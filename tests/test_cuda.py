@@ -66,7 +66,7 @@ def test_asking_for_cuda_without_a_gpu_says_so():
 def _all_estimators():
     from sklhebb.utils.discovery import all_estimators
 
-    from .test_common import FAST_PARAMS
+    from ._settings import FAST_PARAMS
 
     return [(cls, FAST_PARAMS.get(name, {})) for name, cls in all_estimators()]
 

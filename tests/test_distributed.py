@@ -7,7 +7,7 @@ from sklearn.base import clone, is_classifier
 
 from sklhebb.utils.discovery import all_estimators
 
-from .test_common import FAST_PARAMS
+from ._settings import FAST_PARAMS
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")

@@ -67,7 +67,7 @@ def test_joblib_round_trip_of_torch_fitted_model(tmp_path):
 def _all_fast():
     from sklhebb.utils.discovery import all_estimators
 
-    from .test_common import FAST_PARAMS
+    from ._settings import FAST_PARAMS
 
     return [(cls, FAST_PARAMS.get(name, {})) for name, cls in all_estimators()]
 

@@ -16,7 +16,7 @@ from sklhebb.estimator_checks import (
 )
 from sklhebb.utils.discovery import all_estimators
 
-from .test_common import FAST_PARAMS
+from ._settings import FAST_PARAMS
 
 
 def _checked(cls):

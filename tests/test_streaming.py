@@ -62,7 +62,7 @@ def test_out_of_memory_error_names_the_parameter_to_lower():
 def _estimators():
     from sklhebb.utils.discovery import all_estimators
 
-    from .test_common import FAST_PARAMS
+    from ._settings import FAST_PARAMS
 
     return [cls(**FAST_PARAMS.get(name, {})) for name, cls in all_estimators()]
 
