@@ -3,8 +3,8 @@
 # Small settings so the checks run in seconds; one entry per estimator class.
 FAST_PARAMS = {
     "KrotovPatchEncoder": dict(n_components=8, max_iter=2, batch_size=16, random_state=0),
-    "LocalCompetitiveEncoder": dict(hidden_layer_sizes=(6, 4), max_iter=3, batch_size=16, random_state=0),
-    "ActivationLearningClassifier": dict(n_units=24, label_repeat=4, max_iter=30, batch_size=16, random_state=0),
+    "LocalCompetitiveEncoder": dict(n_components=4, hidden_layer_sizes=(6,), max_iter=3, batch_size=16, random_state=0),
+    "ActivationLearningClassifier": dict(hidden_layer_sizes=(24, 24), label_repeat=4, max_iter=30, batch_size=16, random_state=0),
     "URFBClassifier": dict(architecture=(16,), max_iter=10, batch_size=16, random_state=0),
     "NSMEncoder": dict(n_components=4, max_iter=2, batch_size=16, random_state=0),
 }
@@ -15,7 +15,7 @@ FAST_PARAMS = {
 # image_shape fixes H * W * C; so each image layout runs twice, on 1 x 3 and on 1 x 2 images, and a
 # check whose X has another number of features skips (test_common._skip_if_image_shape_cannot_apply).
 # Such small images leave room for 1 x 1 conv windows only; LocalCompetitiveEncoder's 3 x 3 receptive
-# fields are zero-padded at the border (its parameter is still `receptive_field`, to become `window`).
+# fields (window=3) are zero-padded at the border.
 EXTRA_PARAMS = [
     ("NSMEncoder", dict(n_components=3, hidden_layer_sizes=(2,), structure="local", gamma=0.2, alpha=0.5,
                         activation="tanh", max_iter=2, batch_size=16, random_state=0)),
@@ -25,7 +25,7 @@ EXTRA_PARAMS = [
     for name, params in [
         ("KrotovPatchEncoder", dict(n_components=4, window=1, max_iter=2, batch_size=16, random_state=0)),
         ("NSMEncoder", dict(n_components=4, window=1, max_iter=2, batch_size=16, random_state=0)),
-        ("LocalCompetitiveEncoder", dict(hidden_layer_sizes=(3, 2), receptive_field=3, max_iter=3, batch_size=16,
+        ("LocalCompetitiveEncoder", dict(n_components=2, hidden_layer_sizes=(3,), window=3, max_iter=3, batch_size=16,
                                          random_state=0)),
     ]
 ]
