@@ -226,7 +226,9 @@ def main():
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--power", type=float, default=1)
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--settings", type=int, nargs="+", help="indices of the settings to run (0 paper, 1 centred, 2 literal sum, 3 centred literal sum)")
+    ap.add_argument(
+        "--settings", type=int, nargs="+", help="indices of the settings to run (0 paper, 1 centred, 2 literal sum, 3 centred literal sum)"
+    )
     args = ap.parse_args()
     speed(args) if args.what == "speed" else accuracy(args)
 

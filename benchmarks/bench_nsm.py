@@ -217,7 +217,6 @@ def bench_structured(args):
     acc = svc.fit(X, y).score(Xt, yt)
     print(f"| raw pixels (mean-subtracted) | - | 784 | - | {acc:.4f} |")
     for nps in ([2] if args.quick else args.nps):
-        rs = np.random.RandomState(0)
         e = NSMEncoder(nps, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", learning_rate=args.eta,
                        max_iter=1 if args.quick else args.epochs, batch_size=100, random_state=0)
         t0 = time.perf_counter()

@@ -64,7 +64,7 @@ def fashion(args):
         )
         t0 = time.perf_counter()
         errs, train_errs = [], []
-        for epoch in range(args.epochs):
+        for _ in range(args.epochs):
             clf.partial_fit(Xtr, ytr, classes=classes)
             errs.append(1 - clf.score(Xte, yte))
             if args.train_error:
@@ -75,7 +75,7 @@ def fashion(args):
             print(f"{fb:5s} train error (first 2000) by epoch: " + " ".join(f"{e:.4f}" for e in train_errs))
         print(f"{fb:5s} final test error {errs[-1]:.4f}; loss by epoch "
               + " ".join(f"{v:.3f}" for v in clf.loss_curve_)
-              + f"; alignment (last epoch, per layer) " + " ".join(f"{a:.2f}" for a in clf.alignment_[-1])
+              + "; alignment (last epoch, per layer) " + " ".join(f"{a:.2f}" for a in clf.alignment_[-1])
               + f"; time {dt:.0f}s (incl. scoring)", flush=True)
 
 

@@ -102,7 +102,7 @@ def main(quick=False):
     ax.set_title(f"S$^2$M, {N_NEURONS} neurons, Fashion-MNIST {n_train} images")
     ax.legend(fontsize=7)
     half = N_NEURONS // 2
-    for r, (alpha, acc, enc, *_) in enumerate([rows[0], best]):
+    for r, (alpha, _acc, enc, *_) in enumerate([rows[0], best]):
         order = np.argsort(-np.linalg.norm(enc.components_, axis=1))
         for j, k in enumerate(order[: N_NEURONS]):
             sub = fig.add_subplot(gs[r, 1 + j]) if j < 2 * half else None

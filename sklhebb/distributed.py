@@ -24,7 +24,7 @@ as NumPy, so it moves freely between GPU and CPU workers.
 
 from __future__ import annotations
 
-__all__ = ["Incremental", "check_row_chunks"]
+__all__ = ["Incremental", "check_row_chunks"]  # noqa: F822 - Incremental is built by __getattr__ (PEP 562)
 
 
 def check_row_chunks(X, *, rechunk=False):
@@ -61,7 +61,18 @@ def __getattr__(name):  # PEP 562: build Incremental on first access
         to rows-only blocks before training).
         """
 
-        def __init__(self, estimator=None, scoring=None, shuffle_blocks=True, random_state=None, assume_equal_chunks=True, predict_meta=None, predict_proba_meta=None, transform_meta=None, rechunk=False):
+        def __init__(
+            self,
+            estimator=None,
+            scoring=None,
+            shuffle_blocks=True,
+            random_state=None,
+            assume_equal_chunks=True,
+            predict_meta=None,
+            predict_proba_meta=None,
+            transform_meta=None,
+            rechunk=False,
+        ):
             super().__init__(
                 estimator=estimator,
                 scoring=scoring,

@@ -16,9 +16,9 @@ trust, and prefer skops for models that cross a trust boundary.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
-import pkgutil
 
 __all__ = ["trusted_types"]
 
@@ -26,26 +26,17 @@ __all__ = ["trusted_types"]
 def trusted_types() -> list[str]:
     """Fully qualified names of sklhebb's persisted classes (for ``skops.io.load``).
 
-    sklhebb's estimators (classes defined inside sklhebb that derive from
-    scikit-learn's ``BaseEstimator``) and the plain dataclasses their fitted
-    state holds (layer geometry records of ints and tuples). Nothing here
-    widens trust to code outside sklhebb.
+    sklhebb's estimators (:func:`sklhebb.utils.discovery.all_estimators`) and
+    the plain dataclasses their fitted state holds (layer geometry records of
+    ints and tuples, defined in sklhebb's public modules). Nothing here widens
+    trust to code outside sklhebb.
     """
-    import dataclasses
+    from .utils.discovery import _public_module_names, all_estimators
 
-    from sklearn.base import BaseEstimator
-
-    import sklhebb
-    from sklhebb._base import BackendMixin
-
-    names = set()
-    for mod in pkgutil.walk_packages(sklhebb.__path__, prefix="sklhebb."):
-        if any(part.startswith("_") for part in mod.name.split(".")[1:]):
-            continue
-        module = importlib.import_module(mod.name)
+    names = {f"{cls.__module__}.{cls.__qualname__}" for _, cls in all_estimators()}
+    for module_name in _public_module_names():
+        module = importlib.import_module(module_name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if cls.__module__ != mod.name:
-                continue
-            if (issubclass(cls, BaseEstimator) and issubclass(cls, BackendMixin)) or dataclasses.is_dataclass(cls):
-                names.add(f"{cls.__module__}.{cls.__qualname__}")
+            if cls.__module__ == module_name and dataclasses.is_dataclass(cls):
+                names.add(f"{module_name}.{cls.__qualname__}")
     return sorted(names)

@@ -75,7 +75,9 @@ def test_verbose_2_shows_a_tqdm_bar_that_is_not_kept(capsys):
 # ------------------------------------------------------------------ every estimator
 from sklearn.base import ClassifierMixin  # noqa: E402
 
-from .test_common import FAST_PARAMS, all_estimators  # noqa: E402
+from sklhebb.utils.discovery import all_estimators  # noqa: E402
+
+from ._settings import FAST_PARAMS  # noqa: E402
 
 
 def _data():
@@ -113,7 +115,7 @@ def _make(cls, **kw):
     return cls(**{**FAST_PARAMS[cls.__name__], **kw})
 
 
-ESTIMATORS = pytest.mark.parametrize("cls", all_estimators(), ids=lambda c: c.__name__)
+ESTIMATORS = pytest.mark.parametrize("cls", [cls for _, cls in all_estimators()], ids=lambda c: c.__name__)
 
 
 @ESTIMATORS

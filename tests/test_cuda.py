@@ -64,9 +64,11 @@ def test_asking_for_cuda_without_a_gpu_says_so():
 
 
 def _all_estimators():
-    from .test_common import FAST_PARAMS, all_estimators
+    from sklhebb.utils.discovery import all_estimators
 
-    return [(cls, FAST_PARAMS.get(cls.__name__, {})) for cls in all_estimators()]
+    from ._settings import FAST_PARAMS
+
+    return [(cls, FAST_PARAMS.get(name, {})) for name, cls in all_estimators()]
 
 
 def _fit_on_gpu_and_compare_with_numpy(cls, params, **gpu_params):

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from sklearn.base import clone, is_classifier
 
-from .test_common import FAST_PARAMS, all_estimators
+from sklhebb.utils.discovery import all_estimators
+
+from ._settings import FAST_PARAMS
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -30,7 +32,7 @@ def _mean_output(est, X, y=None):
     return float(np.mean(out))
 
 
-INCREMENTAL = [cls for cls in all_estimators() if hasattr(cls, "partial_fit")]
+INCREMENTAL = [cls for _, cls in all_estimators() if hasattr(cls, "partial_fit")]
 
 
 @pytest.mark.parametrize("cls", INCREMENTAL, ids=lambda c: c.__name__)

@@ -18,7 +18,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def run_example(name, timeout=120):
     figure = EXAMPLES / "out" / f"{name}.png"
     start = time.time()
-    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    # the example imports the sklhebb of this checkout, whichever one the environment has installed
+    path = os.pathsep.join(p for p in (str(EXAMPLES.parent), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONPATH=path)
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / f"{name}.py"), "--quick"],
         capture_output=True,

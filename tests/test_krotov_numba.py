@@ -16,7 +16,7 @@ from sklhebb._backend import resolve  # noqa: E402
 from sklhebb.image import PatchStream, gather_patches, normalize_rows  # noqa: E402
 from sklhebb.rules._krotov_numba import KrotovStepper, _key  # noqa: E402
 
-from .test_krotov import oracle_krotov_update  # noqa: E402
+from ._oracles import oracle_krotov_update  # noqa: E402
 
 bk = resolve("numpy")
 

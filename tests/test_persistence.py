@@ -65,9 +65,11 @@ def test_joblib_round_trip_of_torch_fitted_model(tmp_path):
 
 
 def _all_fast():
-    from .test_common import FAST_PARAMS, all_estimators
+    from sklhebb.utils.discovery import all_estimators
 
-    return [(cls, FAST_PARAMS.get(cls.__name__, {})) for cls in all_estimators()]
+    from ._settings import FAST_PARAMS
+
+    return [(cls, FAST_PARAMS.get(name, {})) for name, cls in all_estimators()]
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])

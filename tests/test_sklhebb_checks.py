@@ -6,11 +6,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from sklearn.base import clone, is_classifier
+from sklearn.base import BaseEstimator, clone, is_classifier
 
-from sklhebb.estimator_checks import ALL_CHECKS, outputs
+from sklhebb.estimator_checks import (
+    ALL_CHECKS,
+    check_fitted_state_is_plain,
+    check_huge_learning_rate_never_gives_silent_nan,
+    outputs,
+)
+from sklhebb.utils.discovery import all_estimators
 
-from .test_common import FAST_PARAMS, all_estimators
+from ._settings import FAST_PARAMS
+
 
 def _checked(cls):
     est = cls(**FAST_PARAMS.get(cls.__name__, {}))
@@ -20,7 +27,7 @@ def _checked(cls):
     return est
 
 
-ESTIMATORS = [_checked(cls) for cls in all_estimators()]
+ESTIMATORS = [_checked(cls) for _, cls in all_estimators()]
 
 
 @pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
@@ -69,3 +76,60 @@ def test_single_pixel_images_are_encoded():
     X = np.random.default_rng(0).random((6, 1, 1, 3))
     enc = KrotovPatchEncoder(window=1, n_components=4, max_iter=1, random_state=0).fit(X)
     assert np.isfinite(enc.transform(X)).all()
+
+
+
+def _tensor():
+    import torch
+
+    return torch.zeros(2)
+
+
+FITTED_STATES = {
+    "tensor in a list": lambda: [_tensor()],
+    "tensor in a tuple": lambda: (np.zeros(2), _tensor()),
+    "tensor in a dict": lambda: {"W": _tensor()},
+    "tensor nested": lambda: [{"layers": (np.zeros(2), [_tensor()])}],
+    "callable in a list": lambda: [len],
+    "plain": lambda: {"coefs": [np.zeros(2), (np.ones(1), 3)], "shape": (8, 8)},
+}
+
+
+class _HoldsState(BaseEstimator):
+    """A stand-in estimator whose fit stores ``FITTED_STATES[state]`` as a fitted attribute."""
+
+    def __init__(self, state="plain", schedule=None):
+        self.state = state
+        self.schedule = schedule
+
+    def fit(self, X, y=None):
+        self.state_ = FITTED_STATES[self.state]()
+        return self
+
+    def transform(self, X):
+        return X
+
+
+@pytest.mark.parametrize("state", [k for k in FITTED_STATES if k != "plain"])
+def test_fitted_state_check_looks_inside_containers(state):
+    pytest.importorskip("torch")
+    with pytest.raises(AssertionError, match=r"state_\["):
+        check_fitted_state_is_plain(_HoldsState(state))
+
+
+def test_fitted_state_check_accepts_numpy_in_containers_and_a_callable_parameter():
+    check_fitted_state_is_plain(_HoldsState("plain", schedule=lambda epoch, n_epochs: 1.0))
+
+
+def test_a_check_that_cannot_apply_skips_with_its_reason():
+    with pytest.raises(pytest.skip.Exception, match="no learning_rate parameter"):
+        check_huge_learning_rate_never_gives_silent_nan(_HoldsState())
+
+
+def test_without_pytest_a_check_skips_through_unittest(monkeypatch):
+    import sys
+    import unittest
+
+    monkeypatch.setitem(sys.modules, "pytest", None)
+    with pytest.raises(unittest.SkipTest, match="no learning_rate parameter"):
+        check_huge_learning_rate_never_gives_silent_nan(_HoldsState())

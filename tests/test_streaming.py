@@ -60,9 +60,11 @@ def test_out_of_memory_error_names_the_parameter_to_lower():
 
 
 def _estimators():
-    from .test_common import FAST_PARAMS, all_estimators
+    from sklhebb.utils.discovery import all_estimators
 
-    return [cls(**FAST_PARAMS.get(cls.__name__, {})) for cls in all_estimators()]
+    from ._settings import FAST_PARAMS
+
+    return [cls(**FAST_PARAMS.get(name, {})) for name, cls in all_estimators()]
 
 
 def _peak_rows_fit(est, mm, y):

@@ -1,0 +1,1 @@
+"""Utilities for working with sklhebb itself (see :mod:`sklhebb.utils.discovery`)."""
