@@ -53,10 +53,76 @@ def test_output_errors_are_negative_loss_gradients():
         np.testing.assert_allclose(err, -t.grad.numpy(), atol=1e-12)
 
 
-def test_saturated_linearity_and_slope():
+def test_saturated_linearity_and_slope_follow_equation_3():
+    """sigma(h) = clip(s h, -1, 1); sigma'(h) = s, except where Eq. (3) shuts the
+    feedback off: |h| >= 1 (here |s h| >= 1) or |x| = 1. At the boundary
+    |s h| = 1 itself the slope is 0 (Appendix 1's control units fire at x = +-1)."""
+    s = 0.5
     h = np.array([-5.0, -2.0, -1.0, 0.0, 1.5, 2.0, 3.0])
-    np.testing.assert_array_equal(rules.saturated_linear(h, 0.5), [-1, -1, -0.5, 0, 0.75, 1, 1])
-    np.testing.assert_array_equal(rules.saturated_linear_slope(h, 0.5), [0, 0.5, 0.5, 0.5, 0.5, 0.5, 0])
+    x = rules.saturated_linear(h, s)
+    np.testing.assert_array_equal(x, [-1, -1, -0.5, 0, 0.75, 1, 1])
+    np.testing.assert_array_equal(rules.saturated_linear_slope(x, s), [0, 0, 0.5, 0.5, 0.5, 0, 0])
+    # literal transcription on random fields, the boundary and its neighbours
+    rng = np.random.RandomState(0)
+    for scale in (0.5, 1.0, 0.3):
+        b = 1.0 / scale
+        h = np.concatenate([rng.uniform(-3 * b, 3 * b, 200), [b, -b, np.nextafter(b, 0), -np.nextafter(b, 0), 0.0]])
+        x = rules.saturated_linear(h, scale)
+        expect = np.empty_like(h)
+        for i in range(len(h)):
+            x_i = min(max(scale * h[i], -1.0), 1.0)
+            assert x[i] == x_i
+            shut = abs(scale * h[i]) >= 1.0 or abs(x_i) == 1.0
+            expect[i] = 0.0 if shut else scale
+        slope = rules.saturated_linear_slope(x, scale)
+        np.testing.assert_array_equal(slope, expect)
+        assert slope.dtype == np.float64
+        assert (expect[200:202] == 0).all() and (expect[202:] == scale).all()
+        # torch, float32 (the neighbours of the boundary round onto it in float32)
+        got = rules.saturated_linear_slope(torch.tensor(x[:202], dtype=torch.float32), scale)
+        assert got.dtype == torch.float32
+        np.testing.assert_array_equal(got.numpy(), expect[:202].astype(np.float32))
+
+
+def test_layer_slope_is_the_rules_and_zero_at_the_boundary():
+    """The layers cache sigma' of rules.saturated_linear_slope: a unit driven exactly
+    to |s h| = 1 sends no feedback."""
+    from sklhebb._backend import resolve
+    from sklhebb.nn import Dense, Network
+
+    net = Network([Dense(4), Dense(2, activation=False)], (2,), ramp_scale=0.5)
+    W0 = np.array([[1.0, -1.0, 0.5, 1.5], [1.0, -1.0, 0.5, 1.5]])
+    params = {"W0": W0, "W1": np.ones((4, 2))}
+    X = np.array([[1.0, 1.0], [0.5, 0.5]])  # fields h = 2 (W0 column 0) and -2: |s h| = 1
+    _, caches = net.forward(resolve("numpy"), params, X, train=True)
+    h = X @ W0
+    np.testing.assert_array_equal(caches[0][-1], rules.saturated_linear_slope(rules.saturated_linear(h, 0.5), 0.5))
+    np.testing.assert_array_equal(caches[0][-1], [[0, 0, 0.5, 0], [0.5, 0.5, 0.5, 0.5]])
+
+
+def test_urfb_update_matches_the_shared_hebbian_increment_of_section_3_1():
+    """W and R get the same Hebbian increment delta_k x_i (R scaled by eps eta),
+    masked by their own connectivity; a zero feedback rate (FRFB) leaves R alone."""
+    rng = np.random.RandomState(4)
+    B, n_in, n_out = 7, 5, 3
+    x = rng.uniform(-1, 1, (B, n_in))
+    delta = rng.uniform(-1, 1, (B, n_out))
+    mW = (rng.uniform(size=(n_in, n_out)) < 0.5).astype(np.float64)
+    mR = (rng.uniform(size=(n_in, n_out)) < 0.5).astype(np.float64)
+    eta, eta_R = 0.1, 0.025
+    inc = rules.hebbian_increment(x, delta)
+    dW, dR = rules.urfb_update(inc, eta, eta_R, mask_W=mW, mask_R=mR)
+    full_W, full_R = rules.urfb_update(inc, eta, eta)
+    for i in range(n_in):
+        for k in range(n_out):
+            hebb = sum(delta[b, k] * x[b, i] for b in range(B)) / B
+            assert dW[i, k] == pytest.approx(eta * hebb * mW[i, k], rel=1e-12, abs=1e-15)
+            assert dR[i, k] == pytest.approx(eta_R * hebb * mR[i, k], rel=1e-12, abs=1e-15)
+            assert full_W[i, k] == full_R[i, k] == pytest.approx(eta * hebb, rel=1e-12)
+    assert (dW[mW == 0] == 0).all() and (dR[mR == 0] == 0).all()
+    dW0, dR0 = rules.urfb_update(inc, eta, 0.0, mask_W=mW, mask_R=mR)
+    np.testing.assert_array_equal(dW0, dW)
+    assert dR0 is None
 
 
 # ------------------------------------------------------ one step against autograd

@@ -287,7 +287,9 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         xp = bk.xp
         feedback = self.feedback
         use = "W" if feedback == "bp" else "R"
-        lr_R = self.learning_rate if self.feedback_learning_rate is None else self.feedback_learning_rate
+        lr_R = 0.0
+        if feedback == "urfb":
+            lr_R = self.learning_rate if self.feedback_learning_rate is None else self.feedback_learning_rate
         mu = self._mu()
         stream = RowStream(bk, images, self.batch_size, dtype, y=y_enc)
         # dropout masks come from a generator seeded by the host RandomState
@@ -311,12 +313,12 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
             acc["n"] += B
 
             def apply(i, incs):
-                dW = incs["W"]
-                mW = masks.get(f"W{i}")
-                p[f"W{i}"] += lr * (dW if mW is None else dW * mW)
-                if feedback == "urfb" and lr_R > 0:
-                    mR = masks.get(f"R{i}")
-                    p[f"R{i}"] += lr_R * (dW if mR is None else dW * mR)
+                dW, dR = rules.urfb_update(
+                    incs["W"], lr, lr_R, mask_W=masks.get(f"W{i}"), mask_R=masks.get(f"R{i}")
+                )
+                p[f"W{i}"] += dW
+                if dR is not None:
+                    p[f"R{i}"] += dR
                 if "b" in incs:
                     p[f"b{i}"] += lr * incs["b"]
 
