@@ -133,7 +133,7 @@ def _initial(clf, X, y):
     n_classes = len(np.unique(y))
     shape = clf.image_shape and tuple(clf.image_shape) + ((1,) if len(clf.image_shape) == 2 else ())
     shape = shape or (1, 1, X.shape[1])
-    net = Network(build_layers(clf.architecture, n_classes), shape, ramp_scale=clf.ramp_scale)
+    net = Network(build_layers(clf.hidden_layer_sizes, n_classes), shape, ramp_scale=clf.ramp_scale)
     init = None if clf.feedback == "bp" else clf.feedback_init
     params, masks = net.init_params(check_random_state(clf.random_state), "float64", feedback=init, connectivity=clf.connectivity)
     Ws = [params[f"W{i}"] for i in net.weight_nodes]
@@ -181,7 +181,7 @@ def test_urfb_started_at_R_equal_W_is_backpropagation(digits):
     X, y = digits
     X, y = X[:200], y[:200]
     arch = "conv 4 3x3; maxpool 3; full 20"
-    kw = dict(architecture=arch, image_shape=(8, 8), learning_rate=0.2)
+    kw = dict(hidden_layer_sizes=arch, image_shape=(8, 8), learning_rate=0.2)
     urfb = _steps(X, y, 3, feedback="urfb", feedback_init="copy", **kw)
     bp = _steps(X, y, 3, feedback="bp", **kw)
     assert urfb.n_steps_ == 15
@@ -198,7 +198,7 @@ def test_urfb_started_at_R_equal_W_is_backpropagation(digits):
 def test_frfb_never_changes_R_and_urfb_keeps_W_minus_R(digits):
     X, y = digits
     X, y = X[:300], y[:300]
-    kw = dict(architecture=(30, 20), max_iter=4, batch_size=50, random_state=2)
+    kw = dict(hidden_layer_sizes=(30, 20), max_iter=4, batch_size=50, random_state=2)
     fr = URFBClassifier(feedback="frfb", **kw).fit(X, y)
     W0, R0, _ = _initial(fr, X, y)
     for r, r0, w, w0 in zip(fr.feedback_coefs_, R0, fr.coefs_, W0):
@@ -239,7 +239,7 @@ def test_numpy_and_torch_cpu_agree(digits):
     X = X[:300].astype(np.float32)
     y = y[:300]
     kw = dict(
-        architecture="conv 4 3x3; conv 4 3x3; sum; maxpool 3; drop .3; full 20; drop .2",
+        hidden_layer_sizes="conv 4 3x3; conv 4 3x3; sum; maxpool 3; drop .3; full 20; drop .2",
         image_shape=(8, 8),
         max_iter=2,
         batch_size=50,
@@ -274,7 +274,7 @@ def test_learns_digits_and_urfb_is_closer_to_bp_than_frfb_is_to_chance(digits):
 def test_partial_fit_over_chunks_equals_one_epoch_of_fit(digits):
     X, y = digits
     X, y = X[:400], y[:400]
-    kw = dict(architecture=(25,), batch_size=40, shuffle=False, random_state=5)
+    kw = dict(hidden_layer_sizes=(25,), batch_size=40, shuffle=False, random_state=5)
     full = URFBClassifier(max_iter=1, **kw).fit(X, y)
     part = URFBClassifier(**kw)
     for a, b in [(0, 120), (120, 160), (160, 400)]:  # chunks on batch boundaries
@@ -291,7 +291,7 @@ def test_options_change_the_training(digits):
     """propagate_with, error_clip, softmax, untied and bias each take effect."""
     X, y = digits
     X, y = X[:200], y[:200]
-    base = dict(architecture="conv 3 3x3; full 10", image_shape=(8, 8), max_iter=2, batch_size=50, random_state=0)
+    base = dict(hidden_layer_sizes="conv 3 3x3; full 10", image_shape=(8, 8), max_iter=2, batch_size=50, random_state=0)
     ref = URFBClassifier(**base).fit(X, y)
     for extra in [
         dict(propagate_with="post_update"),
@@ -314,7 +314,7 @@ def test_options_change_the_training(digits):
 def test_feedback_refreshed_per_epoch_is_stale_within_the_epoch(digits):
     X, y = digits
     X, y = X[:200], y[:200]
-    kw = dict(architecture=(20, 20), feedback="bp", shuffle=False, random_state=0)
+    kw = dict(hidden_layer_sizes=(20, 20), feedback="bp", shuffle=False, random_state=0)
     # one step per epoch: the copy is always current, so the runs agree exactly
     a = URFBClassifier(batch_size=200, max_iter=3, feedback_refresh="epoch", **kw).fit(X, y)
     b = URFBClassifier(batch_size=200, max_iter=3, **kw).fit(X, y)
@@ -367,7 +367,7 @@ def test_predictions_probabilities_and_binary_decision(digits):
 def test_image_inputs_flat_3d_and_4d_agree(digits):
     X, y = digits
     X, y = X[:150], y[:150]
-    kw = dict(architecture="conv 3 3x3; maxpool 2, stride 2; full 10", max_iter=1, batch_size=50, random_state=0)
+    kw = dict(hidden_layer_sizes="conv 3 3x3; maxpool 2, stride 2; full 10", max_iter=1, batch_size=50, random_state=0)
     flat = URFBClassifier(image_shape=(8, 8), **kw).fit(X, y)
     cube = URFBClassifier(**kw).fit(X.reshape(-1, 8, 8), y)
     four = URFBClassifier(**kw).fit(X.reshape(-1, 8, 8, 1), y)

@@ -62,13 +62,15 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    architecture : tuple of int or str, default=(500,)
-        Hidden layers. A tuple gives the sizes of fully connected layers (for
-        tabular data). A string uses the paper's notation, e.g.
-        ``"conv 32 5x5; maxpool 3; drop .8; full 500; drop .3"`` (see
-        :func:`sklhebb.nn.parse_architecture`), or names a preset:
-        ``"simpnet"``, ``"deepnet"``, ``"deepernet"``, ``"deepnet_s"``. The
-        linear output layer (one unit per class) is always added.
+    hidden_layer_sizes : tuple of int or str, default=(500,)
+        The hidden layers: every layer between the input and the linear
+        output layer (one unit per class, always added), as in scikit-learn's
+        MLPClassifier. A tuple of ints gives the sizes of fully connected
+        layers (for tabular data). A string is a layer spec in the paper's
+        notation, e.g. ``"conv 32 5x5; maxpool 3; drop .8; full 500; drop
+        .3"``, or a preset name: ``"simpnet"``, ``"deepnet"``,
+        ``"deepernet"``, ``"deepnet_s"`` (both read by
+        :func:`sklhebb.nn.parse_architecture`).
     feedback : {"urfb", "frfb", "bp"}, default="urfb"
         "urfb": R receives the same increment as W (step
         ``feedback_learning_rate``); "frfb": R stays at its random start
@@ -118,7 +120,7 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         Give every weight layer a bias (the paper has none).
     image_shape : tuple of int, default=None
         (H, W) or (H, W, C) of the images when ``X`` is 2-D and the
-        architecture has convolutions.
+        hidden layers have convolutions.
     backend : {"numpy", "torch", "cupy"}, default="numpy"
     device : str, default=None
     random_state : int, RandomState instance or None, default=None
@@ -173,14 +175,14 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
     >>> from sklearn.datasets import load_digits
     >>> from sklhebb.classifiers.urfb import URFBClassifier
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = URFBClassifier(architecture=(100,), batch_size=50, max_iter=10,
+    >>> clf = URFBClassifier(hidden_layer_sizes=(100,), batch_size=50, max_iter=10,
     ...                      random_state=0).fit(X / 16, y)
     >>> clf.score(X / 16, y) > 0.9
     True
     """
 
     _parameter_constraints: dict = {
-        "architecture": [tuple, list, str],
+        "hidden_layer_sizes": [tuple, list, str],
         "feedback": [StrOptions({"urfb", "frfb", "bp"})],
         "feedback_init": [StrOptions({"random", "copy"})],
         "loss": [StrOptions({"hinge", "softmax"})],
@@ -206,7 +208,7 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        architecture=(500,),
+        hidden_layer_sizes=(500,),
         *,
         feedback="urfb",
         feedback_init="random",
@@ -231,7 +233,7 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         random_state=None,
         verbose=0,
     ):
-        self.architecture = architecture
+        self.hidden_layer_sizes = hidden_layer_sizes
         self.feedback = feedback
         self.feedback_init = feedback_init
         self.loss = loss
@@ -257,11 +259,11 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
 
     # ----------------------------------------------------------- network
     def _network(self, input_shape, n_classes):
-        layers = build_layers(self.architecture, n_classes, untied=self.untied, untied_init=self.untied_init)
+        layers = build_layers(self.hidden_layer_sizes, n_classes, untied=self.untied, untied_init=self.untied_init)
         spatial = any(not isinstance(layer, (Dense, Dropout, Sum)) for layer in layers)
         if spatial and input_shape[0] == input_shape[1] == 1 and input_shape[2] > 1:
             raise ValueError(
-                f"architecture {self.architecture!r} has convolution or pooling layers but X holds flat rows of "
+                f"hidden_layer_sizes={self.hidden_layer_sizes!r} has convolution or pooling layers but X holds flat rows of "
                 f"{input_shape[2]} features; pass image_shape=(H, W) or (H, W, C), or 3-D/4-D image arrays."
             )
         return Network(layers, input_shape, ramp_scale=self.ramp_scale, use_bias=self.use_bias)
