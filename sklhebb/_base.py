@@ -1,20 +1,25 @@
-"""What every sklhebb estimator shares: backend parameters, dtype policy,
-input validation for images and foreign arrays, and persistence hygiene."""
+"""What every sklhebb estimator shares: the fit/partial_fit skeleton (HebbianEstimator),
+backend parameters, dtype policy, input validation for images and foreign arrays, and
+persistence hygiene."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import math
 import warnings
 
 import numpy as np
+from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import validate_data
+from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
 
 from . import __version__
-from ._backend import DeviceUnavailableError, is_foreign_array, resolve
-from .image import as_image_stack
+from ._backend import DeviceUnavailableError, is_foreign_array, resolve, to_output
+from ._training import TrainResult, begin_fit_callbacks, end_fit_callbacks, learning_rate_at, train
+from .image import as_image_stack, iter_chunks, to_device_chunk
 
 BACKEND_CONSTRAINTS = {
     "backend": [StrOptions({"numpy", "torch", "cupy"})],
@@ -175,3 +180,214 @@ def validate_images(est, X, *, image_shape=None, reset: bool):
 def host_normal(rng, shape, dtype: str) -> np.ndarray:
     """Standard-normal weights drawn on the host (same on every backend)."""
     return rng.standard_normal(size=shape).astype(dtype)
+
+
+def _float_dtype(arrays: dict) -> str:
+    """Name of the floating dtype of a dict of host arrays (the model's compute dtype)."""
+    for a in arrays.values():
+        dt = getattr(a, "dtype", None)
+        if dt is not None and np.issubdtype(np.dtype(str(dt).split(".")[-1]), np.floating):
+            return str(dt).split(".")[-1]
+    return "float32"
+
+
+class HebbianEstimator(BackendMixin):
+    """The skeleton every sklhebb estimator is built on: ``fit`` = initialise + epochs,
+    ``partial_fit`` = one epoch, as scikit-learn's MiniBatchDictionaryLearning and
+    skorch's NeuralNet do.
+
+    The base owns input validation, the random state, moving parameters to the
+    device and fitted state back to NumPy, the transactional fit (a failed call
+    leaves the estimator as it was, from :class:`BackendMixin`), the root task
+    of scikit-learn's callbacks, the ``n_iter_`` / ``n_steps_`` bookkeeping and
+    chunked output for ``transform`` / ``predict``. An estimator supplies the
+    hooks below and keeps its public ``fit`` / ``partial_fit`` / ``transform``
+    as one-line calls of :meth:`_fit`, :meth:`_partial_fit` and
+    :meth:`_map_chunks`, so that it reads top to bottom like its paper.
+
+    Hooks (``bk`` is the backend of the call; params are dicts of arrays):
+
+    ``_init_params(rng, dtype)``
+        Initial parameters as host NumPy arrays (drawn from ``rng``, so every
+        backend starts from the same weights).
+    ``_params_from_fitted()``
+        The fitted state as host parameters (continuation, inference).
+    ``_fitted_attributes(params)``
+        Public fitted attributes (NumPy) from device parameters; used to store
+        the result and for the per-epoch snapshots that callbacks receive.
+    ``_stream(bk, data, y, dtype)``
+        The minibatches: an object whose ``epoch(rng or None)`` yields them.
+    ``_step(bk, params, batch, lr, stage)``
+        One minibatch update of the rule, in place on ``params``.
+    ``_encode(bk, params, chunk)``
+        Features (or outputs) of a chunk of validated input, for :meth:`_map_chunks`.
+
+    Optional: ``_validate_input``, ``_setup`` (geometry fixed at the first fit),
+    ``_stages`` (layer-wise training), ``_n_epochs``, ``_monitor``,
+    ``_record_history``, ``_steps`` (replace the stream/step pair, e.g. by a
+    compiled step).
+    """
+
+    # attribute whose presence means "fitted" (the first partial_fit call initialises)
+    _fitted_attribute = "components_"
+    # what the DivergenceError tells the user to change
+    _divergence_hint = "lower learning_rate"
+    # parameters an out-of-memory error on a device names
+    _memory_hints = ("batch_size",)
+
+    # ----------------------------------------------------------- the hooks
+    def _validate_input(self, X, *, reset):
+        return validate_images(self, X, image_shape=getattr(self, "image_shape", None), reset=reset)
+
+    def _setup(self, data, y, dtype):
+        """Fix what the first fit decides from the data (layer geometry); default: nothing."""
+
+    def _stages(self):
+        """Training stages of ``fit`` (each runs ``_n_epochs`` epochs): one, all layers at once."""
+        return [None]
+
+    def _n_epochs(self, n_samples):
+        return self.max_iter
+
+    def _monitor(self, bk, params):
+        return None
+
+    def _record_history(self, history, *, reset):
+        """Keep per-epoch records (``history``: dicts with epoch, learning_rate, steps, time)."""
+
+    def _steps(self, bk, params, stream, rng, stage, stack):
+        """The epoch and step functions of one stage: ``stream.epoch`` and :meth:`_step`."""
+        order = rng if getattr(self, "shuffle", True) else None
+        return (lambda epoch: stream.epoch(order)), (lambda p, batch, lr: self._step(bk, p, batch, lr, stage))
+
+    # -------------------------------------------------------- the skeleton
+    def _validate_fit_data(self, X, y, *, reset, whole_fit):
+        """Validated data and encoded targets (None for unsupervised estimators: ``y`` is ignored)."""
+        return self._validate_input(X, reset=reset), None
+
+    def _first_partial_call(self, classes):
+        return not hasattr(self, self._fitted_attribute)
+
+    def _fit(self, X, y=None):
+        """Initialise from ``random_state``, then run ``_n_epochs`` epochs per stage on the fit's schedule."""
+        data, targets = self._validate_fit_data(X, y, reset=True, whole_fit=True)
+        bk = self._backend(X)
+        dtype = compute_dtype(X)
+        rng = check_random_state(self.random_state)
+        self._setup(data, targets, dtype)
+        params = self._to_device(bk, self._init_params(rng, dtype))
+        n_epochs = self._n_epochs(data.shape[0])
+        schedule = getattr(self, "schedule", "constant")
+        lr_at = lambda e: learning_rate_at(schedule, self.learning_rate, e, n_epochs)  # noqa: E731
+        result = self._run(bk, data, targets, params, dtype, n_epochs=n_epochs, lr_at=lr_at, rng=rng, stages=self._stages())
+        self._store(result, reset=True)
+        return self
+
+    def _partial_fit(self, X, y=None, classes=None):
+        """One epoch over ``X`` at the constant ``learning_rate``, from the fitted state (or a fresh start)."""
+        first = self._first_partial_call(classes)
+        data, targets = self._validate_fit_data(X, y, reset=first, whole_fit=False)
+        bk = self._backend(X)
+        if first or not hasattr(self, "_random_state"):
+            self._random_state = check_random_state(self.random_state)
+        if first:
+            dtype = compute_dtype(X)
+            self._setup(data, targets, dtype)
+            host = self._init_params(self._random_state, dtype)
+        else:
+            host = self._params_from_fitted()
+            dtype = _float_dtype(host)
+        params = self._to_device(bk, host)
+        lr_at = lambda e: self.learning_rate  # noqa: E731
+        result = self._run(bk, data, targets, params, dtype, n_epochs=1, lr_at=lr_at, rng=self._random_state, stages=[None])
+        self._store(result, reset=first)
+        return self
+
+    def _run(self, bk, data, targets, params, dtype, *, n_epochs, lr_at, rng, stages):
+        """All stages of one fit under one root callback task; returns the combined TrainResult."""
+        ctx = begin_fit_callbacks(self, data, targets, max_subtasks=len(stages) * n_epochs)
+        n_done = n_steps = 0
+        history, stopped = [], False
+        for stage in stages:
+            with contextlib.ExitStack() as stack:
+                stream = self._stream(bk, data, targets, dtype)
+                epoch_fn, step_fn = self._steps(bk, params, stream, rng, stage, stack)
+                stack.enter_context(bk.memory_hint(*self._memory_hints))
+                result = train(self, bk, params, epoch_fn, step_fn, n_epochs=n_epochs, lr_at=lr_at, ctx=ctx)
+            n_done += result.n_epochs
+            n_steps += result.n_steps
+            history += result.history
+            if result.stopped:  # a callback asked to stop: later stages keep their state
+                stopped = True
+                break
+        end_fit_callbacks(ctx, self, data, targets, self._fitted_attributes, params)
+        return TrainResult(params, n_done, n_steps, history, stopped)
+
+    def _store(self, result, *, reset):
+        """Write the fitted attributes (NumPy) and the epoch/step counts: the only place they are set."""
+        for name, value in self._fitted_attributes(result.params).items():
+            setattr(self, name, value)
+        if reset:
+            self.n_iter_ = self.n_steps_ = 0
+        self.n_iter_ += result.n_epochs  # fewer than asked when a callback stopped the fit
+        self.n_steps_ += result.n_steps
+        self._record_history(result.history, reset=reset)
+
+    @staticmethod
+    def _to_device(bk, host, dtype=None):
+        """Host parameters on ``bk``; floating arrays cast to ``dtype`` when given."""
+        out = {}
+        for name, value in host.items():
+            floating = np.issubdtype(np.asarray(value).dtype, np.floating)
+            out[name] = bk.asarray(value, dtype=dtype) if (dtype is not None and floating) else bk.asarray(value)
+        return out
+
+    def _map_chunks(self, X, fn, rows_per_chunk, *, hints=("chunk_size",)):
+        """``fn(bk, params, chunk)`` over chunks of rows of the validated ``X``, concatenated.
+
+        Computed where ``X`` lives (or on ``backend``/``device`` for NumPy input)
+        in ``X``'s float precision (the fitted one for lists and frames), and
+        returned in the caller's namespace: NumPy in, NumPy out.
+        """
+        check_is_fitted(self)
+        data = self._validate_input(X, reset=False)
+        bk = self._backend(X)
+        host = self._params_from_fitted()
+        dtype = compute_dtype(X) if hasattr(X, "dtype") else _float_dtype(host)
+        params = self._to_device(bk, host, dtype)
+        out = []
+        with bk.memory_hint(*hints):
+            for index in iter_chunks(data.shape[0], max(1, int(rows_per_chunk))):
+                out.append(fn(bk, params, to_device_chunk(bk, data, index, dtype)))
+        Z = out[0] if len(out) == 1 else bk.xp.concat(out, axis=0)
+        return to_output(Z, X)
+
+
+class HebbianClassifierMixin:
+    """Targets for supervised sklhebb estimators: validation, ``classes_``, label indices.
+
+    ``fit`` learns ``classes_`` from ``y``; the first ``partial_fit`` takes them
+    from ``classes=`` (required there), later calls check that ``y`` holds no
+    other label. The estimator's hooks receive the labels as indices into
+    ``classes_`` (int64).
+    """
+
+    _fitted_attribute = "classes_"
+
+    def _first_partial_call(self, classes):
+        return _check_partial_fit_first_call(self, classes)
+
+    def _validate_fit_data(self, X, y, *, reset, whole_fit):
+        data = self._validate_input(X, reset=reset)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(data, y)
+        check_classification_targets(y)
+        if whole_fit:
+            self.classes_, index = np.unique(y, return_inverse=True)
+            return data, index.astype(np.int64)
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            raise ValueError(f"y has labels {unknown.tolist()} not in classes={self.classes_.tolist()}.")
+        return data, np.searchsorted(self.classes_, y).astype(np.int64)

@@ -1,12 +1,14 @@
-"""The one minibatch driver shared by every estimator.
+"""The epoch loop shared by every estimator, its learning-rate schedules and its streams of rows.
 
-It owns: epochs, the learning-rate schedule, progress lines, divergence
-checks and the ``n_iter_`` / ``n_steps_`` bookkeeping. An estimator gives it
-its parameters (device arrays in a dict), a function that yields the
-minibatches of one epoch, and a ``step(params, batch, lr)`` that applies one
-rule update in place. Nothing is written to the estimator until the driver
-returns, so an interrupted or diverging fit never leaves half-written
-weights behind.
+:func:`train` runs the epochs: learning rate per epoch (:func:`learning_rate_at`),
+progress lines, divergence checks and scikit-learn's per-epoch callbacks. An
+estimator gives it its parameters (device arrays in a dict, updated in place),
+a function that yields the minibatches of one epoch and a ``step(params,
+batch, lr)``; everything else it reads from the estimator's hooks. The fit
+skeleton around it (initialisation, stages, bookkeeping, storing fitted
+state) is :class:`sklhebb._base.HebbianEstimator`. Nothing is written to the
+estimator until the loop returns, so an interrupted or diverging fit never
+leaves half-written weights behind.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-__all__ = ["DivergenceError", "TrainResult", "learning_rate_at", "run_epochs", "begin_fit_callbacks", "end_fit_callbacks",
+__all__ = ["DivergenceError", "TrainResult", "learning_rate_at", "train", "run_epochs", "begin_fit_callbacks", "end_fit_callbacks",
            "all_finite", "RowStream"]
 
 
@@ -32,21 +34,31 @@ class DivergenceError(FloatingPointError, ValueError):
     """
 
 
-def learning_rate_at(schedule, lr0: float, epoch: int, max_iter: int) -> float:
-    """Learning rate of epoch ``epoch`` (0-based) out of ``max_iter``.
+def learning_rate_at(schedule, lr0: float, epoch: int, n_epochs: int) -> float:
+    """Learning rate of epoch ``epoch`` (0-based) out of ``n_epochs``: the one schedule of every estimator.
 
-    * ``"linear"``: lr0 * (1 - epoch / max_iter), falling linearly to zero over
-      the epochs as in Krotov & Hopfield's code (the first epoch uses lr0).
     * ``"constant"``: lr0.
-    * a callable ``schedule(epoch, max_iter) -> factor``: lr0 * factor.
+    * ``"linear"``: lr0 * (1 - epoch / n_epochs), falling linearly to zero over
+      the epochs as in Krotov & Hopfield's code (the first epoch uses lr0).
+    * ``"step"``: lr0, multiplied by 0.1 from epoch floor(0.9 * n_epochs) on
+      (Zhou's schedule; never the first epoch).
+    * a callable ``schedule(epoch, n_epochs) -> factor``: lr0 * factor.
     """
     if callable(schedule):
-        return lr0 * float(schedule(epoch, max_iter))
-    if schedule == "linear":
-        return lr0 * (1.0 - epoch / max_iter)
+        return lr0 * float(schedule(epoch, n_epochs))
     if schedule == "constant":
         return lr0
-    raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+    if schedule == "linear":
+        return lr0 * (1.0 - epoch / n_epochs)
+    if schedule == "step":
+        cut = int(math.floor(STEP_DECAY_AT * n_epochs))
+        return lr0 * (STEP_DECAY_FACTOR if cut >= 1 and epoch >= cut else 1.0)
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; use 'constant', 'linear', 'step' or a callable.")
+
+
+# the "step" schedule: x0.1 from 90 % of the epochs on (Zhou 2022, spec 5.1)
+STEP_DECAY_AT = 0.9
+STEP_DECAY_FACTOR = 0.1
 
 
 def all_finite(bk, params: dict) -> bool:
@@ -124,6 +136,27 @@ def run_epochs(
     return result
 
 
+def train(est, bk, params: dict, epoch_fn, step_fn, *, n_epochs: int, lr_at, ctx=None) -> TrainResult:
+    """The epoch loop of every estimator: ``n_epochs`` passes of ``step_fn`` over ``epoch_fn(epoch)``.
+
+    ``step_fn(params, batch, lr)`` updates the device arrays of ``params`` in
+    place; ``lr_at(epoch)`` gives the learning rate. The rest comes from the
+    estimator's hooks (:class:`sklhebb._base.HebbianEstimator`): its name and
+    ``verbose`` for progress lines, ``_monitor`` for their extra text,
+    ``_divergence_hint`` for the error when weights turn NaN or infinite, and
+    ``_fitted_attributes`` for the per-epoch snapshots that scikit-learn's
+    callbacks receive. ``ctx`` is the fit's root callback task (or None); each
+    epoch is a sub-task of it, and a callback that asks to stop ends training
+    after the current epoch (``result.stopped``).
+    """
+    # divergence is detected explicitly; NumPy's overflow warnings would only add noise
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _run(
+            bk, params, epoch_fn, step_fn, n_epochs, lr_at, type(est).__name__, est.verbose,
+            lambda p: est._monitor(bk, p), 100, est._divergence_hint, ctx, est, est._fitted_attributes,
+        )
+
+
 def begin_fit_callbacks(estimator, X=None, y=None, *, max_subtasks):
     """Open the root "fit" task of ``estimator``'s scikit-learn callbacks.
 
@@ -181,7 +214,8 @@ def _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, che
         record = {"epoch": epoch + 1, "learning_rate": lr, "steps": steps_here, "time": dt}
         history.append(record)
         if verbose:
-            extra = f", {monitor(params)}" if monitor is not None else ""
+            text = monitor(params) if monitor is not None else None
+            extra = f", {text}" if text else ""
             print(
                 f"[{name}] epoch {epoch + 1}/{n_epochs}, lr = {lr:.3g}, "
                 f"{steps_here} steps{extra}, time = {dt:.2f}s",
@@ -250,7 +284,7 @@ class RowStream:
         self.chunk_size = max(self.batch_size, (self.chunk_size // self.batch_size) * self.batch_size)
 
     def epoch(self, rng=None):
-        from .image import iter_chunks, to_device_chunk
+        from .image import to_device_chunk
 
         n = self.X.shape[0]
         order = None if rng is None else rng.permutation(n)

@@ -19,20 +19,17 @@ transform (NNL-CONV layer, Section 2)
 from __future__ import annotations
 
 import contextlib
-import math
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _numba, rules
-from .._backend import to_numpy, to_output
-from .._base import BACKEND_CONSTRAINTS, BackendMixin, compute_dtype, host_normal, validate_images
-from .._training import learning_rate_at, run_epochs
-from ..image import PatchStream, extract_patches, iter_chunks, max_pool, normalize_rows, pooled_size, to_device_chunk
+from .._backend import to_numpy
+from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, host_normal, validate_images
+from ..image import PatchStream, extract_patches, max_pool, normalize_rows, pooled_size
 
 __all__ = ["KrotovPatchEncoder"]
 
@@ -43,7 +40,7 @@ _FIT_CHUNK_PATCHES = 2**16
 _TRANSFORM_CHUNK_POSITIONS = 2**15
 
 
-class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class KrotovPatchEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Convolutional Krotov-Hopfield encoder (NNL-CONV layer with local learning).
 
     Learns ``n_components`` filters of size ``window x window x C`` by the
@@ -79,10 +76,16 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
     delta : float, default=0.2
         Delta, strength of the anti-Hebbian push (Eq. 2).
     learning_rate : float, default=0.02
-        epsilon_0, the initial learning rate (falls linearly to zero over
-        ``max_iter`` epochs). With ``normalize_update=True`` it is the largest
+        epsilon_0, the initial learning rate (by default it falls linearly to
+        zero over ``max_iter`` epochs: ``schedule``). With ``normalize_update=True`` it is the largest
         weight change per minibatch; with False it multiplies the literal sum
         of Eq. (1), and values near the paper's 1e-4 are appropriate.
+    schedule : {"linear", "constant", "step"} or callable, default="linear"
+        Learning rate of ``fit`` per epoch: "linear" falls to zero over
+        ``max_iter`` epochs (the paper's), "constant" keeps ``learning_rate``,
+        "step" multiplies it by 0.1 for the last 10 % of the epochs, a callable
+        ``schedule(epoch, n_epochs)`` gives the factor. ``partial_fit`` always
+        uses ``learning_rate``.
     max_iter : int, default=10
         Epochs (passes over all patches).
     batch_size : int, default=1000
@@ -167,6 +170,7 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         "rank": [Interval(Integral, 1, None, closed="left")],
         "delta": [Interval(Real, 0, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "schedule": [StrOptions({"linear", "constant", "step"}), callable],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
@@ -192,6 +196,7 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         rank=2,
         delta=0.2,
         learning_rate=0.02,
+        schedule="linear",
         max_iter=10,
         batch_size=1000,
         shuffle=True,
@@ -214,6 +219,7 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         self.rank = rank
         self.delta = delta
         self.learning_rate = learning_rate
+        self.schedule = schedule
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -251,45 +257,76 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         return max(1, target // max(1, per_image))
 
     # ------------------------------------------------------------------ fit
-    def _stream(self, bk, images, dtype):
+    _divergence_hint = "lower learning_rate or use normalize_update=True"
+    _memory_hints = ("batch_size", "chunk_size")
+
+    def _validate_input(self, X, *, reset):
+        images = validate_images(self, X, image_shape=self.image_shape, reset=reset)
+        H, W, _ = images.shape[1:]
+        win = self._window(self.image_shape_)
+        if win is not None and (win > H or win > W):
+            raise ValueError(f"window={win} is larger than the images ({H} x {W}); choose window <= {min(H, W)}.")
+        return images
+
+    def _init_params(self, rng, dtype):
+        """Gaussian synapses M, one row per hidden unit."""
+        return {"M": host_normal(rng, (self.n_components, self._patch_dim(self.image_shape_)), dtype)}
+
+    def _params_from_fitted(self):
+        return {"M": self.components_}
+
+    def _fitted_attributes(self, params):
+        return {"components_": to_numpy(params["M"]), "_n_features_out": self._n_out()}
+
+    def _stream(self, bk, images, y, dtype):
+        """Unit-normalised patches of every window position, minibatch by minibatch."""
         H, W, _ = self.image_shape_
         win = self._window(self.image_shape_)
         per_image = 1 if win is None else (H - win + 1) * (W - win + 1)
-        return PatchStream(
-            bk,
-            images,
-            win,
-            self.batch_size,
-            self._chunk(per_image, _FIT_CHUNK_PATCHES),
-            dtype,
-            center=self.center,
-        )
+        return PatchStream(bk, images, win, self.batch_size, self._chunk(per_image, _FIT_CHUNK_PATCHES), dtype, center=self.center)
 
-    def _step(self, params, V, lr):
+    def _step(self, bk, params, V, lr, stage):
         """One minibatch of Eq. (1)-(2): M <- M + lr * dM."""
         M = params["M"]
         rank, delta = self._rank_delta(M.shape[0])
         dM = rules.krotov_update(M, V, rank=rank, delta=delta, p=self.p, normalize=self.normalize_update)
         params["M"] = M + lr * dM
 
-    def _check_geometry(self, images):
-        H, W, C = images.shape[1:]
-        win = self._window((H, W, C))
-        if win is not None and (win > H or win > W):
-            raise ValueError(f"window={win} is larger than the images ({H} x {W}); choose window <= {min(H, W)}.")
-
-    def _reconstruct(self, params):
-        """Fitted attributes from the driver's params (for scikit-learn callbacks)."""
-        return {"components_": to_numpy(params["M"]), "_n_features_out": self._n_out()}
-
-    def _monitor(self, params):
-        xp_M = params["M"]
-        norms = to_numpy((xp_M * xp_M).sum(axis=1) ** 0.5) if hasattr(xp_M, "sum") else None
+    def _monitor(self, bk, params):
+        norms = to_numpy((params["M"] * params["M"]).sum(axis=1) ** 0.5)
         return f"max |norm - 1| = {float(np.max(np.abs(norms - 1))):.3g}"
 
     def _rank_delta(self, n_units):
         # with fewer units than `rank` no unit sits at rank m: no anti-Hebbian push
         return (self.rank, self.delta) if self.rank <= n_units else (1, 0.0)
+
+    def _steps(self, bk, params, stream, rng, stage, stack):
+        """The compiled step (numba) where it applies, else the stream's patches and :meth:`_step`.
+
+        The compiled step cuts, ranks and sums each thread's own rows of the
+        same minibatches and applies the same update; it updates its own copy
+        of M (so a failed ``partial_fit`` leaves the fitted filters untouched).
+        """
+        epoch_fn, step_fn = super()._steps(bk, params, stream, rng, stage, stack)
+        M = params["M"]
+        dtype = str(M.dtype).split(".")[-1]
+        rank, delta = self._rank_delta(M.shape[0])
+        if not (bk.name == "numpy" and dtype in ("float32", "float64") and rank <= 2 and _numba.available()):
+            return epoch_fn, step_fn
+        stepper = self._compiled_stepper(M, stream, rank, delta, stack)
+        if stepper is None:
+            return epoch_fn, step_fn
+        params["M"] = stepper.M
+        order = rng if self.shuffle else None
+
+        def compiled_step(p, item, lr):
+            chunk, index, rows = item
+            if rows is None:
+                stepper.step_patches(chunk, index, lr)
+            else:
+                stepper.step_rows(rows, lr)
+
+        return (lambda epoch: stream.epoch_indices(order)), compiled_step
 
     def _compiled_stepper(self, M, stream, rank, delta, stack):
         """The numba step on its threads (entered on ``stack``), or None to use plain NumPy."""
@@ -314,49 +351,12 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
             stack.enter_context(mine.pop_all())
             return stepper
 
-    def _train(self, bk, images, M, *, n_epochs, lr_at, rng):
-        dtype = str(M.dtype).split(".")[-1]
-        stream = self._stream(bk, images, dtype)
-        epochs = lambda epoch: stream.epoch(rng if self.shuffle else None)  # noqa: E731
-        step = self._step
-        with contextlib.ExitStack() as stack:
-            rank, delta = self._rank_delta(M.shape[0])
-            stepper = None
-            if bk.name == "numpy" and dtype in ("float32", "float64") and rank <= 2 and _numba.available():
-                stepper = self._compiled_stepper(M, stream, rank, delta, stack)
-            if stepper is not None:
-                # the compiled step (numba): each thread cuts, ranks and sums its own
-                # rows of the minibatch; same minibatches, same update
-                M = stepper.M
-                epochs = lambda epoch: stream.epoch_indices(rng if self.shuffle else None)  # noqa: E731
-
-                def step(params, item, lr):
-                    chunk, index, rows = item
-                    if rows is None:
-                        stepper.step_patches(chunk, index, lr)
-                    else:
-                        stepper.step_rows(rows, lr)
-
-            stack.enter_context(bk.memory_hint("batch_size", "chunk_size"))
-            return run_epochs(
-                bk,
-                {"M": M},
-                epochs,
-                step,
-                n_epochs=n_epochs,
-                lr_at=lr_at,
-                name=type(self).__name__,
-                verbose=self.verbose,
-                monitor=self._monitor,
-                hint="lower learning_rate or use normalize_update=True",
-                estimator=self,
-                X=images,
-                reconstruct=self._reconstruct,
-            )
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Learn the filters from the patches of the images ``X``.
+
+        ``max_iter`` epochs at the learning rates of ``schedule`` (by default
+        falling linearly from ``learning_rate`` to zero, the paper's).
 
         Parameters
         ----------
@@ -368,25 +368,7 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         -------
         self
         """
-        images = validate_images(self, X, image_shape=self.image_shape, reset=True)
-        self._check_geometry(images)
-        bk = self._backend(X)
-        dtype = compute_dtype(X)
-        rng = check_random_state(self.random_state)
-        M = bk.asarray(host_normal(rng, (self.n_components, self._patch_dim(self.image_shape_)), dtype))
-        result = self._train(
-            bk,
-            images,
-            M,
-            n_epochs=self.max_iter,
-            lr_at=lambda e: learning_rate_at("linear", self.learning_rate, e, self.max_iter),
-            rng=rng,
-        )
-        self.components_ = to_numpy(result.params["M"])
-        self.n_iter_ = result.n_epochs  # fewer than max_iter when a callback stopped the fit
-        self.n_steps_ = result.n_steps
-        self._n_features_out = self._n_out()
-        return self
+        return self._fit(X)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -401,33 +383,7 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         -------
         self
         """
-        first = not hasattr(self, "components_")
-        images = validate_images(self, X, image_shape=self.image_shape, reset=first)
-        self._check_geometry(images)
-        bk = self._backend(X)
-        if first or not hasattr(self, "_random_state"):
-            self._random_state = check_random_state(self.random_state)
-        if first:
-            dtype = compute_dtype(X)
-            M = host_normal(self._random_state, (self.n_components, self._patch_dim(self.image_shape_)), dtype)
-            self.n_iter_ = 0
-            self.n_steps_ = 0
-        else:
-            M = self.components_
-        M = bk.asarray(M, dtype=str(M.dtype))
-        result = self._train(
-            bk,
-            images,
-            M,
-            n_epochs=1,
-            lr_at=lambda e: self.learning_rate,
-            rng=self._random_state,
-        )
-        self.components_ = to_numpy(result.params["M"])
-        self.n_iter_ += 1
-        self.n_steps_ += result.n_steps
-        self._n_features_out = self._n_out()
-        return self
+        return self._partial_fit(X)
 
     # ------------------------------------------------------------ transform
     def _n_out(self):
@@ -436,9 +392,10 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         pw = pooled_size(ow, self.pool_size, self.pool_stride)
         return ph * pw * self.n_components
 
-    def _encode(self, bk, chunk, filters):
+    def _encode(self, bk, params, chunk):
         """NNL-CONV on a chunk of images: (n, H, W, C) -> (n, n_features_out)."""
         xp = bk.xp
+        filters = normalize_rows(bk, params["M"])
         win = self._window(self.image_shape_)
         if win is None:
             P = xp.reshape(chunk, (chunk.shape[0], 1, 1, -1))
@@ -460,18 +417,8 @@ class KrotovPatchEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Transfor
             input; torch/CuPy input gets output of its own kind and device.
         """
         check_is_fitted(self)
-        images = validate_images(self, X, reset=False)
-        bk = self._backend(X)
-        dtype = str(self.components_.dtype) if not hasattr(X, "dtype") else compute_dtype(X)
-        filters = normalize_rows(bk, bk.asarray(self.components_, dtype=dtype))
         oh, ow = self._conv_size(self.image_shape_)
-        chunk = self._chunk(oh * ow, _TRANSFORM_CHUNK_POSITIONS)
-        out = []
-        with bk.memory_hint("chunk_size"):
-            for index in iter_chunks(images.shape[0], chunk):
-                out.append(self._encode(bk, to_device_chunk(bk, images, index, dtype), filters))
-        Z = out[0] if len(out) == 1 else bk.xp.concat(out, axis=0)
-        return to_output(Z, X)
+        return self._map_chunks(X, self._encode, self._chunk(oh * ow, _TRANSFORM_CHUNK_POSITIONS))
 
     def to_torch(self, *, pooling=True, dtype=None):
         """The fitted NNL-CONV layer as a ``torch.nn.Sequential``, for fine-tuning.
