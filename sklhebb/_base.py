@@ -224,7 +224,7 @@ class HebbianEstimator(BackendMixin):
 
     Optional: ``_validate_input``, ``_setup`` (geometry fixed at the first fit),
     ``_stages`` (layer-wise training), ``_n_epochs``, ``_monitor``,
-    ``_record_history``, ``_steps`` (replace the stream/step pair, e.g. by a
+    ``_epoch_record``, ``_record_history``, ``_steps`` (replace the stream/step pair, e.g. by a
     compiled step).
     """
 
@@ -251,6 +251,13 @@ class HebbianEstimator(BackendMixin):
 
     def _monitor(self, bk, params):
         return None
+
+    def _epoch_record(self, bk, params, totals):
+        """What an epoch's record adds to its number, learning rate, steps and time, from the
+        parameters at the epoch's end and ``totals``, the sums over the epoch of the dicts the
+        steps returned (empty when they return None); default: the totals, as floats.
+        Float entries are shown on the verbose line."""
+        return {key: float(value) for key, value in totals.items()}
 
     def _record_history(self, history, *, reset):
         """Keep per-epoch records (``history``: dicts with epoch, learning_rate, steps, time)."""
