@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
-from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
+from sklearn.utils.validation import _assert_all_finite, check_consistent_length, check_is_fitted, validate_data
 
 from . import __version__
 from ._backend import DeviceUnavailableError, is_foreign_array, resolve, to_output
@@ -389,6 +389,8 @@ class HebbianClassifierMixin:
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         y = column_or_1d(y, warn=True)
+        if y.dtype.kind in "fc":  # NaN/inf labels: the clear error, before the type check casts them to int
+            _assert_all_finite(y, input_name="y")
         check_consistent_length(data, y)
         check_classification_targets(y)
         if whole_fit:
