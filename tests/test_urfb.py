@@ -287,6 +287,46 @@ def test_partial_fit_over_chunks_equals_one_epoch_of_fit(digits):
         part.partial_fit(X[:10], y[:10] + 20)
 
 
+def test_schedule_scales_the_steps_of_W_and_R_and_partial_fit_keeps_learning_rate(digits):
+    X, y = digits
+    X, y = X[:200], y[:200]
+    kw = dict(hidden_layer_sizes=(20,), batch_size=50, feedback_learning_rate=0.05, random_state=0)
+    one = URFBClassifier(max_iter=1, **kw).fit(X, y)
+    # factor 0 after the first epoch: neither W nor R moves in the second one
+    stop = URFBClassifier(max_iter=2, schedule=lambda epoch, n_epochs: 1.0 if epoch == 0 else 0.0, **kw).fit(X, y)
+    for a, b in zip(one.coefs_ + one.feedback_coefs_, stop.coefs_ + stop.feedback_coefs_):
+        np.testing.assert_array_equal(a, b)
+    assert len(stop.loss_curve_) == stop.n_iter_ == 2
+    lin = URFBClassifier(max_iter=2, schedule="linear", **kw).fit(X, y)
+    const = URFBClassifier(max_iter=2, **kw).fit(X, y)
+    assert not np.allclose(lin.coefs_[0], const.coefs_[0])
+    # partial_fit: the constant learning_rate whatever the schedule
+    part = URFBClassifier(schedule=lambda epoch, n_epochs: 0.0, **kw).partial_fit(X, y, classes=np.arange(10))
+    for a, b in zip(one.coefs_ + one.feedback_coefs_, part.coefs_ + part.feedback_coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_partial_fit_switched_from_bp_to_urfb_starts_R_at_random(digits):
+    X, y = digits
+    X, y = X[:200], y[:200]
+    clf = URFBClassifier((20,), feedback="bp", batch_size=50, random_state=0).partial_fit(X, y, classes=np.arange(10))
+    assert clf.feedback_coefs_ is None
+    W_bp = [w.copy() for w in clf.coefs_]
+    clf.set_params(feedback="urfb").partial_fit(X, y)
+    assert [r.shape for r in clf.feedback_coefs_] == [w.shape for w in clf.coefs_]
+    assert clf.alignment_.shape == (2, 2) and (clf.alignment_[0] == 1).all() and (np.abs(clf.alignment_[1]) < 0.5).all()
+    assert not np.allclose(clf.coefs_[0], W_bp[0])
+
+
+def test_verbose_prints_the_epoch_loss(digits, capsys):
+    X, y = digits
+    clf = URFBClassifier((10,), max_iter=2, batch_size=50, verbose=1, random_state=0).fit(X[:100], y[:100])
+    lines = [line for line in capsys.readouterr().out.splitlines() if "epoch" in line]
+    assert len(lines) == 2
+    for line, loss in zip(lines, clf.loss_curve_):
+        assert f"loss = {loss:.4g}" in line
+
+
 def test_options_change_the_training(digits):
     """propagate_with, error_clip, softmax, untied and bias each take effect."""
     X, y = digits
