@@ -58,7 +58,7 @@ def fashion(n_train, n_test, seed=0):
 
 # ---------------------------------------------------------------- models
 def al(width, epochs, feedback, **kw):
-    return ActivationLearningClassifier(n_layers=2, n_units=width, max_iter=epochs, feedback=feedback, random_state=0, **kw)
+    return ActivationLearningClassifier((width, width), max_iter=epochs, feedback=feedback, random_state=0, **kw)
 
 
 def mlp(width, epochs):
@@ -142,7 +142,7 @@ def section_fewlabels(quick):
     for n in (1, 2, 5, 10):
         pick = np.concatenate([rng.choice(np.flatnonzero(ytr == c), n, replace=False) for c in range(10)])
         Xs, ys = Xtr[pick], ytr[pick]
-        m = ActivationLearningClassifier(n_layers=2, n_units=width, feedback=False, batch_size=len(pick), max_iter=(20 if quick else 500), random_state=0)
+        m = ActivationLearningClassifier((width, width), feedback=False, batch_size=len(pick), max_iter=(20 if quick else 500), random_state=0)
         t = timed_fit(m, Xs, ys)
         row(f"{n}-shot", "activation learning, no feedback", m.n_steps_, f"{m.score(Xte, yte):.4f}", f"{t:.0f}")
         m = mlp(width, 200)
@@ -164,9 +164,10 @@ def section_anomaly(quick):
         normal = ytr != k
         truth = yte != k  # 1 = normal
         scores = {}
-        m = ActivationLearningClassifier(n_layers=2, n_units=width, feedback=False, max_iter=epochs, random_state=0).fit(Xtr[normal], ytr[normal])
+        m = ActivationLearningClassifier((width, width), feedback=False, max_iter=epochs, random_state=0).fit(Xtr[normal], ytr[normal])
         scores[names[0]] = m.score_samples(Xte)
-        e = LocalCompetitiveEncoder((width, width), activation="std_abs", training="joint", max_iter=epochs, random_state=0).fit(Xtr[normal])
+        e = LocalCompetitiveEncoder(width, hidden_layer_sizes=(width,), activation="std_abs", training="joint", max_iter=epochs, random_state=0)
+        e.fit(Xtr[normal])
         scores[names[1]] = e.score_samples(Xte)
         scores[names[2]] = IsolationForest(random_state=0).fit(Xn(Xtr[normal])).score_samples(Xn(Xte))
         scores[names[3]] = OneClassSVM(gamma="scale", nu=0.1).fit(Xn(Xtr[normal])).score_samples(Xn(Xte))
@@ -187,7 +188,7 @@ def section_digits(quick):
     row("dataset", "model", "steps", "test acc", "fit s")
     row("---", "---", "---", "---", "---")
     for fb in (False, True):
-        m = ActivationLearningClassifier(n_layers=2, label_repeat=8, max_iter=epochs, feedback=fb, random_state=0)
+        m = ActivationLearningClassifier(label_repeat=8, max_iter=epochs, feedback=fb, random_state=0)
         t = timed_fit(m, Xtr, ytr)
         row("digits (8x8), 1,257 train / 540 test", f"activation learning, {'feedback' if fb else 'no feedback'}", m.n_steps_, f"{m.score(Xte, yte):.4f}", f"{t:.0f}")
 
@@ -219,7 +220,7 @@ def section_throughput(quick):
     row("---", "---", "---", "---", "---", "---")
     for backend in ("numpy", "torch"):
         for fb in (False, True):
-            est = ActivationLearningClassifier(n_layers=2, n_units=m, feedback=fb, max_iter=3, backend=backend, random_state=0)
+            est = ActivationLearningClassifier((m, m), feedback=fb, max_iter=3, backend=backend, random_state=0)
             timed_fit(est, X[:200], y[:200])  # warm-up (imports, allocator)
             t = timed_fit(est, X, y)
             per_step = t / est.n_steps_

@@ -149,8 +149,8 @@ def configs(args):
 
 
 def _fixed_init(orig, W0):
-    def init(rng, dtype, masks, n_classes):
-        p = orig(rng, dtype, masks, n_classes)
+    def init(rng, dtype):
+        p = orig(rng, dtype)
         p["W"] = W0.astype(dtype)
         return p
 
@@ -254,12 +254,12 @@ def bench_deep(args):
     common = dict(structure="local", image_shape=(28, 28), activation="tanh", batch_size=100, random_state=0)
 
     def evaluate(name, r2, gamma, e, t_fit):
-        e = e.set_params(return_layers="all") if e._deep() else e
+        e = e.set_params(return_layers="all")
         Z, Zt = e.transform(X), e.transform(Xt)
         n_top = e.components_.shape[0]
         sat = float(np.mean(np.abs(Zt[:, -n_top:]) > 0.99))
         views = [("", Z, Zt)]
-        if e._deep():
+        if e.hidden_layer_sizes:
             views = [(", top layer", Z[:, -n_top:], Zt[:, -n_top:]), (", both layers", Z, Zt)]
         for suffix, A, At in views:
             acc = LinearSVC().fit(A, y).score(At, yt)

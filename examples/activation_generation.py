@@ -53,7 +53,7 @@ def main(quick=False):
     classes = np.arange(10)
 
     t0 = time.perf_counter()
-    clf = ActivationLearningClassifier(n_layers=2, n_units=width, max_iter=epochs, feedback=True, random_state=0)
+    clf = ActivationLearningClassifier((width, width), max_iter=epochs, feedback=True, random_state=0)
     clf.fit(X_train, y_train)
     t_fit = time.perf_counter() - t0
     acc = clf.score(X_test, y_test)

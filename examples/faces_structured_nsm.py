@@ -102,7 +102,7 @@ def site_centres(layer):
     """Pixel coordinates (row, column) of the sites of a layer, in the order of its neurons' sites.
 
     A layer's sites sit at stride * i + (stride - 1) / 2 on the grid of the layer below (as
-    :func:`sklhebb.encoders.nsm.local_structure` places them), composed down to the pixels.
+    :func:`sklhebb.rules.structure.local_structure` places them), composed down to the pixels.
     """
     n = SIDE
     for s in SITE_STRIDE[: layer + 1]:

@@ -4,8 +4,8 @@ One code path for every backend: estimators ask :func:`resolve` for a
 :class:`Backend`, move host data onto it with :meth:`Backend.asarray`, compute
 with ``bk.xp`` (an array-API namespace from ``array-api-compat``) plus the few
 operations the array API lacks (defined here once per backend: sliding
-windows, row scatter-add, top-rank selection), and bring fitted state home with
-:func:`to_numpy`.
+windows, sparse Hebbian sums, top-rank selection, stride-1 convolutions), and
+bring fitted state home with :func:`to_numpy`.
 
 Rules of the house
 ------------------
@@ -157,14 +157,6 @@ class Backend:
             sl[axis] = slice(None, None, step)
             v = v[tuple(sl)]
         return v
-
-    def scatter_add_rows(self, out, index, values):
-        """``out[index[b]] += values[b]`` for every row b (repeated indices add up).
-
-        out: (K, N), index: (B,) integers in [0, K), values: (B, N). In place;
-        returns ``out``. O(B * N) work, no dense (K, B) matrix.
-        """
-        return self.sparse_gT_matmul([index], [1.0], values, out.shape[0], out=out)
 
     def sparse_gT_matmul(self, cols, coefs, V, K: int, out=None):
         """G^T V for a (B, K) matrix G with entry ``coefs[j]`` at (b, ``cols[j][b]``).
@@ -319,32 +311,23 @@ class Backend:
     # NCHW view on torch, whose native kernels are 3-7x faster than unfold+matmul
     # on the CPU), ``conv_apply`` correlates it with a filter bank and
     # ``conv_weight`` correlates it with an error map (the filter-shaped sum).
-    def conv_lower(self, x, k: int, pad):
-        """Prepare a (B, H, W, C) map for k x k stride-1 correlations.
+    def conv_lower(self, x, k: int, top: int):
+        """Prepare a (B, H, W, C) map for k x k 'same' stride-1 correlations.
 
-        ``pad = (before, after)`` zeros on both spatial axes. Returns an opaque
-        tuple for :meth:`conv_apply` and :meth:`conv_weight`.
+        ``top`` zeros before and ``k - 1 - top`` after on both spatial axes
+        (the output keeps the map's size). Returns an opaque tuple for
+        :meth:`conv_apply` and :meth:`conv_weight`.
         """
-        before, after = pad
         B, H, W, C = x.shape
-        Ho, Wo = H + before + after - k + 1, W + before + after - k + 1
         if self.name == "torch":
             xn = x.permute(0, 3, 1, 2)
-            if before or after:
-                xn = self.native.nn.functional.pad(xn, (before, after, before, after))
-            return (xn, k, (B, Ho, Wo, C))
-        if before or after:
-            xpad = self.zeros((B, H + before + after, W + before + after, C), dtype=x.dtype)
-            xpad[:, before : before + H, before : before + W, :] = x
-        else:
-            xpad = x
-        if k == 1:
-            P = xpad
-        else:
-            v = self.sliding_windows(self.sliding_windows(xpad, 1, k), 2, k)  # (B, Ho, Wo, C, k, k)
-            P = v.transpose(0, 1, 2, 4, 5, 3)
-        P = self.xp.reshape(P, (B * Ho * Wo, k * k * C))  # rows ordered (row, column, channel)
-        return (P, k, (B, Ho, Wo, C))
+            if k > 1:
+                xn = self.native.nn.functional.pad(xn, (top, k - 1 - top, top, k - 1 - top))
+            return (xn, k, (B, H, W, C))
+        from .image import im2col  # image.py builds on this module
+
+        P = self.xp.reshape(im2col(self, x, k, top, top), (B * H * W, k * k * C))  # rows ordered (row, column, channel)
+        return (P, k, (B, H, W, C))
 
     def conv_apply(self, lowered, w):
         """Correlate a lowered map with a (k, k, C, F) bank: (B, Ho, Wo, F)."""

@@ -156,6 +156,8 @@ def validate_images(est, X, *, image_shape=None, reset: bool):
         # 2-D rows without image_shape are flat vectors (one patch each), not 1x1 images
         est._flat_input = bool(ndim == 2 and image_shape is None) or (ndim is None and image_shape is None)
         images = as_image_stack(X, image_shape)
+        if image_shape is not None and ndim is not None and ndim >= 3:
+            _warn_unused_image_shape(est, image_shape, tuple(int(s) for s in images.shape[1:]))
         est.image_shape_ = tuple(int(s) for s in images.shape[1:])
         est.n_features_in_ = math.prod(est.image_shape_)
         return images
@@ -175,6 +177,19 @@ def validate_images(est, X, *, image_shape=None, reset: bool):
             f"X has {d} features, but {type(est).__name__} is expecting {est.n_features_in_} features as input."
         )
     return images.reshape((images.shape[0],) + fitted)
+
+
+def _warn_unused_image_shape(est, image_shape, shape):
+    """``image_shape`` only reshapes 2-D rows: with image-shaped X it has no effect; say so where it disagrees."""
+    given = tuple(int(s) for s in image_shape)
+    if given != shape and given + (1,) != shape:
+        warnings.warn(
+            f"{type(est).__name__}: image_shape={tuple(image_shape)} has no effect: X is already image-shaped, "
+            f"with images of shape {shape}, which are used as they are. image_shape only reshapes 2-D rows; "
+            "set image_shape=None to silence this warning.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def host_normal(rng, shape, dtype: str) -> np.ndarray:
@@ -268,8 +283,12 @@ class HebbianEstimator(BackendMixin):
         return (lambda epoch: stream.epoch(order)), (lambda p, batch, lr: self._step(bk, p, batch, lr, stage))
 
     # -------------------------------------------------------- the skeleton
-    def _validate_fit_data(self, X, y, *, reset, whole_fit):
-        """Validated data and encoded targets (None for unsupervised estimators: ``y`` is ignored)."""
+    def _validate_fit_data(self, X, y, *, reset, whole_fit, classes=None):
+        """Validated data and encoded targets (None for unsupervised estimators: ``y`` is ignored).
+
+        ``classes`` is the ``classes=`` of a ``partial_fit`` call (None in ``fit``), for an estimator
+        that learns ``classes_`` on its first call.
+        """
         return self._validate_input(X, reset=reset), None
 
     def _first_partial_call(self, classes):
@@ -293,7 +312,7 @@ class HebbianEstimator(BackendMixin):
     def _partial_fit(self, X, y=None, classes=None):
         """One epoch over ``X`` at the constant ``learning_rate``, from the fitted state (or a fresh start)."""
         first = self._first_partial_call(classes)
-        data, targets = self._validate_fit_data(X, y, reset=first, whole_fit=False)
+        data, targets = self._validate_fit_data(X, y, reset=first, whole_fit=False, classes=classes)
         bk = self._backend(X)
         if first or not hasattr(self, "_random_state"):
             self._random_state = check_random_state(self.random_state)
@@ -354,7 +373,9 @@ class HebbianEstimator(BackendMixin):
 
         Computed where ``X`` lives (or on ``backend``/``device`` for NumPy input)
         in ``X``'s float precision (the fitted one for lists and frames), and
-        returned in the caller's namespace: NumPy in, NumPy out.
+        returned in the caller's namespace: NumPy in, NumPy out. ``hints``
+        names the parameters that bound a chunk's memory, for a device
+        out-of-memory error; () when none does (the error is then passed on).
         """
         check_is_fitted(self)
         data = self._validate_input(X, reset=False)
@@ -363,7 +384,7 @@ class HebbianEstimator(BackendMixin):
         dtype = compute_dtype(X) if hasattr(X, "dtype") else _float_dtype(host)
         params = self._to_device(bk, host, dtype)
         out = []
-        with bk.memory_hint(*hints):
+        with bk.memory_hint(*hints) if hints else contextlib.nullcontext():
             for index in iter_chunks(data.shape[0], max(1, int(rows_per_chunk))):
                 out.append(fn(bk, params, to_device_chunk(bk, data, index, dtype)))
         Z = out[0] if len(out) == 1 else bk.xp.concat(out, axis=0)
@@ -384,8 +405,8 @@ class HebbianClassifierMixin:
     def _first_partial_call(self, classes):
         return _check_partial_fit_first_call(self, classes)
 
-    def _validate_fit_data(self, X, y, *, reset, whole_fit):
-        data = self._validate_input(X, reset=reset)
+    def _validate_fit_data(self, X, y, *, reset, whole_fit, classes=None):
+        data = self._validate_input(X, reset=reset)  # classes_ came from classes= in _first_partial_call
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         y = column_or_1d(y, warn=True)

@@ -5,13 +5,17 @@ Patches are cut on the device from chunks of images; the patches of a whole
 data set are never held at once (ImageNet 32x32 has two billion 4x4 patches).
 
 A patch vector is ordered (row, column, channel) inside its window, the same
-order as ``X[i, y:y+W, x:x+W, :].ravel()``.
+order as ``X[i, y:y+W, x:x+W, :].ravel()``. This module is the one place that
+cuts patches: :func:`extract_patches` (and :func:`gather_patches`, the same
+patches in a given order) for the patch streams of the encoders, and
+:func:`im2col` / :func:`fold` (zero padding, then the same cutter, and its
+adjoint) for the convolutional and locally connected layers of
+:mod:`sklhebb.nn`.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 from sklearn.utils import check_array
@@ -23,6 +27,9 @@ __all__ = [
     "output_size",
     "extract_patches",
     "gather_patches",
+    "pad_images",
+    "im2col",
+    "fold",
     "normalize_rows",
     "max_pool",
     "iter_chunks",
@@ -125,6 +132,49 @@ def gather_patches(bk: Backend, images, window: int, index):
     i, rest = index // (oh * ow), index % (oh * ow)
     rows = v[i, rest // ow, rest % ow]
     return bk.xp.reshape(rows, (rows.shape[0], window * window * images.shape[3]))
+
+
+def pad_images(bk: Backend, x, top: int, bottom: int, left: int, right: int):
+    """Zero-pad the two spatial axes of a (B, H, W, C) map (pads >= 0); no copy when all are 0."""
+    if top == bottom == left == right == 0:
+        return x
+    B, H, W, C = x.shape
+    out = bk.zeros((B, H + top + bottom, W + left + right, C), dtype=x.dtype)
+    out[:, top : top + H, left : left + W, :] = x
+    return out
+
+
+def im2col(bk: Backend, x, k: int, top: int, left: int):
+    """Patches of a (B, H, W, C) map for a k x k 'same' correlation at stride 1.
+
+    The map is zero-padded by ``top``/``left`` before and k-1-top / k-1-left
+    after, then cut by :func:`extract_patches`: returns (B, H, W, k*k*C), the
+    patch of output position (h, w) covering input rows h - top .. h - top + k - 1
+    (zero outside the map), ordered (row, column, channel), so that a filter
+    bank of shape (k, k, C, F) reshaped to (k*k*C, F) multiplies it. For
+    k = 1 the map itself is returned.
+    """
+    if k == 1:
+        return x
+    return extract_patches(bk, pad_images(bk, x, top, k - 1 - top, left, k - 1 - left), k, 1)
+
+
+def fold(bk: Backend, cols, k: int, top: int, left: int):
+    """Adjoint of :func:`im2col`: add every patch entry back onto its pixel.
+
+    cols: (B, H, W, k*k*C). Returns (B, H, W, C): pixel (h', w') receives the
+    entries of every window that covers it (the padding's entries are
+    dropped). The loop runs over the k*k offsets inside the window (strided
+    adds), never over positions.
+    """
+    B, H, W = cols.shape[:3]
+    C = cols.shape[-1] // (k * k)
+    cols = bk.xp.reshape(cols, (B, H, W, k, k, C))
+    out = bk.zeros((B, H + k - 1, W + k - 1, C), dtype=cols.dtype)
+    for u in range(k):
+        for v in range(k):
+            out[:, u : u + H, v : v + W, :] += cols[:, :, :, u, v, :]
+    return out[:, top : top + H, left : left + W, :]
 
 
 def row_means(bk: Backend, P):
@@ -234,13 +284,17 @@ class PatchStream:
         Subtract each patch's mean before unit normalisation.
     normalize : bool
         Scale each patch to unit norm (False: raw, or only centred, patches).
+    y : array (n,) of int, optional
+        A label per image (host): every patch carries its image's label. It
+        travels chunk by chunk with the images (moved as int64).
 
-    ``epoch(rng)`` yields one pass. With an ``rng`` the image order is
-    permuted and the patches inside each chunk are shuffled; with None the
-    patches come in order (image by image, row-major positions).
+    ``epoch(rng)`` yields one pass: patch rows, or ``(rows, labels)`` with
+    ``y``. With an ``rng`` the image order is permuted and the patches inside
+    each chunk are shuffled; with None the patches come in order (image by
+    image, row-major positions).
     """
 
-    def __init__(self, bk, images, window, batch_size, chunk_size, dtype, center=False, normalize=True):
+    def __init__(self, bk, images, window, batch_size, chunk_size, dtype, center=False, normalize=True, y=None):
         self.bk = bk
         self.images = images
         n, H, W, C = images.shape
@@ -250,11 +304,14 @@ class PatchStream:
             raise ValueError(
                 f"window={window} is larger than the images ({H} x {W}); choose window <= {min(H, W)}."
             )
+        if y is not None and len(y) != n:
+            raise ValueError(f"y has {len(y)} labels but there are {n} images.")
         self.batch_size = int(batch_size)
         self.chunk_size = max(1, int(chunk_size))
         self.dtype = dtype
         self.center = center
         self.normalize = normalize
+        self.y = None if y is None else np.asarray(y)
         self.per_image = output_size(H, self.win[0], 1) * output_size(W, self.win[1], 1)
         self.n_patches = n * self.per_image
 
@@ -281,14 +338,15 @@ class PatchStream:
         return P
 
     def _pieces(self, rng):
-        """The epoch as (chunk, perm, lo, hi, last) pieces, in minibatch order.
+        """The epoch as (chunk, labels, perm, lo, hi, last) pieces, in minibatch order.
 
         Rows ``lo:hi`` of the chunk's patch order (``perm``, flat patch indices,
         or None for in-order) belong to the current minibatch; ``last`` says
-        that they complete it. A minibatch that spans two chunks comes as
-        several pieces; the final short one ends with ``(None, None, 0, 0, True)``.
-        With an ``rng`` the image order is permuted and the patches inside
-        each chunk are shuffled.
+        that they complete it; ``labels`` are the chunk's image labels on the
+        device (None without ``y``). A minibatch that spans two chunks comes as
+        several pieces; the final short one ends with
+        ``(None, None, None, 0, 0, True)``. With an ``rng`` the image order is
+        permuted and the patches inside each chunk are shuffled.
         """
         bk, B = self.bk, self.batch_size
         n = self.images.shape[0]
@@ -296,6 +354,7 @@ class PatchStream:
         carried = 0  # rows of the current minibatch taken from earlier chunks
         for index in iter_chunks(n, self.chunk_size, order):
             chunk = to_device_chunk(bk, self.images, index, self.dtype)
+            labels = None if self.y is None else bk.asarray(self.y[index], dtype="int64")
             n_p = chunk.shape[0] * self.per_image
             perm = None if rng is None else affine_permutation(bk, n_p, rng)
             start = 0
@@ -303,39 +362,46 @@ class PatchStream:
                 # complete the minibatch begun in the last chunk
                 start = min(B - carried, n_p)
                 carried += start
-                yield chunk, perm, 0, start, carried == B
+                yield chunk, labels, perm, 0, start, carried == B
                 if carried < B:
                     continue
                 carried = 0
             n_full = start + ((n_p - start) // B) * B
             for b in range(start, n_full, B):
-                yield chunk, perm, b, b + B, True
+                yield chunk, labels, perm, b, b + B, True
             if n_full < n_p:
-                yield chunk, perm, n_full, n_p, False
+                yield chunk, labels, perm, n_full, n_p, False
                 carried = n_p - n_full
         if carried:
-            yield None, None, 0, 0, True
+            yield None, None, None, 0, 0, True
+
+    def _index(self, perm, lo, hi):
+        """Flat patch indices (image, row, column in C order) of rows ``lo:hi`` of a chunk's patch order."""
+        return perm[lo:hi] if perm is not None else self.bk.arange(hi - lo) + lo
 
     def epoch(self, rng=None):
-        """One pass of minibatches (normalised patch rows, fresh arrays)."""
+        """One pass of minibatches: normalised patch rows (fresh arrays), with their labels given ``y``."""
         xp = self.bk.xp
-        current, P, pending = None, None, []
-        for chunk, perm, lo, hi, last in self._pieces(rng):
+        current, P, pending, pending_y = None, None, [], []
+        for chunk, labels, perm, lo, hi, last in self._pieces(rng):
             if chunk is not None:
                 if chunk is not current:
                     # cut (and shuffle) the whole chunk at once, then slice
                     current, P = chunk, self._patches(chunk, perm)
                 rows = P[lo:hi]
+                lab = None if labels is None else xp.take(labels, self._index(perm, lo, hi) // self.per_image)
                 if last and not pending:
-                    yield rows
+                    yield rows if lab is None else (rows, lab)
                     continue
                 pending.append(rows)  # a minibatch across chunks copies only its own rows
+                pending_y.append(lab)
             if last:
-                yield xp.concat(pending, axis=0)
-                pending = []
+                rows = xp.concat(pending, axis=0)
+                yield rows if self.y is None else (rows, xp.concat(pending_y, axis=0))
+                pending, pending_y = [], []
 
     def epoch_indices(self, rng=None):
-        """The same pass as :meth:`epoch`, as ``(chunk, index, rows)`` items.
+        """The same pass as :meth:`epoch`, as ``(chunk, index, rows)`` items (without labels).
 
         A minibatch inside one chunk comes uncut: ``(chunk, index, None)``,
         with ``index`` its flat patch indices (image, row, column in C order),
@@ -343,11 +409,13 @@ class PatchStream:
         spans chunks comes cut: ``(None, None, rows)``. Same minibatches, in the
         same order, as :meth:`epoch` with the same ``rng``.
         """
+        if self.y is not None:
+            raise ValueError("epoch_indices streams unlabelled patches; use epoch() for a stream with y.")
         xp = self.bk.xp
         pending = []
-        for chunk, perm, lo, hi, last in self._pieces(rng):
+        for chunk, _, perm, lo, hi, last in self._pieces(rng):
             if chunk is not None:
-                index = perm[lo:hi] if perm is not None else self.bk.arange(hi - lo) + lo
+                index = self._index(perm, lo, hi)
                 if last and not pending:
                     yield chunk, index, None
                     continue
@@ -374,8 +442,3 @@ def affine_permutation(bk, n: int, rng):
     b = int(rng.randint(0, n))
     return (bk.arange(n) * a + b) % n
 
-
-def check_positive_int(value, name):
-    if not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)

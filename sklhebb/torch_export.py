@@ -183,12 +183,12 @@ def nsm_to_torch(est, *, lateral=False, dtype=None):
     import torch
     from torch import nn
 
-    if est._deep():
+    if est.hidden_layer_sizes:
         raise ValueError("to_torch does not export deep networks (hidden_layer_sizes); use hidden_layer_sizes=().")
     dt = _torch_dtype(est.components_.dtype, dtype)
     W = torch.as_tensor(est.components_, dtype=dt)
     N, K = W.shape
-    if est._conv(est.image_shape_):
+    if est._conv():
         if lateral:
             raise ValueError("lateral=True is only available for the fully connected network (window=None).")
         H, Wd, C = est.image_shape_
@@ -216,18 +216,17 @@ def competitive_to_torch(est, *, dtype=None):
     [RowNormalize] (with ``normalize_input``), then for every layer
     ``nn.Linear(n_in, n_out, bias=False)`` (``weight = coefs_[i].T``) and the
     activation module (SquareNormalize, Abs, StdAbs with frozen running
-    statistics, or Identity). With ``output="all"`` the layers sit in an
+    statistics, or Identity). With ``return_layers="all"`` the layers sit in an
     ``AllLayerOutputs`` module that concatenates every layer's features, as
-    ``transform`` does. Locally connected layers (``receptive_field``) are
-    refused with a ValueError.
+    ``transform`` does. Locally connected layers (``window``) are refused with
+    a ValueError.
     """
     import torch
     from torch import nn
 
-    if est.receptive_field is not None:
+    if est.window is not None:
         raise ValueError(
-            "to_torch exports fully connected layers only; receptive_field="
-            f"{est.receptive_field!r} (locally connected layers) is not supported."
+            f"to_torch exports fully connected layers only; window={est.window!r} (locally connected layers) is not supported."
         )
     RowNormalize, SquareNormalize, Abs, StdAbs, _ = _modules()
     dt = _torch_dtype(est.coefs_[0].dtype, dtype)
@@ -247,11 +246,11 @@ def competitive_to_torch(est, *, dtype=None):
         else:
             act = nn.Identity()
         stages.append((linear, act))
-    if est.output == "last":
+    if est.return_layers == "top":
         return nn.Sequential(*head, *[m for stage in stages for m in stage])
 
     class AllLayerOutputs(nn.Module):
-        """Run the layers in order and concatenate every layer's features (``output="all"``)."""
+        """Run the layers in order and concatenate every layer's features (``return_layers="all"``)."""
 
         def __init__(self, head, stages):
             super().__init__()

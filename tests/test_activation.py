@@ -1,5 +1,6 @@
 """ActivationLearningClassifier (Zhou, arXiv 2209.13400, Sections III-V)."""
 
+import math
 import pickle
 
 import numpy as np
@@ -8,6 +9,7 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from sklhebb import rules
 from sklhebb.classifiers.activation import ActivationLearningClassifier, label_codes
 
 
@@ -86,6 +88,61 @@ def reference_feedback_step(clf, X, y_idx, lr):
     return W, mu, var, m
 
 
+def oracle_feedback(A, y, slope, scale, momentum, lr, lam, threshold):
+    """Eq. (12)-(14) and the spec's gamma (4.4-4.5), float64 loops over the samples."""
+    B, C = A.shape
+    gap, a_pos, neg, gamma = np.zeros(B), np.zeros(B), np.zeros(B, dtype=int), np.zeros(B)
+    for b in range(B):
+        a_pos[b] = A[b, y[b]]
+        best = -math.inf
+        for c in range(C):  # c' != c with the strongest activation (the first of tied maxima)
+            if c != y[b] and A[b, c] > best:
+                best, neg[b] = A[b, c], c
+        gap[b] = a_pos[b] - best  # Eq. (12)
+        gamma[b] = min(max(1.0 - slope * gap[b], 0.0), 1.0)
+    m = momentum * scale + (1.0 - momentum) * sum(gamma) / B
+    renorm = [g / max(m, 1e-5) for g in gamma]
+    r_pos = [lr * g for g in renorm]  # Eq. (13): gamma * Delta w+ ...
+    r_neg = [-lam * lr * g if a_pos[b] > threshold else 0.0 for b, g in enumerate(renorm)]  # ... - gamma lambda Delta w-
+    return gap, a_pos, neg, gamma, m, np.array(renorm), np.array(r_pos), np.array(r_neg)
+
+
+def test_feedback_equations_match_loop_transcription():
+    rng = np.random.RandomState(0)
+    B, C = 9, 5
+    A = rng.uniform(0, 2, (B, C))
+    A[0] = 1.0  # all labels tie
+    A[1, 2:4] = A[1].max() + 1.0  # two wrong labels tie for the maximum
+    y = rng.randint(0, C, B)
+    y[1] = 0
+    gap, a_pos, neg, gamma, m, renorm, r_pos, r_neg = oracle_feedback(A, y, 5.0, 0.7, 0.99, 0.3, 0.9, 0.8)
+    g, ap, n = rules.activation_gap(A, y)
+    np.testing.assert_array_equal(n, neg)
+    np.testing.assert_allclose(g, gap, rtol=1e-15)
+    np.testing.assert_array_equal(ap, a_pos)
+    gam = rules.feedback_gamma(g, 5.0)
+    np.testing.assert_allclose(gam, gamma, rtol=1e-15)
+    assert gam.min() == 0.0 and gam.max() == 1.0  # both truncations are reached
+    rg, scale = rules.renormalize_gamma(gam, np.asarray(0.7), 0.99)
+    assert float(scale) == pytest.approx(m, rel=1e-15)
+    np.testing.assert_allclose(rg, renorm, rtol=1e-15)
+    rp, rn = rules.feedback_rates(rg, 0.3, 0.9, ap, 0.8)
+    np.testing.assert_allclose(rp, r_pos, rtol=1e-15)
+    np.testing.assert_allclose(rn, r_neg, rtol=1e-15)
+    assert np.any(rn == 0) and np.any(rn < 0)  # the gate is active for some samples only
+    # without a threshold every negative sample is unlearned
+    np.testing.assert_allclose(rules.feedback_rates(rg, 0.3, 0.9)[1], -0.9 * 0.3 * renorm, rtol=1e-15)
+
+
+def test_log_softmax_matches_loop_transcription():
+    rng = np.random.RandomState(1)
+    Z = rng.normal(scale=3.0, size=(6, 4))
+    ref = np.array([[math.log(math.exp(Z[b, c]) / sum(math.exp(v) for v in Z[b])) for c in range(4)] for b in range(6)])
+    np.testing.assert_allclose(rules.log_softmax(Z), ref, rtol=1e-13, atol=1e-13)
+    # shifted by 1000 (exp overflows): the same probabilities, no NaN
+    np.testing.assert_allclose(rules.log_softmax(Z + 1000.0), ref, rtol=1e-10, atol=1e-10)
+
+
 # ------------------------------------------------------------------- data
 @pytest.fixture(scope="module")
 def digits():
@@ -93,11 +150,11 @@ def digits():
     return train_test_split(X.astype(np.float32), y, test_size=0.3, random_state=0, stratify=y)
 
 
-DIGITS = dict(n_units=100, label_repeat=8, max_iter=40, batch_size=50, learning_rate=0.2, random_state=0)
+DIGITS = dict(hidden_layer_sizes=(100, 100), label_repeat=8, max_iter=40, batch_size=50, learning_rate=0.2, random_state=0)
 
 
-def small(**kw):
-    base = dict(n_units=20, label_repeat=3, max_iter=5, batch_size=20, random_state=0)
+def small(n_layers=2, **kw):
+    base = dict(hidden_layer_sizes=(20,) * n_layers, label_repeat=3, max_iter=5, batch_size=20, random_state=0)
     base.update(kw)
     return ActivationLearningClassifier(**base)
 
@@ -127,7 +184,7 @@ def test_feedback_step_matches_spec_transcription(digits):
     """partial_fit on one batch = the spec's positive-then-negative step (float64)."""
     Xtr, _, ytr, _ = digits
     X = Xtr.astype(np.float64)
-    clf = ActivationLearningClassifier(n_layers=3, n_units=30, label_repeat=3, batch_size=60, shuffle=False, learning_rate=0.3, random_state=0)
+    clf = ActivationLearningClassifier((30, 30, 30), label_repeat=3, batch_size=60, shuffle=False, learning_rate=0.3, random_state=0)
     clf.partial_fit(X[:120], ytr[:120], classes=np.arange(10))
     W, mu, var, m = reference_feedback_step(clf, X[120:180], ytr[120:180], 0.3)
     clf.partial_fit(X[120:180], ytr[120:180])
@@ -142,7 +199,7 @@ def test_feedback_step_matches_spec_transcription(digits):
 def test_no_feedback_step_is_the_plain_rule(digits):
     Xtr, _, ytr, _ = digits
     X = Xtr[:40].astype(np.float64)
-    clf = ActivationLearningClassifier(n_layers=1, n_units=12, label_repeat=2, feedback=False, batch_size=40, learning_rate=0.5, random_state=0)
+    clf = ActivationLearningClassifier((12,), label_repeat=2, feedback=False, batch_size=40, learning_rate=0.5, random_state=0)
     clf.partial_fit(X, ytr[:40], classes=np.arange(10))
     W0 = np.vstack([clf.coefs_[0], clf.label_coef_])
     clf.partial_fit(X, ytr[:40])
@@ -204,7 +261,7 @@ def test_binary_and_string_labels():
 def test_partial_fit_chunks_equal_one_epoch(digits):
     Xtr, _, ytr, _ = digits
     X, y = Xtr[:200].astype(np.float64), ytr[:200]
-    kw = dict(n_units=16, label_repeat=2, batch_size=20, shuffle=False, lr_decay_at=None, gap_slope=5.0, random_state=0)
+    kw = dict(hidden_layer_sizes=(16, 16), label_repeat=2, batch_size=20, shuffle=False, schedule="constant", gap_slope=5.0, random_state=0)
     full = ActivationLearningClassifier(max_iter=1, **kw).fit(X, y)
     part = ActivationLearningClassifier(**kw)
     with pytest.raises(ValueError, match="classes must be passed"):
@@ -230,7 +287,7 @@ def test_numpy_and_torch_agree(digits):
     torch = pytest.importorskip("torch")
     Xtr, Xte, ytr, _ = digits
     X = Xtr[:300].astype(np.float64)
-    kw = dict(n_layers=2, n_units=24, label_repeat=3, max_iter=3, batch_size=30, random_state=0)
+    kw = dict(hidden_layer_sizes=(24, 24), label_repeat=3, max_iter=3, batch_size=30, random_state=0)
     a = ActivationLearningClassifier(**kw).fit(X, ytr[:300])
     b = ActivationLearningClassifier(backend="torch", **kw).fit(X, ytr[:300])
     for wa, wb in zip(a.coefs_ + [a.label_coef_], b.coefs_ + [b.label_coef_]):
@@ -255,13 +312,33 @@ def test_score_samples_detects_a_held_out_class(digits):
 def test_locally_connected_classifier(digits):
     Xtr, Xte, ytr, yte = digits
     clf = ActivationLearningClassifier(
-        n_layers=3, receptive_field=3, n_channels=2, image_shape=(8, 8), label_repeat=8,
+        (2, 2, 128), window=3, image_shape=(8, 8), label_repeat=8,
         max_iter=8, batch_size=50, learning_rate=0.3, random_state=0,
     ).fit(Xtr, ytr)
     assert clf.coefs_[0].shape == (8, 8, 9, 2) and clf.coefs_[1].shape == (8, 8, 18, 2)
     assert clf.coefs_[2].shape == (128, 128) and clf.label_coef_.shape == (80, 128)
     assert np.all(clf.coefs_[0][0, 0, :3] == 0)  # outside the image: stays zero
     assert clf.score(Xte, yte) > 0.5  # measured 0.64 at these short settings; chance is 0.1
+
+
+def test_hidden_layer_sizes_give_one_layer_each(digits):
+    Xtr, _, ytr, _ = digits
+    X, y = Xtr[:100], ytr[:100]
+    # None: the paper's network, two layers as wide as the input [x^, l_c]
+    d = 64 + 10 * 3
+    clf = small(hidden_layer_sizes=None, max_iter=1).fit(X, y)
+    assert [W.shape for W in clf.coefs_] == [(64, d), (d, d)] and clf.label_coef_.shape == (30, d)
+    clf = small(hidden_layer_sizes=(30, 12, 7), max_iter=1).fit(X, y)
+    assert [W.shape for W in clf.coefs_] == [(64, 30), (30, 12), (12, 7)] and clf.label_coef_.shape == (30, 30)
+    assert [m.shape for m in clf.running_mean_] == [(30,), (12,)]
+    # with a window: channels per position below the top, units of the fully connected top layer
+    clf = small(hidden_layer_sizes=None, window=3, image_shape=(8, 8), max_iter=1).fit(X, y)
+    assert [W.shape for W in clf.coefs_] == [(8, 8, 9, 1), (64, 64)]
+    clf = small(hidden_layer_sizes=(3,), window=3, image_shape=(8, 8), max_iter=1).fit(X, y)
+    assert [W.shape for W in clf.coefs_] == [(8, 8, 9, 3)] and clf.label_coef_.shape == (30, 192)
+    for bad in [(), (20, 0)]:
+        with pytest.raises(ValueError, match="hidden_layer_sizes"):
+            small(hidden_layer_sizes=bad).fit(X, y)
 
 
 def test_pickle_round_trip(digits):
@@ -273,25 +350,26 @@ def test_pickle_round_trip(digits):
 
 def test_default_epochs_follow_the_authors_step_budget():
     clf = ActivationLearningClassifier(batch_size=100)
-    assert clf._default_epochs(60000) == 100
-    assert clf._default_epochs(55000) == 104
-    assert clf._default_epochs(600) == 1666
+    assert clf._n_epochs(60000) == 100
+    assert clf._n_epochs(55000) == 104
+    assert clf._n_epochs(600) == 1666
 
 
 # ------------------------------------------------ inference by optimisation
 @pytest.fixture(scope="module")
 def fitted_for_inference():
     X, y = load_digits(return_X_y=True)
-    return X, y, ActivationLearningClassifier(n_units=30, label_repeat=4, max_iter=20, batch_size=50, learning_rate=0.3, random_state=0).fit(X, y)
+    return X, y, ActivationLearningClassifier((30, 30), label_repeat=4, max_iter=20, batch_size=50, learning_rate=0.3, random_state=0).fit(X, y)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(activation="abs"), dict(receptive_field=3, image_shape=(8, 8), n_channels=2, n_layers=3)])
+@pytest.mark.parametrize("kw", [dict(), dict(activation="abs"), dict(window=3, image_shape=(8, 8), hidden_layer_sizes=(2, 2, 128))])
 def test_input_gradient_matches_finite_differences(kw):
     X, y = load_digits(return_X_y=True)
-    clf = ActivationLearningClassifier(n_units=16, label_repeat=2, max_iter=5, batch_size=50, learning_rate=0.3, random_state=0, **kw).fit(X[:500], y[:500])
+    kw = {"hidden_layer_sizes": (16, 16), **kw}
+    clf = ActivationLearningClassifier(**kw, label_repeat=2, max_iter=5, batch_size=50, learning_rate=0.3, random_state=0)
+    clf.fit(X[:500], y[:500])
     bk = clf._backend()
-    params = {k: bk.asarray(v, dtype="float64") for k, v in clf._fitted_params().items()}
-    params["codes"] = bk.asarray(clf.label_codes_, dtype="float64")
+    params = {k: bk.asarray(v, dtype="float64") for k, v in clf._params_from_fitted().items()}
     z = np.random.RandomState(0).rand(2, 64)
     lab = np.array([3, 7])
     A, g, _, _ = clf._normalised_grad(bk, params, z, lab)
@@ -342,7 +420,7 @@ def test_torch_cuda_agrees_with_numpy(digits):
         pytest.skip("needs a CUDA GPU (torch.cuda.is_available() is False)")
     Xtr, Xte, ytr, _ = digits
     X = Xtr[:300].astype(np.float64)
-    kw = dict(n_units=24, label_repeat=3, max_iter=3, batch_size=30, random_state=0)
+    kw = dict(hidden_layer_sizes=(24, 24), label_repeat=3, max_iter=3, batch_size=30, random_state=0)
     a = ActivationLearningClassifier(**kw).fit(X, ytr[:300])
     b = ActivationLearningClassifier(backend="torch", device="cuda", **kw).fit(X, ytr[:300])
     np.testing.assert_allclose(a.coefs_[1], b.coefs_[1], rtol=1e-6, atol=1e-9)
@@ -390,7 +468,7 @@ def test_generate_and_complete_run_on_the_estimators_backend():
     X, y = load_digits(return_X_y=True)
     X = (X[:200] / 16).astype(np.float32)
     y = y[:200]
-    kw = dict(n_units=16, label_repeat=2, max_iter=2, batch_size=50, learning_rate=0.3, random_state=0)
+    kw = dict(hidden_layer_sizes=(16, 16), label_repeat=2, max_iter=2, batch_size=50, learning_rate=0.3, random_state=0)
     a = ActivationLearningClassifier(**kw).fit(X, y)
     b = pickle.loads(pickle.dumps(a)).set_params(backend="torch")  # same weights, torch compute
     assert b._backend().name == "torch"

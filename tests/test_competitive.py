@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 
 from sklhebb import rules
+from sklhebb._backend import resolve
 from sklhebb._training import DivergenceError
 from sklhebb.encoders.competitive import LocalCompetitiveEncoder
+from sklhebb.nn import UntiedConv, UntiedDense
+from sklhebb.nn.competitive import local
 
 
 # ------------------------------------------------------------------ oracles
@@ -23,12 +26,15 @@ def oracle_eq4(W, X, rates):
     return dW / B
 
 
-def local_to_dense(Wl, size):
-    """Dense (H*W*Cin, H*W*Cout) matrix of a locally connected layer, built by loops."""
-    H, Wd, D, Co = Wl.shape
-    Ci = D // (size * size)
+def local_connections(shape, size, Co):
+    """Every connection of a locally connected layer, by loops: (local index, dense index).
+
+    Output unit (h, w, o) sees input pixel (h + dy - p, w + dx - p), channel c, when it lies in the
+    image; the local weight Wl[h, w, (dy * size + dx) * Ci + c, o] is the dense weight
+    M[(hh * W + ww) * Ci + c, (h * W + w) * Co + o].
+    """
+    H, Wd, Ci = shape
     p = size // 2
-    M = np.zeros((H * Wd * Ci, H * Wd * Co))
     for h in range(H):
         for w in range(Wd):
             for dy in range(size):
@@ -37,23 +43,23 @@ def local_to_dense(Wl, size):
                     if 0 <= hh < H and 0 <= ww < Wd:
                         for c in range(Ci):
                             for o in range(Co):
-                                M[(hh * Wd + ww) * Ci + c, (h * Wd + w) * Co + o] = Wl[h, w, (dy * size + dx) * Ci + c, o]
+                                yield (h, w, (dy * size + dx) * Ci + c, o), ((hh * Wd + ww) * Ci + c, (h * Wd + w) * Co + o)
+
+
+def local_to_dense(Wl, size):
+    """Dense (H*W*Cin, H*W*Cout) matrix of a locally connected layer."""
+    H, Wd, D, Co = Wl.shape
+    M = np.zeros((H * Wd * (D // (size * size)), H * Wd * Co))
+    for loc, den in local_connections((H, Wd, D // (size * size)), size, Co):
+        M[den] = Wl[loc]
     return M
 
 
 def dense_to_local(M, shape, size, Co):
     H, Wd, Ci = shape
-    p = size // 2
     Wl = np.zeros((H, Wd, size * size * Ci, Co))
-    for h in range(H):
-        for w in range(Wd):
-            for dy in range(size):
-                for dx in range(size):
-                    hh, ww = h + dy - p, w + dx - p
-                    if 0 <= hh < H and 0 <= ww < Wd:
-                        for c in range(Ci):
-                            for o in range(Co):
-                                Wl[h, w, (dy * size + dx) * Ci + c, o] = M[(hh * Wd + ww) * Ci + c, (h * Wd + w) * Co + o]
+    for loc, den in local_connections(shape, size, Co):
+        Wl[loc] = M[den]
     return Wl
 
 
@@ -87,16 +93,25 @@ def test_local_rule_is_the_masked_dense_rule():
     mask = local_to_dense(np.ones_like(Wl), K) != 0
     X = rng.normal(size=(B,) + shape)
     r = rng.normal(size=B)
-    P = rules.local_patches(X, K)
-    Y = rules.local_forward(Wl, P)
+    layer = local(shape, K, Co)  # the kit's locally connected layer (nn.UntiedConv), weights (H, W, K*K*Cin, Cout)
+    assert isinstance(layer, UntiedConv)
+    Y, _ = layer.forward(resolve("numpy"), {"W": Wl}, X)
     Xf = X.reshape(B, -1)
     np.testing.assert_allclose(Y.reshape(B, -1), Xf @ M, rtol=1e-12, atol=1e-12)
     dense_dW = oracle_eq4(M, Xf, r) * mask
-    dWl = rules.local_competitive_update(Wl, X, size=K, rates=r)
+    dWl = layer.competitive_increment(Wl, X, Y, r)
     np.testing.assert_allclose(local_to_dense(dWl, K), dense_dW, rtol=1e-10, atol=1e-12)
     # weights that would reach outside the image get no change
     outside = dense_to_local(np.ones_like(M), shape, K, Co) == 0
     assert np.all(dWl[outside] == 0)
+    # the same layer stored as the authors store it (one dense matrix, masked) learns the same
+    masked = UntiedDense(Co, K)
+    masked.build([shape])
+    np.testing.assert_allclose(masked.competitive_increment(M, Xf, Xf @ M, r), dense_dW, rtol=1e-10, atol=1e-12)
+    # and both start at zero outside the image (Zhou's truncated-normal init)
+    W0 = layer.truncated_normal(np.random.RandomState(0), 0.1, "float64")
+    assert np.all(W0.reshape(Wl.shape)[outside] == 0) and np.all(W0.reshape(Wl.shape)[~outside] != 0)
+    assert np.all(masked.truncated_normal(np.random.RandomState(0), 0.1, "float64")[~mask] == 0)
 
 
 def test_activations():
@@ -131,16 +146,16 @@ FAST = dict(max_iter=30, batch_size=10, random_state=0)
 def test_property3_sum_of_squares_tends_to_number_of_neurons(training):
     X = low_rank_data()
     # m <= rank of the data (5): every neuron finds a direction with variance
-    enc = LocalCompetitiveEncoder((4, 3), activation="std_abs", training=training, **FAST).fit(X)
+    enc = LocalCompetitiveEncoder(3, hidden_layer_sizes=(4,), activation="std_abs", training=training, **FAST).fit(X)
     for W, m in zip(enc.coefs_, (4, 3)):
         assert abs(np.sum(W**2) - m) < 0.05 * m
     # a fresh initialisation is far from it
-    assert np.sum(LocalCompetitiveEncoder((6,), max_iter=1, batch_size=400, random_state=0).fit(X).coefs_[0] ** 2) < 1
+    assert np.sum(LocalCompetitiveEncoder(6, max_iter=1, batch_size=400, random_state=0).fit(X).coefs_[0] ** 2) < 1
 
 
 def test_property4_activation_bounded_by_input_strength():
     X = low_rank_data(seed=1)
-    enc = LocalCompetitiveEncoder((8, 4), activation="std_abs", training="joint", **FAST).fit(X)
+    enc = LocalCompetitiveEncoder(4, hidden_layer_sizes=(8,), activation="std_abs", training="joint", **FAST).fit(X)
     s = enc.score_samples(X)  # input strength 1 after normalisation
     assert np.all(s <= 1.0 + 1e-2)
     assert np.median(s) > 0.5  # typical samples are nearly reconstructed, not all scores ~ 0
@@ -148,7 +163,7 @@ def test_property4_activation_bounded_by_input_strength():
 
 def test_property1_2_reconstruction_equals_pca():
     X = low_rank_data(seed=2)
-    enc = LocalCompetitiveEncoder((4,), activation="identity", **FAST).fit(X)
+    enc = LocalCompetitiveEncoder(4, activation="identity", **FAST).fit(X)
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
     err = np.mean(np.sum((Xn - enc.inverse_transform(enc.transform(X))) ** 2, axis=1))
     Vt = np.linalg.svd(Xn, full_matrices=False)[2][:4]
@@ -158,12 +173,12 @@ def test_property1_2_reconstruction_equals_pca():
     W = enc.coefs_[0]
     np.testing.assert_allclose(Vt.T @ Vt @ W, W, atol=0.05)
     with pytest.raises(ValueError, match="single fully connected linear layer"):
-        LocalCompetitiveEncoder((4, 2), activation="identity", max_iter=1).fit(X).inverse_transform(np.zeros((1, 2)))
+        LocalCompetitiveEncoder(2, hidden_layer_sizes=(4,), activation="identity", max_iter=1).fit(X).inverse_transform(np.zeros((1, 2)))
 
 
 def test_score_samples_flags_atypical_inputs():
     X = low_rank_data(seed=3)
-    enc = LocalCompetitiveEncoder((5, 5), activation="std_abs", training="joint", **FAST).fit(X)
+    enc = LocalCompetitiveEncoder(5, hidden_layer_sizes=(5,), activation="std_abs", training="joint", **FAST).fit(X)
     outliers = np.random.RandomState(9).normal(size=(100, X.shape[1]))
     inl = LocalCompetitiveEncoder  # noqa: F841
     assert np.median(enc.score_samples(X)) > np.percentile(enc.score_samples(outliers), 95)
@@ -172,25 +187,26 @@ def test_score_samples_flags_atypical_inputs():
 def test_layerwise_freezes_lower_layers():
     X = low_rank_data(seed=4)
     kw = dict(max_iter=5, batch_size=20, shuffle=False, random_state=0, activation="std_abs")
-    one = LocalCompetitiveEncoder((6,), **kw).fit(X)
-    two = LocalCompetitiveEncoder((6, 3), training="layerwise", **kw).fit(X)
+    one = LocalCompetitiveEncoder(6, **kw).fit(X)
+    two = LocalCompetitiveEncoder(3, hidden_layer_sizes=(6,), training="layerwise", **kw).fit(X)
     np.testing.assert_allclose(two.coefs_[0], one.coefs_[0], rtol=1e-6)  # layer 2's training left layer 1 alone
     np.testing.assert_allclose(two.running_mean_[0], one.running_mean_[0], rtol=1e-6)
-    joint = LocalCompetitiveEncoder((6, 3), training="joint", **kw).fit(X)
+    joint = LocalCompetitiveEncoder(3, hidden_layer_sizes=(6,), training="joint", **kw).fit(X)
     assert two.n_iter_ == 10 and joint.n_iter_ == 5
 
 
 @pytest.mark.parametrize("activation", ["square_normalize", "abs", "std_abs", "identity"])
 def test_transform_outputs(activation):
     X = low_rank_data(n=100)
-    enc = LocalCompetitiveEncoder((6, 3), activation=activation, max_iter=3, batch_size=20, random_state=0).fit(X)
+    enc = LocalCompetitiveEncoder(3, hidden_layer_sizes=(6,), activation=activation, max_iter=3, batch_size=20, random_state=0).fit(X)
     Z = enc.transform(X)
     assert Z.shape == (100, 3) and np.all(np.isfinite(Z))
     if activation == "square_normalize":
         np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1, rtol=1e-5)
     if activation == "abs":
         assert np.all(Z >= 0)
-    enc_all = LocalCompetitiveEncoder((6, 3), activation=activation, output="all", max_iter=3, batch_size=20, random_state=0)
+    enc_all = LocalCompetitiveEncoder(3, hidden_layer_sizes=(6,), activation=activation, return_layers="all", max_iter=3, batch_size=20,
+                                      random_state=0)
     Za = enc_all.fit(X).transform(X)
     assert Za.shape == (100, 9)
     np.testing.assert_allclose(Za[:, 6:], Z, rtol=1e-5)
@@ -199,7 +215,8 @@ def test_transform_outputs(activation):
 
 def test_partial_fit_chunks_equal_one_epoch():
     X = low_rank_data(n=100)
-    kw = dict(hidden_layer_sizes=(5, 3), activation="std_abs", training="joint", batch_size=20, shuffle=False, lr_decay_at=None, random_state=0)
+    kw = dict(n_components=3, hidden_layer_sizes=(5,), activation="std_abs", training="joint", batch_size=20, shuffle=False, schedule="constant",
+              random_state=0)
     full = LocalCompetitiveEncoder(max_iter=1, **kw).fit(X)
     part = LocalCompetitiveEncoder(**kw)
     assert part.partial_fit(X[:40]) is part
@@ -213,7 +230,7 @@ def test_partial_fit_chunks_equal_one_epoch():
 def test_numpy_and_torch_agree():
     torch = pytest.importorskip("torch")
     X = low_rank_data(n=120).astype(np.float32)
-    kw = dict(hidden_layer_sizes=(6, 4), activation="std_abs", training="joint", max_iter=3, batch_size=20, random_state=0)
+    kw = dict(n_components=4, hidden_layer_sizes=(6,), activation="std_abs", training="joint", max_iter=3, batch_size=20, random_state=0)
     a = LocalCompetitiveEncoder(**kw).fit(X)
     b = LocalCompetitiveEncoder(backend="torch", **kw).fit(X)
     for wa, wb in zip(a.coefs_, b.coefs_):
@@ -227,7 +244,8 @@ def test_numpy_and_torch_agree():
 def test_locally_connected_encoder():
     rng = np.random.RandomState(5)
     X = rng.rand(60, 6, 7)
-    enc = LocalCompetitiveEncoder((3, 2), receptive_field=3, activation="std_abs", training="joint", max_iter=10, batch_size=10, random_state=0)
+    kw = dict(hidden_layer_sizes=(3,), window=3, activation="std_abs", training="joint", max_iter=10, batch_size=10, random_state=0)
+    enc = LocalCompetitiveEncoder(2, **kw)
     Z = enc.fit(X).transform(X)
     assert Z.shape == (60, 6 * 7 * 2)
     assert enc.coefs_[0].shape == (6, 7, 9, 3) and enc.coefs_[1].shape == (6, 7, 27, 2)
@@ -235,17 +253,19 @@ def test_locally_connected_encoder():
     assert np.all(enc.coefs_[0][0, 0, :3] == 0) and np.all(enc.coefs_[1][-1, -1, -9:] == 0)
     assert np.all(enc.score_samples(X) <= 1 + 1e-2)
     # 2-D input with image_shape gives the same model
-    enc2 = LocalCompetitiveEncoder((3, 2), receptive_field=3, activation="std_abs", training="joint", max_iter=10, batch_size=10, random_state=0, image_shape=(6, 7))
+    enc2 = LocalCompetitiveEncoder(2, image_shape=(6, 7), **kw)
     np.testing.assert_allclose(enc2.fit(X.reshape(60, -1)).transform(X.reshape(60, -1)), Z, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="needs images"):
-        LocalCompetitiveEncoder((3,), receptive_field=3).fit(X.reshape(60, -1))
+        LocalCompetitiveEncoder(3, window=3).fit(X.reshape(60, -1))
     with pytest.raises(ValueError, match="odd"):
-        LocalCompetitiveEncoder((3,), receptive_field=2).fit(X)
+        LocalCompetitiveEncoder(3, window=2).fit(X)
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        LocalCompetitiveEncoder(3, hidden_layer_sizes=(4, 0)).fit(X)
 
 
 def test_divergence_leaves_estimator_unfitted():
     X = low_rank_data(n=100) * 1e3
-    enc = LocalCompetitiveEncoder((4,), normalize_input=False, learning_rate=10.0, max_iter=5, batch_size=10, random_state=0)
+    enc = LocalCompetitiveEncoder(4, normalize_input=False, learning_rate=10.0, max_iter=5, batch_size=10, random_state=0)
     with pytest.raises(DivergenceError):
         enc.fit(X)
     assert not hasattr(enc, "coefs_")
@@ -255,7 +275,7 @@ def test_black_images_give_zero_features_not_nan():
     X = np.zeros((20, 9))
     X[10:] = np.random.RandomState(0).rand(10, 9)
     for act in ["square_normalize", "std_abs"]:
-        enc = LocalCompetitiveEncoder((4,), activation=act, max_iter=2, batch_size=5, random_state=0).fit(X)
+        enc = LocalCompetitiveEncoder(4, activation=act, max_iter=2, batch_size=5, random_state=0).fit(X)
         Z = enc.transform(X)
         assert np.all(np.isfinite(Z)) and np.all(enc.score_samples(X[:10]) == 0)
 
@@ -266,7 +286,7 @@ def test_torch_cuda_agrees_with_numpy():
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU (torch.cuda.is_available() is False)")
     X = low_rank_data(n=120)
-    kw = dict(hidden_layer_sizes=(6, 4), activation="std_abs", training="joint", max_iter=3, batch_size=20, random_state=0)
+    kw = dict(n_components=4, hidden_layer_sizes=(6,), activation="std_abs", training="joint", max_iter=3, batch_size=20, random_state=0)
     a = LocalCompetitiveEncoder(**kw).fit(X)
     b = LocalCompetitiveEncoder(backend="torch", device="cuda", **kw).fit(X)
     for wa, wb in zip(a.coefs_, b.coefs_):

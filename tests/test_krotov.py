@@ -1,6 +1,7 @@
 """KrotovPatchEncoder: oracles against literal transcriptions of the paper, and behaviour."""
 
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -395,3 +396,30 @@ def test_sparse_hebbian_sum_equals_dense_g(monkeypatch, private_kernel):
     out = np.ones((N, K)).T  # a non-contiguous `out` is accumulated into, not copied
     resolve("numpy").sparse_gT_matmul([top, anti], [1.0, -0.3], V.astype(np.float64), K, out=out)
     np.testing.assert_allclose(out, 1.0 + G.T @ V, rtol=1e-5, atol=1e-6)
+
+
+def test_parameters_without_effect_say_so():
+    """A parameter that this input makes ineffective gives a warning that names it (not silence)."""
+    rng = np.random.default_rng(0)
+    rows, images = rng.random((20, 16)), rng.random((20, 4, 4))
+    with pytest.warns(UserWarning, match=r"window=3 has no effect.*image_shape"):
+        KrotovPatchEncoder(n_components=4, window=3, max_iter=1, random_state=0).fit(rows)
+    with pytest.warns(UserWarning, match=r"image_shape=\(2, 8\) has no effect"):
+        KrotovPatchEncoder(n_components=4, window=2, image_shape=(2, 8), max_iter=1, random_state=0).fit(images)
+    with pytest.warns(UserWarning, match=r"rank=2 is larger than n_components=1.*anti-Hebbian"):
+        KrotovPatchEncoder(n_components=1, window=2, max_iter=1, random_state=0).fit(images)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the defaults, and a matching image_shape, are silent
+        KrotovPatchEncoder(n_components=4, max_iter=1, random_state=0).fit(rows)
+        KrotovPatchEncoder(n_components=4, max_iter=1, random_state=0).fit(images)
+        KrotovPatchEncoder(n_components=4, window=2, image_shape=(4, 4), max_iter=1, random_state=0).fit(images)
+        KrotovPatchEncoder(n_components=1, delta=0.0, window=2, max_iter=1, random_state=0).fit(images)
+
+
+def test_window_auto_is_five_on_images_and_fully_connected_on_rows():
+    rng = np.random.default_rng(0)
+    enc = KrotovPatchEncoder(n_components=4, max_iter=1, random_state=0)
+    assert enc.fit(rng.random((3, 12, 12))).components_.shape == (4, 25)
+    assert enc.fit(rng.random((3, 3, 4))).components_.shape == (4, 9)  # capped at the image side
+    assert enc.fit(rng.random((3, 16))).components_.shape == (4, 16)  # one patch per row
+    assert enc.set_params(image_shape=(4, 4)).fit(rng.random((3, 16))).components_.shape == (4, 16)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from sklhebb import rules
-from sklhebb.encoders.nsm import NSMEncoder, local_structure
+from sklhebb.encoders.nsm import NSMEncoder
+from sklhebb.rules.structure import local_structure
 
 ACTIVATIONS = ["relu", "capped_relu", "tanh", "linear"]
 
@@ -314,6 +315,105 @@ def test_local_structure_same_site_lateral_is_block_diagonal():
     np.testing.assert_array_equal(L_mask, np.kron(np.eye(4), np.ones((3, 3))))
 
 
+def test_local_structure_matches_a_loop_transcription_of_fig1a():
+    """c^W and c^L by loops (Obeid Fig. 1A): site (a, b) at (s a + (s - 1) / 2, s b + (s - 1) / 2), its n
+    neurons see every channel of the pixels within the radius and inhibit the neurons of the sites within the
+    lateral radius; neurons ordered (site row, site column, neuron), inputs (row, column, channel)."""
+    H, W, C, n, s, radius, lat = 7, 5, 2, 2, 3, 1.7, 3.1
+    cW, cL = local_structure((H, W, C), n, s, radius, lat)
+    ny, nx = -(-H // s), -(-W // s)
+    assert cW.shape == (ny * nx * n, H * W * C) and cL.shape == (ny * nx * n, ny * nx * n)
+    site = lambda i: (s * ((i // n) // nx) + (s - 1) / 2, s * ((i // n) % nx) + (s - 1) / 2)  # noqa: E731
+    for i in range(cW.shape[0]):
+        sy, sx = site(i)
+        for j in range(H * W * C):
+            py, px = (j // C) // W, (j // C) % W
+            assert cW[i, j] == float((py - sy) ** 2 + (px - sx) ** 2 <= radius**2)
+        for k in range(cL.shape[1]):
+            oy, ox = site(k)
+            assert cL[i, k] == float((oy - sy) ** 2 + (ox - sx) ** 2 <= lat**2)
+    assert local_structure((H, W, C), n, s, radius, lat, dense_lateral=False)[1] is None
+
+
+def test_structured_layers_stack_site_grids_and_store_same_site_laterals_as_blocks():
+    """Layer p's input grid is layer p-1's site grid with its neurons as channels (Obeid Eq. 13); a layer
+    whose lateral radius is below its stride has a block-diagonal c^L, stored as one block per site."""
+    from sklhebb.rules.structure import lateral_identity, structured_layers
+
+    layers = structured_layers((8, 6, 1), [2, 3], site_stride=(2, 3), radius=(2.0, 1.0), lateral_radius=(2.0, 0.5))
+    assert [(la.n_units, la.n_inputs) for la in layers] == [(4 * 3 * 2, 48), (2 * 1 * 3, 24)]
+    np.testing.assert_array_equal(layers[0].W_mask, local_structure((8, 6, 1), 2, 2, 2.0, 2.0)[0].astype(bool))
+    np.testing.assert_array_equal(layers[0].L_mask, local_structure((8, 6, 1), 2, 2, 2.0, 2.0)[1].astype(bool))
+    np.testing.assert_array_equal(layers[1].W_mask, local_structure((4, 3, 2), 3, 3, 1.0, 0.5)[0].astype(bool))
+    assert layers[0].n_blocks is None and layers[1].n_blocks == 2 and layers[1].L_mask is None
+    np.testing.assert_array_equal(lateral_identity(layers[1], "float32"), np.stack([np.eye(3)] * 2))
+    dense = structured_layers((8, 6, 1), [2, 3], (2, 3), (2.0, 1.0), (2.0, 0.5), blocks=False)
+    assert dense[1].n_blocks is None
+    np.testing.assert_array_equal(dense[1].L_mask, np.kron(np.eye(2), np.ones((3, 3))).astype(bool))
+
+
+def test_one_layer_deep_fixed_point_is_the_single_layer_fixed_point():
+    """A single layer is the deep network with one layer: deep_fixed_point of one layer is nsm_fixed_point on
+    the drive W x (+ V y), the same computation, accelerated or not."""
+    rng = np.random.RandomState(43)
+    W, L = rng.standard_normal((5, 6)), random_pd(rng, 5)
+    X, top = rng.standard_normal((9, 6)), rng.standard_normal((9, 5))
+    for activation in ACTIVATIONS:
+        for accelerate in (False, True):
+            kw = dict(activation=activation, threshold=0.1, cap=0.8, tol=1e-8, max_iter=3000, accelerate=accelerate)
+            Rs, k = rules.deep_fixed_point(X, [W], [L], top_drive=top, **kw)
+            R, k1 = rules.nsm_fixed_point(X @ W.T + top, L, **kw)
+            assert len(Rs) == 1 and k == k1
+            np.testing.assert_array_equal(Rs[0], R)
+
+
+def test_label_weights_start_random_in_fit_and_partial_fit_alike():
+    """One initialisation: the first partial_fit starts V where fit does (random, not zero), and a network
+    started without labels refuses them later instead of ignoring them."""
+    rng = np.random.RandomState(44)
+    X = lowrank_data(rng, 200, 8)
+    y = rng.randint(0, 3, 200)
+    kw = dict(n_components=3, alpha=1.0, learning_rate=1e-9, max_iter=1, random_state=0)
+    fitted = NSMEncoder(**kw).fit(X, y)
+    partial = NSMEncoder(**kw).partial_fit(X, y)
+    np.testing.assert_array_equal(fitted.label_components_, partial.label_components_)
+    np.testing.assert_array_equal(fitted.components_, partial.components_)
+    assert np.abs(partial.label_components_).min() > 1e-4
+    unlabelled = NSMEncoder(**kw).partial_fit(X)
+    assert not hasattr(unlabelled, "label_components_") and not hasattr(unlabelled, "classes_")
+    unlabelled.partial_fit(X, np.full(200, -1))  # nothing to learn the labels of: fine
+    with pytest.raises(ValueError, match="started without labels"):
+        unlabelled.partial_fit(X, y)
+    assert not hasattr(NSMEncoder(**kw).fit(X, np.full(200, -1)), "classes_")
+
+
+@pytest.mark.parametrize("chunk_size,batch_size", [(1, 7), (3, 50), (2, 200), (5, 36)])
+def test_patch_stream_labels_travel_with_their_patches(chunk_size, batch_size):
+    """PatchStream(y=...) yields (patches, labels): the same patches as without labels, each with its own
+    image's label, in order and shuffled, for minibatches inside a chunk and across chunks."""
+    from sklhebb._backend import resolve
+    from sklhebb.image import PatchStream
+
+    bk = resolve("numpy")
+    rng = np.random.RandomState(45)
+    X = rng.uniform(size=(9, 6, 5, 2)).astype(np.float32)
+    X[..., 0] = np.arange(9)[:, None, None]  # channel 0 holds the image index: raw patches name their image
+    y = rng.randint(-1, 4, 9)
+    plain = PatchStream(bk, X, 3, batch_size, chunk_size, "float32", normalize=False)
+    labelled = PatchStream(bk, X, 3, batch_size, chunk_size, "float32", normalize=False, y=y)
+    for seed in (None, 0):
+        batches = list(labelled.epoch(None if seed is None else np.random.RandomState(seed)))
+        for (P, lab), Q in zip(batches, plain.epoch(None if seed is None else np.random.RandomState(seed))):
+            np.testing.assert_array_equal(P, Q)
+            assert lab.dtype == np.int64 and lab.shape == (P.shape[0],)
+            np.testing.assert_array_equal(lab, y[P[:, 0].astype(int)])
+        assert sum(P.shape[0] for P, _ in batches) == 9 * 4 * 3
+    with pytest.raises(ValueError, match="labels"):
+        PatchStream(bk, X, 3, batch_size, chunk_size, "float32", y=y[:5])
+    with pytest.raises(ValueError, match="epoch"):
+        next(labelled.epoch_indices(None))
+
+
 def test_numpy_and_torch_agree():
     torch = pytest.importorskip("torch")
     X = lowrank_data(np.random.RandomState(11), 300, 12)
@@ -529,7 +629,7 @@ def test_block_diagonal_lateral_equals_dense_masked_network():
               batch_size=20, tol=1e-7, max_iter_dynamics=2000, random_state=0)
     blocks = NSMEncoder(lateral_radius=0.0, **kw).fit(X)
     dense = NSMEncoder(lateral_radius=0.0, **kw)
-    dense._n_lateral_blocks = lambda image_shape, layer=0: None  # force the dense, masked storage
+    dense._block_laterals = False  # force the dense, masked storage
     dense.fit(X)
     assert blocks.lateral_.shape == (16, 3, 3) and dense.lateral_.shape == (48, 48)
     assert blocks.lateral_mask_ is None
@@ -580,26 +680,87 @@ def test_convolutional_s2m():
     assert sup.label_components_.shape == (4, 3)
     assert np.abs(sup.components_ - unsup.components_).max() > 1e-4
     assert sup.transform(X).shape == unsup.transform(X).shape
-    # the label channel survives patch extraction and shuffling: split it back off and compare
+    # the labels travel with their patches through the chunked, shuffled patch stream
     from sklhebb._backend import resolve
     from sklhebb.image import PatchStream
 
-    enc = NSMEncoder(alpha=1.0, **kw)
+    enc = NSMEncoder(alpha=1.0, chunk_size=5, **kw)
     enc.image_shape_ = (9, 9, 1)
     codes = np.where(np.arange(24) % 4 == 0, -1, y)
-    stream = enc._fit_stream(resolve(), X[..., None], "float32", codes)
+    stream = enc._stream(resolve(), X[..., None], codes, "float32")
     assert isinstance(stream, PatchStream)
-    for P in stream.epoch(np.random.RandomState(0)):
-        Xp, cp = enc._split_labelled_patches(resolve(), P)
+    # find each patch's image by matching it against all unit-normalised patches of all images
+    allp = np.lib.stride_tricks.sliding_window_view(X, (3, 3), axis=(1, 2)).reshape(24, 49, 9)
+    allp = allp / np.linalg.norm(allp, axis=2, keepdims=True)
+    n_batches = 0
+    for Xp, cp in stream.epoch(np.random.RandomState(0)):
         norms = np.linalg.norm(Xp, axis=1)
         assert np.allclose(norms[norms > 0], 1, atol=1e-5)
-        # find each patch's image by matching it against all unit-normalised patches of all images
-        allp = np.lib.stride_tricks.sliding_window_view(X, (3, 3), axis=(1, 2)).reshape(24, 49, 9)
-        allp = allp / np.linalg.norm(allp, axis=2, keepdims=True)
-        for v, c in zip(Xp[:20], cp[:20]):
+        for v, c in zip(Xp[::15], cp[::15]):
             img = np.argmin(np.abs(allp - v).max(axis=2).min(axis=1))
             assert c == codes[img]
-        break
+        n_batches += 1
+    assert n_batches == -(-24 * 49 // 300)
+
+
+def test_convolutional_s2m_is_s2m_on_its_labelled_patches():
+    """Convolutional S^2M (Bahroun Sec. 3-4) is S^2M on the stream of the images' normalised patches, each
+    labelled with its image's label: in order (shuffle=False), with chunks that cut minibatches in two, it
+    learns what the fully connected network learns from those patch rows (the same initial weights: same
+    fan-in)."""
+    rng = np.random.RandomState(41)
+    X = rng.uniform(size=(30, 8, 8)).astype(np.float32)
+    y = np.where(np.arange(30) % 5 == 0, -1, rng.randint(0, 3, 30))
+    for center in (False, True):
+        kw = dict(n_components=4, alpha=1.5, max_iter=2, batch_size=70, shuffle=False, random_state=0)
+        conv = NSMEncoder(window=3, center=center, chunk_size=7, **kw).fit(X, y)
+        P = np.lib.stride_tricks.sliding_window_view(X, (3, 3), axis=(1, 2)).reshape(-1, 9).astype(np.float64)
+        if center:
+            P -= P.mean(axis=1, keepdims=True)
+        norms = np.linalg.norm(P, axis=1, keepdims=True)
+        P = np.where(norms > 0, P / np.where(norms > 0, norms, 1), 0).astype(np.float32)
+        rows = NSMEncoder(**kw).fit(P, np.repeat(y, 36))
+        np.testing.assert_array_equal(conv.classes_, rows.classes_)
+        for name in ("components_", "lateral_", "label_components_"):
+            np.testing.assert_allclose(getattr(conv, name), getattr(rows, name), rtol=1e-4, atol=1e-5)
+
+
+def test_convolutional_s2m_numpy_and_torch_agree():
+    torch = pytest.importorskip("torch")
+    rng = np.random.RandomState(46)
+    X = rng.uniform(size=(20, 8, 8)).astype(np.float32)
+    y = np.where(np.arange(20) % 4 == 0, -1, rng.randint(0, 3, 20))
+    kw = dict(n_components=4, window=3, alpha=1.0, max_iter=2, batch_size=100, chunk_size=3, random_state=0)
+    a = NSMEncoder(**kw).fit(X, y)
+    b = NSMEncoder(backend="torch", **kw).fit(X, y)
+    c = NSMEncoder(**kw).fit(torch.from_numpy(X), y)
+    for other in (b, c):
+        for name in ("components_", "lateral_", "label_components_"):
+            np.testing.assert_allclose(getattr(a, name), getattr(other, name), rtol=1e-4, atol=1e-5)
+
+
+def test_convolutional_s2m_streams_a_memmap_chunk_by_chunk(tmp_path):
+    """The labels travel through the patch stream: a memory-mapped data set is read chunk by chunk, never
+    copied whole to the host (peak host memory of the fit, traced, stays far below the data set in float32)."""
+    import tracemalloc
+
+    n, side = 4000, 16
+    X = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.uint8, shape=(n, side, side))
+    X[:] = np.random.RandomState(42).randint(0, 256, size=(n, side, side))
+    X.flush()
+    X = np.load(tmp_path / "X.npy", mmap_mode="r")
+    y = np.arange(n) % 3
+    enc = NSMEncoder(n_components=4, window=5, alpha=1.0, max_iter=1, batch_size=500, chunk_size=8, random_state=0)
+    tracemalloc.start()
+    try:
+        enc.fit(X, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert enc.n_steps_ == -(-n * 12 * 12 // 500)
+    assert enc.label_components_.shape == (4, 3)
+    # a host copy of the data set in float32 would alone be 4x this bound (the labelled copy it was: 8x)
+    assert peak < 0.25 * n * side * side * 4, peak
 
 
 # ------------------------------------------------------- deep structured
@@ -817,7 +978,7 @@ def test_deep_structured_block_lateral_equals_dense_masked():
               max_iter_dynamics=5000)
     blocks = NSMEncoder(**kw).fit(X)
     dense = NSMEncoder(**kw)
-    dense._n_lateral_blocks = lambda image_shape, layer=0: None
+    dense._block_laterals = False
     dense.fit(X)
     for Lb, Ld, cL in zip(blocks.layer_laterals_, dense.layer_laterals_, dense.layer_lateral_masks_):
         assert Lb.ndim == 3 and Ld.ndim == 2
@@ -898,3 +1059,18 @@ def test_deep_structured_cuda_matches_cpu():
     Zc = a.transform(torch.from_numpy(X).cuda())
     assert Zc.device.type == "cuda"
     np.testing.assert_allclose(Zc.cpu().numpy(), a.transform(X), atol=1e-4)
+
+
+def test_schedule_is_the_shared_vocabulary():
+    """schedule takes "step" and callables (the base's learning_rate_at): a schedule that stops learning after
+    the first epoch gives the weights of one epoch; "step" keeps learning_rate for the first 90% of the epochs."""
+    X = lowrank_data(np.random.RandomState(47), 200, 8)
+    kw = dict(n_components=3, batch_size=50, shuffle=False, random_state=0)
+    one = NSMEncoder(max_iter=1, **kw).fit(X)
+    stopped = NSMEncoder(max_iter=3, schedule=lambda epoch, n_epochs: float(epoch == 0), **kw).fit(X)
+    np.testing.assert_array_equal(stopped.components_, one.components_)
+    np.testing.assert_array_equal(stopped.lateral_, one.lateral_)
+    assert stopped.n_iter_ == 3
+    step = NSMEncoder(max_iter=2, schedule="step", **kw).fit(X)  # floor(0.9 * 2) = 1: the second epoch at x0.1
+    const = NSMEncoder(max_iter=2, **kw).fit(X)
+    assert np.abs(step.components_ - const.components_).max() > 1e-6

@@ -94,7 +94,7 @@ def test_nsm_deep_network_is_refused():
 def test_competitive_module_equals_transform(activation, dtype):
     X = _rows(dtype)
     X[0] = 0  # zero rows stay zero through the input normalisation
-    enc = LocalCompetitiveEncoder((6, 4), activation=activation, max_iter=2, batch_size=10, random_state=0).fit(X)
+    enc = LocalCompetitiveEncoder(4, hidden_layer_sizes=(6,), activation=activation, max_iter=2, batch_size=10, random_state=0).fit(X)
     module = enc.to_torch()
     assert isinstance(module, torch.nn.Sequential)
     linears = [m for m in module if isinstance(m, torch.nn.Linear)]
@@ -106,8 +106,8 @@ def test_competitive_module_equals_transform(activation, dtype):
 
 def test_competitive_refuses_locally_connected_layers():
     X = np.random.default_rng(0).random((8, 5, 5))
-    enc = LocalCompetitiveEncoder((2,), receptive_field=3, max_iter=1, random_state=0).fit(X)
-    with pytest.raises(ValueError, match="receptive_field"):
+    enc = LocalCompetitiveEncoder(2, window=3, max_iter=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="window"):
         enc.to_torch()
 
 
@@ -115,7 +115,8 @@ def test_competitive_refuses_locally_connected_layers():
 @pytest.mark.parametrize("activation", ["square_normalize", "std_abs"])
 def test_competitive_output_all_module_concatenates_every_layer(activation, dtype):
     X = _rows(dtype)
-    enc = LocalCompetitiveEncoder((6, 4), activation=activation, output="all", max_iter=2, batch_size=10, random_state=0).fit(X)
+    enc = LocalCompetitiveEncoder(4, hidden_layer_sizes=(6,), activation=activation, return_layers="all", max_iter=2, batch_size=10, random_state=0)
+    enc.fit(X)
     module = enc.to_torch()
     _trainable(module)
     out = module(torch.as_tensor(X)).detach().numpy()

@@ -26,31 +26,30 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
-from sklearn.utils.validation import check_consistent_length, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from .. import rules
 from .._backend import to_numpy, to_output
-from .._base import BACKEND_CONSTRAINTS, BackendMixin, compute_dtype, validate_images
-from .._training import RowStream, run_epochs
-from ..encoders.competitive import (
+from .._base import BACKEND_CONSTRAINTS, HebbianClassifierMixin, HebbianEstimator, compute_dtype, validate_images
+from .._training import RowStream
+from ..nn import UntiedConv
+from ..nn.competitive import (
     activate,
     apply_deltas,
     dense,
-    epoch_schedule,
+    forward,
+    init_statistics,
     init_weights,
-    layer_delta,
-    layer_forward,
+    input_gradient,
     local,
+    n_outputs,
     normalize_input,
 )
-from ..image import iter_chunks, to_device_chunk
 
 __all__ = ["ActivationLearningClassifier"]
 
-_STAT_INIT_VAR = 0.1
 _GAMMA_MOMENTUM = 0.99  # EMA of mean gamma (spec 4.4 step 3)
 _PREDICT_FLOATS = 1 << 25  # floats per (sample, label) chunk in predict (~128 MB in float32)
 
@@ -64,17 +63,22 @@ def label_codes(n_classes, repeat, strength=1.0, dtype="float32"):
     return E.astype(dtype)
 
 
-class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
+class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, BaseEstimator):
     """Activation learning: a network of local competitive layers over data and label.
 
     Parameters
     ----------
-    n_layers : int, default=2
-        L, weight layers. The paper's "two-layer network" is L = 2 (two
-        square weight matrices, one nonlinearity).
-    n_units : int or None, default=None
-        Units per fully connected layer; None gives the input width
-        (n_features + n_classes * label_repeat), as the paper.
+    hidden_layer_sizes : tuple of int or None, default=None
+        Units of the weight layers, bottom first: L = len(hidden_layer_sizes)
+        layers whose top one gives the output activation (the paper's
+        "two-layer network" of 1064 units per layer is ``(1064, 1064)``, the
+        counterpart of an MLP's ``hidden_layer_sizes=(1064, 1064)``). With
+        ``window`` every layer but the top one is locally connected and its
+        entry is its units per image position; the top layer is fully
+        connected (unless it is the only layer). None is the paper's network:
+        two layers as wide as the input, ``(d, d)`` with
+        d = n_features + n_classes * label_repeat, or ``(C, H * W * C)`` for
+        images of C channels with ``window``.
     activation : {"std_abs", "abs"}, default="std_abs"
         Magnitude-preserving phi between layers (Eq. 7 with running
         statistics, or |y|). The top layer is linear.
@@ -85,8 +89,12 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         (spec: 1 and 1 for MNIST, 2 and 1 for CIFAR).
     learning_rate : float, default=0.1
         eta.
-    lr_decay_at : float or None, default=0.9
-        eta is multiplied by 0.1 from this fraction of the epochs on.
+    schedule : {"step", "constant", "linear"} or callable, default="step"
+        Learning rate per epoch: "step" multiplies eta by 0.1 for the last 10%
+        of the epochs (the authors' MNIST code), "constant" keeps it,
+        "linear" lowers it to zero, a callable ``schedule(epoch, n_epochs)``
+        gives the factor. ``partial_fit`` always uses the constant
+        ``learning_rate``.
     max_iter : int or None, default=None
         Epochs. None uses the authors' step budget
         S = max(60000 * sqrt(n / 60000), 10000) minibatches (spec 5.1), which
@@ -128,17 +136,14 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         ``predict_proba`` is softmax(A / temperature), the paper's
         p proportional to exp(a ||y||^2) with a = 1 / temperature (the paper
         does not fix a; activations lie in [0, input_strength + label_strength]).
-    receptive_field : int or None, default=None
-        K (odd): locally connected hidden layers without weight sharing
-        (Section V). Layer 1 = a K x K locally connected image block plus a
-        fully connected label block; layers 2 .. L-1 locally connected; layer
-        L fully connected and square. Needs images (3-D/4-D X or
-        ``image_shape``).
-    n_channels : int or None, default=None
-        Units per position of the locally connected layers (None: the image's
-        channels, as the paper's 32 x 32 x 3 layers).
+    window : int or None, default=None
+        K (odd): locally connected layers without weight sharing (Section V).
+        Layer 1 = a K x K locally connected image block plus a fully
+        connected label block; the layers above it locally connected too,
+        but the top one, which is fully connected. Needs images (3-D/4-D X
+        or ``image_shape``).
     image_shape : tuple of int, default=None
-        (H, W) or (H, W, C) for 2-D X with ``receptive_field``.
+        (H, W) or (H, W, C) for 2-D X with ``window``.
     backend : {"numpy", "torch", "cupy"}, default="numpy"
     device : str, default=None
     random_state : int, RandomState instance or None, default=None
@@ -149,9 +154,9 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
     classes_ : ndarray of shape (n_classes,)
     coefs_ : list of ndarray
         Weights per layer; ``coefs_[0]`` is the data block of layer 1
-        ((n_features, n_units), or (H, W, K*K*C, n_channels) when locally
-        connected).
-    label_coef_ : ndarray of shape (n_classes * label_repeat, n_units of layer 1)
+        ((n_features, units), or (H, W, K*K*C, units per position) when
+        locally connected).
+    label_coef_ : ndarray of shape (n_classes * label_repeat, units of layer 1)
         The label block of layer 1.
     label_codes_ : ndarray of shape (n_classes, n_classes * label_repeat)
     running_mean_, running_var_ : list of ndarray
@@ -171,7 +176,7 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
     >>> from sklearn.datasets import load_digits
     >>> from sklhebb.classifiers.activation import ActivationLearningClassifier
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = ActivationLearningClassifier(n_units=100, label_repeat=8, max_iter=20,
+    >>> clf = ActivationLearningClassifier((100, 100), label_repeat=8, max_iter=20,
     ...                                    batch_size=50, learning_rate=0.2, random_state=0)
     >>> clf.fit(X[:1200], y[:1200]).score(X[1200:], y[1200:]) > 0.75
     True
@@ -180,14 +185,13 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
     """
 
     _parameter_constraints: dict = {
-        "n_layers": [Interval(Integral, 1, None, closed="left")],
-        "n_units": [Interval(Integral, 1, None, closed="left"), None],
+        "hidden_layer_sizes": [tuple, list, None],
         "activation": [StrOptions({"std_abs", "abs"})],
         "label_repeat": [Interval(Integral, 1, None, closed="left")],
         "input_strength": [Interval(Real, 0, None, closed="neither")],
         "label_strength": [Interval(Real, 0, None, closed="neither")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "lr_decay_at": [Interval(Real, 0, 1, closed="both"), None],
+        "schedule": [StrOptions({"step", "constant", "linear"}), callable],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
@@ -203,25 +207,25 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "weight_clip": [Interval(Real, 0, None, closed="neither"), None],
         "temperature": [Interval(Real, 0, None, closed="neither")],
-        "receptive_field": [Interval(Integral, 1, None, closed="left"), None],
-        "n_channels": [Interval(Integral, 1, None, closed="left"), None],
+        "window": [Interval(Integral, 1, None, closed="left"), None],
         "image_shape": [tuple, list, None],
         **BACKEND_CONSTRAINTS,
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
 
+    _memory_hints = ("batch_size", "hidden_layer_sizes")
+
     def __init__(
         self,
-        n_layers=2,
+        hidden_layer_sizes=None,
         *,
-        n_units=None,
         activation="std_abs",
         label_repeat=28,
         input_strength=1.0,
         label_strength=1.0,
         learning_rate=0.1,
-        lr_decay_at=0.9,
+        schedule="step",
         max_iter=None,
         batch_size=100,
         shuffle=True,
@@ -237,22 +241,20 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         weight_decay=0.0,
         weight_clip=None,
         temperature=0.05,
-        receptive_field=None,
-        n_channels=None,
+        window=None,
         image_shape=None,
         backend="numpy",
         device=None,
         random_state=None,
         verbose=0,
     ):
-        self.n_layers = n_layers
-        self.n_units = n_units
+        self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.label_repeat = label_repeat
         self.input_strength = input_strength
         self.label_strength = label_strength
         self.learning_rate = learning_rate
-        self.lr_decay_at = lr_decay_at
+        self.schedule = schedule
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -268,8 +270,7 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         self.weight_decay = weight_decay
         self.weight_clip = weight_clip
         self.temperature = temperature
-        self.receptive_field = receptive_field
-        self.n_channels = n_channels
+        self.window = window
         self.image_shape = image_shape
         self.backend = backend
         self.device = device
@@ -277,36 +278,52 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         self.verbose = verbose
 
     # ------------------------------------------------------------ geometry
-    def _build_layers(self):
-        """(data block of layer 1, label block of layer 1, layers 2..L)."""
-        n_classes = len(self.classes_)
-        n_label = n_classes * self.label_repeat
-        L = self.n_layers
-        if self.receptive_field is None:
-            m = self.n_units if self.n_units is not None else self.n_features_in_ + n_label
-            first = dense(self.n_features_in_, m)
-            rest = [dense(m, m) for _ in range(L - 1)]
+    def _sizes(self):
+        """Units of every layer, bottom first, or None for the paper's widths."""
+        if self.hidden_layer_sizes is None:
+            return None
+        sizes = list(self.hidden_layer_sizes)
+        if not sizes or any(isinstance(s, bool) or not isinstance(s, Integral) or s < 1 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be a non-empty tuple of positive integers or None; got {self.hidden_layer_sizes!r}.")
+        return [int(s) for s in sizes]
+
+    def _layers(self):
+        """(data block of layer 1, label block of layer 1, layers 2..L), built from the parameters (never stored)."""
+        n_label = len(self.classes_) * self.label_repeat
+        if self.window is None:
+            sizes = self._sizes() or [self.n_features_in_ + n_label] * 2
+            first = dense(self.n_features_in_, sizes[0])
+            rest = [dense(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
         else:
             H, W, C = self.image_shape_
             if H == 1 and W == 1:
-                raise ValueError("receptive_field needs images: pass 3-D/4-D X or set image_shape=(H, W[, C]).")
-            ch = self.n_channels if self.n_channels is not None else C
-            first = local((H, W, C), self.receptive_field, ch)
-            rest = [local((H, W, ch), self.receptive_field, ch) for _ in range(L - 2)]
-            if L >= 2:
-                rest.append(dense(first.n_out, first.n_out))
-        return first, dense(n_label, first.n_out), rest
+                raise ValueError("window needs images: pass 3-D/4-D X or set image_shape=(H, W[, C]).")
+            sizes = self._sizes() or [C, H * W * C]
+            first = local((H, W, C), self.window, sizes[0])
+            rest = [local((H, W, a), self.window, b) for a, b in zip(sizes[:-2], sizes[1:-1])]
+            if len(sizes) >= 2:
+                rest.append(dense(H * W * sizes[-2], sizes[-1]))
+        return first, dense(n_label, n_outputs(first)), rest
 
     def _floats_per_row(self):
         """Largest intermediate (patches or outputs) one (sample, label) row needs."""
-        first, _, rest = self._geometry
-        sizes = [first.n_out]
+        first, _, rest = self._layers()
+        sizes = [n_outputs(first)]
         for layer in rest:
-            sizes.append(layer.n_out)
-            if layer.kind == "local":
+            sizes.append(n_outputs(layer))
+            if isinstance(layer, UntiedConv):
                 H, W, C = layer.in_shape
                 sizes.append(H * W * layer.size * layer.size * C)
         return max(sizes)
+
+    def _setup(self, data, y, dtype):
+        self.label_codes_ = label_codes(len(self.classes_), self.label_repeat, self.label_strength, dtype)
+        self._layers()  # bad sizes or a window without images fail here, before any weight is drawn
+        self._fit_gap_slope = self._gap_slope(data.shape[0])
+
+    def _validate_input(self, X, *, reset):
+        images = validate_images(self, X, image_shape=self.image_shape, reset=reset)
+        return images.reshape(images.shape[0], -1)
 
     # -------------------------------------------------------------- network
     def _phi(self, params, i, Y):
@@ -315,14 +332,14 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
     def _class_activations(self, bk, params, Xn):
         """A(x, c) for every sample and label, (B, n_classes), by the shortcut of spec 6.1."""
         xp = bk.xp
-        first, _, rest = self._geometry
+        first, _, rest = self._layers()
         B = Xn.shape[0]
         C = params["codes"].shape[0]
-        Yimg, _ = layer_forward(bk, first, params["W0"], Xn)  # (B, m), once
+        Yimg = forward(bk, first, params["W0"], Xn)  # (B, m), once
         Lrow = params["codes"] @ params["Wlab"]  # (C, m)
         Y = xp.reshape(Yimg[:, None, :] + Lrow[None, :, :], (B * C, Yimg.shape[1]))
         for i, layer in enumerate(rest):
-            Y, _ = layer_forward(bk, layer, params[f"W{i + 1}"], self._phi(params, i, Y))
+            Y = forward(bk, layer, params[f"W{i + 1}"], self._phi(params, i, Y))
         return xp.reshape(xp.sum(Y * Y, axis=1), (B, C))
 
     def _learn(self, bk, params, Xn, labels, rates):
@@ -331,13 +348,12 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         rates: per-sample signed r_b (eta included). Updates the std_abs
         statistics (normalise with the old ones first, spec 3.2).
         """
-        first, label_layer, rest = self._geometry
-        lab = xp_take(bk, params["codes"], labels)
-        Yimg, cache0 = layer_forward(bk, first, params["W0"], Xn)
-        Y = Yimg + lab @ params["Wlab"]
+        first, label_layer, rest = self._layers()
+        lab = bk.xp.take(params["codes"], labels, axis=0)
+        Y = forward(bk, first, params["W0"], Xn) + lab @ params["Wlab"]
         deltas = [
-            layer_delta(bk, first, params["W0"], Xn, Y, rates, cache0),
-            rules.competitive_update(params["Wlab"], lab, Y=Y, rates=rates),
+            first.competitive_increment(params["W0"], Xn, Y, rates),
+            label_layer.competitive_increment(params["Wlab"], lab, Y, rates),
         ]
         names = ["W0", "Wlab"]
         for i, layer in enumerate(rest):
@@ -347,13 +363,27 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
                     Y, params[f"mu{i}"], params[f"var{i}"], self.stat_momentum
                 )
             Wn = params[f"W{i + 1}"]
-            Y, cache = layer_forward(bk, layer, Wn, h)
-            deltas.append(layer_delta(bk, layer, Wn, h, Y, rates, cache))
+            Y = forward(bk, layer, Wn, h)
+            deltas.append(layer.competitive_increment(Wn, h, Y, rates))
             names.append(f"W{i + 1}")
         apply_deltas(params, names, deltas, self.weight_decay, self.weight_clip, bk.xp)
 
-    def _step(self, params, batch, lr):
-        bk = self._bk
+    # ------------------------------------------------------------ learning
+    def _gap_slope(self, n):
+        """The slope of gamma: ``gap_slope``, or for "auto" 2 for a fit on 1000 samples or fewer, else 5."""
+        if self.gap_slope != "auto":
+            return float(self.gap_slope)
+        return 5.0 if n is None or n > 1000 else 2.0
+
+    def _stages(self):
+        """fit is one stage of every layer; its value is the feedback's gap slope for the fit's sample count."""
+        return [self._fit_gap_slope]
+
+    def _step(self, bk, params, batch, lr, stage):
+        """One minibatch, with accuracy feedback (Eq. 12-14, spec 4.4) unless ``feedback=False``.
+
+        ``stage`` is fit's gap slope; partial_fit (stage None) uses ``gap_slope`` or 5.
+        """
         xp = bk.xp
         Xb, yb = batch
         Xn = normalize_input(bk, Xb, self.input_strength)
@@ -363,22 +393,14 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         if not self.feedback or C < 2:
             self._learn(bk, params, Xn, yb, lr * ones)
             return
-        # 1. activations of every label, no updates (Eq. 12)
+        # 1. activations of every label, no updates; the gap to the strongest wrong label (Eq. 12)
         A = self._class_activations(bk, params, Xn)
-        is_true = yb[:, None] == bk.arange(C)[None, :]
-        A_pos = bk.take_rows(A, yb)
-        neg = xp.argmax(xp.where(is_true, xp.full_like(A, -math.inf), A), axis=1)
-        gap = A_pos - bk.take_rows(A, neg)
-        # 2. gamma, a truncated linear function of the gap (spec 4.4 / 9.1)
-        gamma = xp.clip(1.0 - self._slope * gap, 0.0, 1.0)
+        gap, A_pos, neg = rules.activation_gap(A, yb)
+        # 2. gamma, a truncated linear function of the gap (spec 4.4 / 9.1), and the rates of Eq. (13)
+        gamma = rules.feedback_gamma(gap, self._gap_slope(None) if stage is None else stage)
         if self.renormalize_gamma:
-            scale = _GAMMA_MOMENTUM * params["gscale"] + (1.0 - _GAMMA_MOMENTUM) * xp.mean(gamma)
-            params["gscale"] = scale
-            gamma = gamma / xp.maximum(scale, xp.asarray(1e-5, dtype=scale.dtype))
-        r_pos = lr * gamma
-        r_neg = -self.unlearning_factor * lr * gamma
-        if self.unlearning_threshold is not None:
-            r_neg = xp.where(A_pos > self.unlearning_threshold, r_neg, xp.zeros_like(r_neg))
+            gamma, params["gscale"] = rules.renormalize_gamma(gamma, params["gscale"], _GAMMA_MOMENTUM)
+        r_pos, r_neg = rules.feedback_rates(gamma, lr, self.unlearning_factor, A_pos, self.unlearning_threshold)
         # 3. learn the positive sample, unlearn the negative one (Eq. 13)
         if self.feedback_update == "summed":
             both = xp.concat([Xn, Xn], axis=0)
@@ -390,44 +412,37 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
             self._learn(bk, params, Xn, neg, r_neg)
             self._learn(bk, params, Xn, yb, r_pos)
 
-    # ------------------------------------------------------------------ fit
-    def _validate_X(self, X, reset):
-        images = validate_images(self, X, image_shape=self.image_shape, reset=reset)
-        return images.reshape(images.shape[0], -1)
-
-    def _validate_y(self, X2, y):
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
-        y = column_or_1d(y, warn=True)
-        check_consistent_length(X2, y)
-        check_classification_targets(y)
-        return y
+    def _n_epochs(self, n_samples):
+        """``max_iter``, or the authors' step budget S = max(60000 sqrt(n / 60000), 10000) minibatches."""
+        if self.max_iter is not None:
+            return self.max_iter
+        steps = max(int(60000 * math.sqrt(n_samples / 60000)), 10000)
+        return max(steps // max(n_samples // self.batch_size, 1), 1)
 
     def _init_params(self, rng, dtype):
-        first, label_layer, rest = self._geometry
+        first, label_layer, rest = self._layers()
         p = {
             "W0": init_weights(rng, first, self.init_std, dtype),
             "Wlab": init_weights(rng, label_layer, self.init_std, dtype),
         }
         for i, layer in enumerate(rest):
             p[f"W{i + 1}"] = init_weights(rng, layer, self.init_std, dtype)
-            n_hidden = first.n_out if i == 0 else rest[i - 1].n_out
-            p[f"mu{i}"] = np.zeros(n_hidden, dtype=dtype)
-            p[f"var{i}"] = np.full(n_hidden, _STAT_INIT_VAR, dtype=dtype)
+            p[f"mu{i}"], p[f"var{i}"] = init_statistics(n_outputs(first if i == 0 else rest[i - 1]), dtype)
         p["gscale"] = np.ones((), dtype=dtype)
+        p["codes"] = self.label_codes_
         return p
 
-    def _fitted_params(self):
+    def _params_from_fitted(self):
         p = {"W0": self.coefs_[0], "Wlab": self.label_coef_, "gscale": np.asarray(self.gamma_scale_, dtype=self.coefs_[0].dtype)}
         for i in range(len(self.coefs_) - 1):
             p[f"W{i + 1}"] = self.coefs_[i + 1]
             p[f"mu{i}"] = self.running_mean_[i]
             p[f"var{i}"] = self.running_var_[i]
+        p["codes"] = self.label_codes_
         return p
 
     def _fitted_attributes(self, params):
-        """Fitted attributes from the driver's params (also for scikit-learn callbacks)."""
-        n = self.n_layers
+        n = 1 + len(self._layers()[2])
         return {
             "coefs_": [to_numpy(params[f"W{i}"]) for i in range(n)],
             "label_coef_": to_numpy(params["Wlab"]),
@@ -436,47 +451,13 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
             "gamma_scale_": float(to_numpy(params["gscale"])),
         }
 
-    def _store(self, params):
-        for k, v in self._fitted_attributes(params).items():
-            setattr(self, k, v)
+    def _stream(self, bk, data, y, dtype):
+        return RowStream(bk, data, self.batch_size, dtype, y=y)
 
-    def _train(self, bk, X2, y_idx, params, *, n_epochs, lr_at, rng):
-        dtype = str(params["W0"].dtype).split(".")[-1]
-        params["codes"] = bk.asarray(self.label_codes_, dtype=dtype)
-        stream = RowStream(bk, X2, self.batch_size, dtype, y=y_idx)
-        self._bk = bk
-        try:
-            with bk.memory_hint("batch_size", "n_units"):
-                res = run_epochs(
-                    bk,
-                    params,
-                    lambda epoch: stream.epoch(rng if self.shuffle else None),
-                    self._step,
-                    n_epochs=n_epochs,
-                    lr_at=lr_at,
-                    name=type(self).__name__,
-                    verbose=self.verbose,
-                    monitor=_monitor,
-                    hint="lower learning_rate",
-                    estimator=self,
-                    X=X2,
-                    y=y_idx,
-                    reconstruct=self._fitted_attributes,
-                )
-        finally:
-            del self._bk
-        del res.params["codes"]
-        return res
-
-    def _default_epochs(self, n):
-        if self.max_iter is not None:
-            return self.max_iter
-        steps = max(int(60000 * math.sqrt(n / 60000)), 10000)
-        return max(steps // max(n // self.batch_size, 1), 1)
-
-    def _setup(self, dtype):
-        self.label_codes_ = label_codes(len(self.classes_), self.label_repeat, self.label_strength, dtype)
-        self._geometry = self._build_layers()
+    def _monitor(self, bk, params):
+        W = params[f"W{len(self._layers()[2])}"]
+        top = float(to_numpy(bk.xp.sum(W * W)))
+        return f"sum w^2 (top layer) = {top:.4g}, gamma EMA = {float(to_numpy(params['gscale'])):.3f}"
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -491,28 +472,7 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         -------
         self
         """
-        X2 = self._validate_X(X, reset=True)
-        y = self._validate_y(X2, y)
-        self.classes_, y_idx = np.unique(y, return_inverse=True)
-        dtype = compute_dtype(X)
-        self._setup(dtype)
-        bk = self._backend(X)
-        rng = check_random_state(self.random_state)
-        params = {k: bk.asarray(v) for k, v in self._init_params(rng, dtype).items()}
-        self._slope = self._auto_slope(X2.shape[0])
-        n_epochs = self._default_epochs(X2.shape[0])
-        res = self._train(
-            bk, X2, y_idx, params, n_epochs=n_epochs, lr_at=epoch_schedule(self.learning_rate, self.lr_decay_at, n_epochs), rng=rng
-        )
-        self._store(res.params)
-        self.n_iter_ = res.n_epochs
-        self.n_steps_ = res.n_steps
-        return self
-
-    def _auto_slope(self, n):
-        if self.gap_slope != "auto":
-            return float(self.gap_slope)
-        return 5.0 if n is None or n > 1000 else 2.0
+        return self._fit(X, y)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None):
@@ -529,47 +489,17 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         -------
         self
         """
-        first = _check_partial_fit_first_call(self, classes)
-        X2 = self._validate_X(X, reset=first)
-        y = self._validate_y(X2, y)
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if unknown.size:
-            raise ValueError(f"y has labels {unknown.tolist()} not in classes={self.classes_.tolist()}.")
-        y_idx = np.searchsorted(self.classes_, y)
-        bk = self._backend(X)
-        if first or not hasattr(self, "_random_state"):
-            self._random_state = check_random_state(self.random_state)
-        if first:
-            dtype = compute_dtype(X)
-            self._setup(dtype)
-            params = self._init_params(self._random_state, dtype)
-            self.n_iter_ = self.n_steps_ = 0
-        else:
-            self._geometry = self._build_layers()
-            params = self._fitted_params()
-        params = {k: bk.asarray(v) for k, v in params.items()}
-        self._slope = self._auto_slope(None)
-        res = self._train(bk, X2, y_idx, params, n_epochs=1, lr_at=lambda e: self.learning_rate, rng=self._random_state)
-        self._store(res.params)
-        self.n_iter_ += 1
-        self.n_steps_ += res.n_steps
-        return self
+        return self._partial_fit(X, y, classes)
 
     # ------------------------------------------------------------ inference
-    def _activations(self, X):
-        """(n, n_classes) output activations, on the caller's backend."""
-        check_is_fitted(self)
-        X2 = self._validate_X(X, reset=False)
-        bk = self._backend(X)
-        dtype = compute_dtype(X) if hasattr(X, "dtype") else str(self.coefs_[0].dtype)
-        params = {k: bk.asarray(v, dtype=dtype) for k, v in self._fitted_params().items()}
-        params["codes"] = bk.asarray(self.label_codes_, dtype=dtype)
-        chunk = max(1, _PREDICT_FLOATS // (len(self.classes_) * self._floats_per_row()))
-        out = []
-        for index in iter_chunks(X2.shape[0], chunk):
-            Xc = to_device_chunk(bk, X2, index, dtype)
-            out.append(self._class_activations(bk, params, normalize_input(bk, Xc, self.input_strength)))
-        return bk, (out[0] if len(out) == 1 else bk.xp.concat(out, axis=0))
+    def _rows_per_chunk(self):
+        """Rows per chunk of inference, so that (rows x labels) intermediates stay near _PREDICT_FLOATS."""
+        check_is_fitted(self)  # before the geometry is read: NotFittedError, not AttributeError
+        return max(1, _PREDICT_FLOATS // (len(self.classes_) * self._floats_per_row()))
+
+    def _activations(self, bk, params, chunk):
+        """(rows, n_classes) output activations A(x, c) of a chunk of rows."""
+        return self._class_activations(bk, params, normalize_input(bk, chunk, self.input_strength))
 
     def decision_function(self, X):
         """Output activation A(x, c) = ||y_L||^2 for every class.
@@ -579,10 +509,12 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         scores : array of shape (n, n_classes), or (n,) = A(x, c1) - A(x, c0)
             for two classes (scikit-learn's binary convention).
         """
-        bk, A = self._activations(X)
-        if A.shape[1] == 2:
-            A = A[:, 1] - A[:, 0]
-        return to_output(A, X)
+
+        def scores(bk, params, chunk):
+            A = self._activations(bk, params, chunk)
+            return A[:, 1] - A[:, 0] if A.shape[1] == 2 else A
+
+        return self._map_chunks(X, scores, self._rows_per_chunk(), hints=())
 
     def predict_proba(self, X):
         """softmax(A(x, c) / temperature) over the classes (the paper's Eq. 8).
@@ -591,12 +523,15 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         -------
         proba : array of shape (n, n_classes); rows sum to 1.
         """
-        bk, A = self._activations(X)
-        xp = bk.xp
-        Z = A / self.temperature
-        Z = Z - xp.max(Z, axis=1, keepdims=True)
-        E = xp.exp(Z)
-        return to_output(E / xp.sum(E, axis=1, keepdims=True), X)
+
+        def proba(bk, params, chunk):
+            return bk.xp.exp(rules.log_softmax(self._activations(bk, params, chunk) / self.temperature))
+
+        return self._map_chunks(X, proba, self._rows_per_chunk(), hints=())
+
+    def _predict_index(self, X):
+        """Index into ``classes_`` of the largest output activation, in ``X``'s namespace."""
+        return self._map_chunks(X, lambda bk, p, c: bk.xp.argmax(self._activations(bk, p, c), axis=1), self._rows_per_chunk(), hints=())
 
     def predict(self, X):
         """The label whose input gives the largest output activation.
@@ -605,8 +540,8 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         -------
         y : ndarray of shape (n,)
         """
-        bk, A = self._activations(X)
-        return self.classes_[to_numpy(bk.xp.argmax(A, axis=1))]
+        index = to_numpy(self._predict_index(X))
+        return self.classes_[index]
 
     def score_samples(self, X):
         """Typicality for anomaly detection: max_c A(x, c) (Section VI-A).
@@ -621,8 +556,7 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         -------
         scores : array of shape (n,)
         """
-        bk, A = self._activations(X)
-        return to_output(bk.xp.max(A, axis=1), X)
+        return self._map_chunks(X, lambda bk, p, c: bk.xp.max(self._activations(bk, p, c), axis=1), self._rows_per_chunk(), hints=())
 
     # -------------------------------------------- inference by optimisation
     def _input_gradient(self, bk, params, Xin, labels, weights=None):
@@ -632,20 +566,19 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         indices; weights: optional (B, m_L) factors (1 + delta_j) of Eq. (16).
         """
         xp = bk.xp
-        first, _, rest = self._geometry
-        Y, _ = layer_forward(bk, first, params["W0"], Xin)
-        Y = Y + xp.take(params["codes"], labels, axis=0) @ params["Wlab"]
+        first, _, rest = self._layers()
+        Y = forward(bk, first, params["W0"], Xin) + xp.take(params["codes"], labels, axis=0) @ params["Wlab"]
         saved = []
         for i, layer in enumerate(rest):
             saved.append(Y)
-            Y, _ = layer_forward(bk, layer, params[f"W{i + 1}"], self._phi(params, i, Y))
+            Y = forward(bk, layer, params[f"W{i + 1}"], self._phi(params, i, Y))
         Wy = Y if weights is None else Y * weights
         A = xp.sum(Wy * Y, axis=1)
         G = 2.0 * Wy
         for i in range(len(rest) - 1, -1, -1):
-            G = _input_grad(bk, rest[i], params[f"W{i + 1}"], G)
+            G = input_gradient(bk, rest[i], params[f"W{i + 1}"], G)
             G = rules.activation_backward(self.activation, saved[i], G, params[f"mu{i}"], params[f"var{i}"])
-        return A, _input_grad(bk, first, params["W0"], G)
+        return A, input_gradient(bk, first, params["W0"], G)
 
     def _optimise(self, bk, X0, labels, loss_grad, free, *, n_steps, learning_rate):
         """Adam on the free entries of z (the authors' optimiser) maximising A - penalties.
@@ -655,8 +588,7 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         """
         xp = bk.xp
         dtype = str(self.coefs_[0].dtype)
-        params = {k: bk.asarray(v, dtype=dtype) for k, v in self._fitted_params().items()}
-        params["codes"] = bk.asarray(self.label_codes_, dtype=dtype)
+        params = self._to_device(bk, self._params_from_fitted(), dtype)
         z = bk.asarray(X0, dtype=dtype)
         free = bk.asarray(free, dtype=dtype)
         labels = bk.asarray(labels, dtype="int64")
@@ -763,14 +695,13 @@ class ActivationLearningClassifier(BackendMixin, ClassifierMixin, BaseEstimator)
         bk = self._backend(X)  # the estimator's backend/device, or that of a torch/CuPy X
         xp = bk.xp
         dtype = compute_dtype(X) if hasattr(X, "dtype") else "float64"
-        X2 = bk.asarray(self._validate_X(X, reset=False), dtype=dtype)
+        X2 = bk.asarray(self._validate_input(X, reset=False), dtype=dtype)
         hidden = bk.asarray(mask, dtype="bool") if hasattr(mask, "shape") else bk.asarray(np.asarray(mask, dtype=bool))
         hidden = xp.reshape(hidden, X2.shape)
         X2 = xp.where(hidden, xp.zeros_like(X2), X2)
         scale = xp.max(xp.abs(X2), axis=1, keepdims=True)
         scale = xp.where(scale > 1e-12, scale, xp.full_like(scale, 1e-12))
-        _, A = self._activations(X2)  # the label: argmax_c A with the hidden entries at 0
-        labels = xp.argmax(A, axis=1)
+        labels = self._predict_index(X2)  # the label: argmax_c A with the hidden entries at 0
         free = xp.astype(hidden, X2.dtype)
 
         def loss_grad(bk, params, z, lab, free):
@@ -796,18 +727,3 @@ def _monitor(params):
     top = float(to_numpy((W * W).sum()))
     return f"sum w^2 (top layer) = {top:.4g}, gamma EMA = {float(to_numpy(params['gscale'])):.3f}"
 
-
-def xp_take(bk, A, index):
-    """Rows A[index] (array-API ``take`` along axis 0)."""
-    return bk.xp.take(A, index, axis=0)
-
-
-
-def _input_grad(bk, layer, W, G):
-    """Gradient with respect to a layer's input of sum(G * y), y = w^T x."""
-    if layer.kind == "dense":
-        return G @ W.T
-    xp = bk.xp
-    B = G.shape[0]
-    U = rules.local_transpose(W, xp.reshape(G, (B,) + layer.out_shape), layer.size, layer.in_shape)
-    return xp.reshape(U, (B, layer.n_in))

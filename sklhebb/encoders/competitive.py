@@ -3,185 +3,31 @@
 H. Zhou, "Activation Learning by Local Competitions" (arXiv 2209.13400),
 Section II (the rule, Eq. 4, and its Properties 1-4) and Appendix B
 (unsupervised feature learning: square-then-normalise activations, layers
-trained one after the other).
-
-This module also holds the small network kit shared with
-:class:`sklhebb.classifiers.activation.ActivationLearningClassifier`: layer
-geometry (fully or locally connected), the forward pass with the
-magnitude-preserving activations and their running statistics, and the
-simultaneous update of all layers from one forward pass. The rule itself
-lives in :mod:`sklhebb.rules.competitive`.
+trained one after the other). The network is built from
+:mod:`sklhebb.nn.competitive`; the rule lives in :mod:`sklhebb.rules.competitive`.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import rules
 from .._backend import to_numpy, to_output
-from .._base import BACKEND_CONSTRAINTS, BackendMixin, compute_dtype, validate_images
-from .._training import RowStream, begin_fit_callbacks, end_fit_callbacks, learning_rate_at, run_epochs
-from ..image import iter_chunks, normalize_rows, to_device_chunk
+from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, compute_dtype, validate_images
+from .._training import RowStream
+from ..nn.competitive import ACTIVATIONS, activate, apply_deltas, dense, forward, init_statistics, init_weights, local, n_outputs, normalize_input
 
 __all__ = ["LocalCompetitiveEncoder"]
 
-ACTIVATIONS = ("square_normalize", "abs", "std_abs", "identity")
-_STAT_INIT_VAR = 0.1  # sigma^2 of std_abs at start (authors' code)
 _CHUNK_ROWS = 4096  # rows encoded at a time in transform / score_samples
 
 
-# =============================================================== network kit
-@dataclass(frozen=True)
-class Layer:
-    """Geometry of one weight layer.
-
-    kind 'dense': weights (n_in, n_out). kind 'local': input image
-    ``in_shape`` (H, W, Cin), ``size`` K (odd), ``channels`` Cout per position;
-    weights (H, W, K*K*Cin, Cout); output flattened in (row, column, channel)
-    order, n_out = H * W * Cout.
-    """
-
-    kind: str
-    n_in: int
-    n_out: int
-    in_shape: tuple = ()
-    size: int = 0
-    channels: int = 0
-
-    @property
-    def weight_shape(self):
-        if self.kind == "dense":
-            return (self.n_in, self.n_out)
-        H, W, C = self.in_shape
-        return (H, W, self.size * self.size * C, self.channels)
-
-    @property
-    def out_shape(self):
-        H, W, _ = self.in_shape
-        return (H, W, self.channels)
-
-
-def dense(n_in, n_out):
-    return Layer("dense", int(n_in), int(n_out))
-
-
-def local(in_shape, size, channels):
-    H, W, C = (int(s) for s in in_shape)
-    if size % 2 != 1:
-        raise ValueError(f"receptive_field must be odd (a window centred on each unit); got {size}.")
-    return Layer("local", H * W * C, H * W * int(channels), (H, W, C), int(size), int(channels))
-
-
-def init_weights(rng, layer, std, dtype, bound=2.0):
-    """N(0, std^2) truncated at +-2 std (the authors' init), drawn on the host.
-
-    Locally connected weights that would reach outside the image are zero
-    (and stay zero under the rule).
-    """
-    shape = layer.weight_shape
-    z = rng.standard_normal(size=shape)
-    bad = np.abs(z) > bound
-    while bad.any():
-        z[bad] = rng.standard_normal(size=int(bad.sum()))
-        bad = np.abs(z) > bound
-    W = (z * std).astype(dtype)
-    if layer.kind == "local":
-        H, Wd, C = layer.in_shape
-        K, p = layer.size, layer.size // 2
-        inside = np.zeros((H + 2 * p, Wd + 2 * p), dtype=bool)
-        inside[p : p + H, p : p + Wd] = True
-        win = np.lib.stride_tricks.sliding_window_view(inside, (K, K))  # (H, W, K, K)
-        mask = np.repeat(win.reshape(H, Wd, K * K), C, axis=2)  # (row, col, channel) order
-        W *= mask[..., None]
-    return W
-
-
-def layer_forward(bk, layer, W, X):
-    """Net input Y = w^T x of one layer for flat rows X (B, n_in).
-
-    Returns (Y (B, n_out), cache) where cache holds the patches of a local layer.
-    """
-    if layer.kind == "dense":
-        return X @ W, None
-    xp = bk.xp
-    B = X.shape[0]
-    P = rules.local_patches(xp.reshape(X, (B,) + layer.in_shape), layer.size)
-    Y = rules.local_forward(W, P)
-    return xp.reshape(Y, (B, layer.n_out)), P
-
-
-def layer_delta(bk, layer, W, X, Y, rates, cache):
-    """Eq. (4) change of one layer (rates r_b already include eta)."""
-    if layer.kind == "dense":
-        return rules.competitive_update(W, X, Y=Y, rates=rates)
-    xp = bk.xp
-    B = X.shape[0]
-    return rules.local_competitive_update(
-        W,
-        xp.reshape(X, (B,) + layer.in_shape),
-        size=layer.size,
-        Y=xp.reshape(Y, (B,) + layer.out_shape),
-        rates=rates,
-        P=cache,
-    )
-
-
-def activate(activation, Y, mean, var):
-    """phi(y) for a flat (B, m) net input."""
-    if activation == "std_abs":
-        return rules.std_abs(Y, mean, var)
-    if activation == "abs":
-        return rules.abs_activation(Y)
-    if activation == "square_normalize":
-        return rules.square_normalize(Y)
-    return Y
-
-
-def normalize_input(bk, X, strength=1.0):
-    """Each row to squared norm ``strength`` (zero rows stay zero)."""
-    Xn = normalize_rows(bk, X)
-    return Xn if strength == 1.0 else Xn * math.sqrt(strength)
-
-
-def init_stats(layers, dtype):
-    means = [np.zeros(layer.n_out, dtype=dtype) for layer in layers]
-    varis = [np.full(layer.n_out, _STAT_INIT_VAR, dtype=dtype) for layer in layers]
-    return means, varis
-
-
-def apply_deltas(params, names, deltas, weight_decay=0.0, weight_clip=None, xp=None):
-    """W <- W + dW (- weight_decay * W, then clip) for each named weight."""
-    for name, dW in zip(names, deltas):
-        W = params[name] + dW
-        if weight_decay:
-            W = W - weight_decay * params[name]
-        if weight_clip is not None:
-            W = xp.clip(W, -weight_clip, weight_clip)
-        params[name] = W
-
-
-def epoch_schedule(lr0, decay_at, n_epochs):
-    """eta for each epoch: lr0, multiplied by 0.1 from epoch floor(decay_at * E) on."""
-    cut = None if decay_at is None else int(math.floor(decay_at * n_epochs))
-    if cut is not None and cut < 1:
-        cut = None  # never decay the very first epoch
-
-    def factor(epoch, _max_iter):
-        return 0.1 if (cut is not None and epoch >= cut) else 1.0
-
-    return lambda e: learning_rate_at(factor, lr0, e, n_epochs)
-
-
-# =================================================================== encoder
-class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class LocalCompetitiveEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Layers of neurons trained by the local competitive rule (unsupervised).
 
     Each layer computes y = w^T x and learns by Eq. (4),
@@ -194,9 +40,12 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(100,)
-        Units per layer; with ``receptive_field``, units per image position
-        (channels) of each locally connected layer.
+    n_components : int, default=100
+        Units of the top layer; with ``window``, units per image position
+        (channels) of the top locally connected layer.
+    hidden_layer_sizes : tuple of int, default=()
+        Units of the layers below the top, bottom first (per image position
+        with ``window``); () is the single layer network.
     activation : {"square_normalize", "abs", "std_abs", "identity"}, default="square_normalize"
         phi applied to each layer's net input before the next layer (and to
         the features ``transform`` returns). "square_normalize": square, then
@@ -208,17 +57,20 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
         "layerwise": train the first layer for ``max_iter`` epochs, freeze it,
         then the next (Appendix B). "joint": all layers learn in the same step
         from one forward pass (Section II-D, and the authors' code).
-    output : {"last", "all"}, default="last"
-        ``transform`` returns phi of the last layer, or of every layer
-        concatenated.
+    return_layers : {"top", "all"}, default="top"
+        ``transform`` returns phi of the top layer, or of every layer
+        concatenated (bottom first).
     normalize_input : bool, default=True
         Scale every sample to a unit vector before the first layer (the paper
         normalises every input; Property 4 is stated for it).
     learning_rate : float, default=0.1
         eta (per-sample rate; the batch change is averaged over the batch).
-    lr_decay_at : float or None, default=0.9
-        Multiply eta by 0.1 from this fraction of the epochs on (authors'
-        code); None keeps it constant.
+    schedule : {"step", "constant", "linear"} or callable, default="step"
+        Learning rate per epoch (of each layer with layer-wise training):
+        "step" multiplies eta by 0.1 for the last 10% of the epochs (the
+        authors' code), "constant" keeps it, "linear" lowers it to zero, a
+        callable ``schedule(epoch, max_iter)`` gives the factor.
+        ``partial_fit`` always uses the constant ``learning_rate``.
     max_iter : int, default=10
         Epochs (per layer with ``training="layerwise"``).
     batch_size : int, default=100
@@ -227,7 +79,7 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
         Standard deviation of the truncated-normal initial weights.
     stat_momentum : float, default=0.995
         Decay of the running statistics of ``std_abs``.
-    receptive_field : int or None, default=None
+    window : int or None, default=None
         K (odd): locally connected layers (no weight sharing) where each unit
         sees the K x K window of the layer below centred on its position,
         same-size output, zero outside the image (Section V). Needs images:
@@ -243,8 +95,8 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
     Attributes
     ----------
     coefs_ : list of ndarray
-        Weights per layer: (n_in, n_out) for a dense layer, (H, W, K*K*Cin,
-        Cout) for a locally connected one.
+        Weights per layer, bottom first: (n_in, n_out) for a dense layer,
+        (H, W, K*K*Cin, Cout) for a locally connected one.
     running_mean_, running_var_ : list of ndarray (n_out,)
         Statistics of |y| per layer (used by "std_abs" only).
     n_iter_ : int
@@ -263,67 +115,72 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
     >>> import numpy as np
     >>> from sklhebb.encoders.competitive import LocalCompetitiveEncoder
     >>> X = np.random.RandomState(0).normal(size=(200, 10))
-    >>> enc = LocalCompetitiveEncoder((4,), activation="identity", max_iter=20,
+    >>> enc = LocalCompetitiveEncoder(4, activation="identity", max_iter=20,
     ...                               random_state=0).fit(X)
     >>> enc.transform(X).shape
     (200, 4)
     """
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [tuple, list],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "training": [StrOptions({"layerwise", "joint"})],
-        "output": [StrOptions({"last", "all"})],
+        "return_layers": [StrOptions({"top", "all"})],
         "normalize_input": ["boolean"],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "lr_decay_at": [Interval(Real, 0, 1, closed="both"), None],
+        "schedule": [StrOptions({"step", "constant", "linear"}), callable],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
         "init_std": [Interval(Real, 0, None, closed="neither")],
         "stat_momentum": [Interval(Real, 0, 1, closed="both")],
-        "receptive_field": [Interval(Integral, 1, None, closed="left"), None],
+        "window": [Interval(Integral, 1, None, closed="left"), None],
         "image_shape": [tuple, list, None],
         **BACKEND_CONSTRAINTS,
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
 
+    _fitted_attribute = "coefs_"
+
     def __init__(
         self,
-        hidden_layer_sizes=(100,),
+        n_components=100,
         *,
+        hidden_layer_sizes=(),
         activation="square_normalize",
         training="layerwise",
-        output="last",
+        return_layers="top",
         normalize_input=True,
         learning_rate=0.1,
-        lr_decay_at=0.9,
+        schedule="step",
         max_iter=10,
         batch_size=100,
         shuffle=True,
         init_std=0.01,
         stat_momentum=0.995,
-        receptive_field=None,
+        window=None,
         image_shape=None,
         backend="numpy",
         device=None,
         random_state=None,
         verbose=0,
     ):
+        self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.training = training
-        self.output = output
+        self.return_layers = return_layers
         self.normalize_input = normalize_input
         self.learning_rate = learning_rate
-        self.lr_decay_at = lr_decay_at
+        self.schedule = schedule
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.init_std = init_std
         self.stat_momentum = stat_momentum
-        self.receptive_field = receptive_field
+        self.window = window
         self.image_shape = image_shape
         self.backend = backend
         self.device = device
@@ -332,15 +189,16 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
 
     # ------------------------------------------------------------ geometry
     def _sizes(self):
-        sizes = self.hidden_layer_sizes
-        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
-        if not sizes or any((not isinstance(s, Integral)) or s < 1 for s in sizes):
+        """Units of every layer, bottom first (per position with ``window``)."""
+        hidden = list(self.hidden_layer_sizes)
+        if any(isinstance(s, bool) or not isinstance(s, Integral) or s < 1 for s in hidden):
             raise ValueError(f"hidden_layer_sizes must be positive integers; got {self.hidden_layer_sizes!r}.")
-        return [int(s) for s in sizes]
+        return [int(s) for s in hidden] + [int(self.n_components)]
 
     def _layers(self):
+        """The layers: dense, or locally connected on the images (built from the parameters, never stored)."""
         sizes = self._sizes()
-        if self.receptive_field is None:
+        if self.window is None:
             n_in, layers = self.n_features_in_, []
             for s in sizes:
                 layers.append(dense(n_in, s))
@@ -348,60 +206,63 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
             return layers
         H, W, C = self.image_shape_
         if H == 1 and W == 1:
-            raise ValueError("receptive_field needs images: pass 3-D/4-D X or set image_shape=(H, W[, C]).")
+            raise ValueError("window needs images: pass 3-D/4-D X or set image_shape=(H, W[, C]).")
         layers, shape = [], (H, W, C)
         for s in sizes:
-            layers.append(local(shape, self.receptive_field, s))
+            layers.append(local(shape, self.window, s))
             shape = (H, W, s)
         return layers
 
-    # -------------------------------------------------------------- forward
-    def _prepare(self, bk, X):
-        return normalize_input(bk, X) if self.normalize_input else X
+    def _setup(self, data, y, dtype):
+        self._layers()  # bad sizes or a window without images fail here, before any weight is drawn
 
-    def _forward_all(self, bk, params, X, n_layers=None):
-        """Net inputs Y_l and features phi(Y_l) of the first n_layers layers (no updates)."""
-        layers = self._layers_
-        n_layers = len(layers) if n_layers is None else n_layers
-        h, Ys, Hs = self._prepare(bk, X), [], []
-        for i in range(n_layers):
-            Y, _ = layer_forward(bk, layers[i], params[f"W{i}"], h)
+    def _validate_input(self, X, *, reset):
+        images = validate_images(self, X, image_shape=self.image_shape, reset=reset)
+        return images.reshape(images.shape[0], -1)
+
+    # -------------------------------------------------------------- forward
+    def _forward_all(self, bk, params, X):
+        """Net inputs Y_l and features phi(Y_l) of every layer (no updates)."""
+        h = normalize_input(bk, X) if self.normalize_input else X
+        Ys, Hs = [], []
+        for i, layer in enumerate(self._layers()):
+            Y = forward(bk, layer, params[f"W{i}"], h)
             h = activate(self.activation, Y, params[f"mu{i}"], params[f"var{i}"])
             Ys.append(Y)
             Hs.append(h)
         return Ys, Hs
 
-    def _step(self, params, Xb, lr, train=None):
+    # ------------------------------------------------------------ learning
+    def _stages(self):
+        """Layer-wise: one stage per layer, bottom first (Appendix B); joint: one stage."""
+        return [None] if self.training == "joint" else [[i] for i in range(len(self._layers()))]
+
+    def _step(self, bk, params, Xb, lr, stage):
         """One minibatch: forward, then Eq. (4) on the trained layers (pre-update weights)."""
-        bk = self._bk
-        layers = self._layers_
-        train = range(len(layers)) if train is None else train
+        layers = self._layers()
+        train = range(len(layers)) if stage is None else stage
         top = max(train)
-        h = self._prepare(bk, Xb)
+        h = normalize_input(bk, Xb) if self.normalize_input else Xb
         records = []
         for i in range(top + 1):
-            W = params[f"W{i}"]
-            Y, cache = layer_forward(bk, layers[i], W, h)
+            Y = forward(bk, layers[i], params[f"W{i}"], h)
             mu, var = params[f"mu{i}"], params[f"var{i}"]
             if i < top:  # statistics of the step before: normalise first, then update
                 h_next = activate(self.activation, Y, mu, var)
             if i in train:
-                records.append((i, h, Y, cache))
+                records.append((i, h, Y))
                 if self.activation == "std_abs":
                     params[f"mu{i}"], params[f"var{i}"] = rules.abs_statistics_update(Y, mu, var, self.stat_momentum)
             if i < top:
                 h = h_next
-        deltas = [lr * layer_delta(bk, layers[i], params[f"W{i}"], x, Y, None, cache) for i, x, Y, cache in records]
+        deltas = [lr * layers[i].competitive_increment(params[f"W{i}"], x, Y) for i, x, Y in records]
         apply_deltas(params, [f"W{i}" for i, *_ in records], deltas)
 
-    # ------------------------------------------------------------------ fit
     def _init_params(self, rng, dtype):
         params = {}
-        means, varis = init_stats(self._layers_, dtype)
-        for i, layer in enumerate(self._layers_):
+        for i, layer in enumerate(self._layers()):
             params[f"W{i}"] = init_weights(rng, layer, self.init_std, dtype)
-            params[f"mu{i}"] = means[i]
-            params[f"var{i}"] = varis[i]
+            params[f"mu{i}"], params[f"var{i}"] = init_statistics(n_outputs(layer), dtype)
         return params
 
     def _params_from_fitted(self):
@@ -413,52 +274,21 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
         return params
 
     def _fitted_attributes(self, params):
-        """Fitted attributes from the driver's params (also for scikit-learn callbacks)."""
-        n = len(self._layers_)
-        sizes = [layer.n_out for layer in self._layers_]
+        sizes = [n_outputs(layer) for layer in self._layers()]
+        n = len(sizes)
         return {
             "coefs_": [to_numpy(params[f"W{i}"]) for i in range(n)],
             "running_mean_": [to_numpy(params[f"mu{i}"]) for i in range(n)],
             "running_var_": [to_numpy(params[f"var{i}"]) for i in range(n)],
-            "_n_features_out": sum(sizes) if self.output == "all" else sizes[-1],
+            "_n_features_out": sum(sizes) if self.return_layers == "all" else sizes[-1],
         }
 
-    def _store(self, params):
-        for k, v in self._fitted_attributes(params).items():
-            setattr(self, k, v)
+    def _stream(self, bk, data, y, dtype):
+        return RowStream(bk, data, self.batch_size, dtype)
 
-    def _monitor(self, params):
-        W = params[f"W{len(self._layers_) - 1}"]
-        return f"sum w^2 (top layer) = {float(to_numpy(self._bk.xp.sum(W * W))):.4g}"
-
-    def _run(self, bk, X2, params, *, n_epochs, lr_at, rng, train=None, callback_context=None):
-        dtype = str(params["W0"].dtype).split(".")[-1]
-        stream = RowStream(bk, X2, self.batch_size, dtype)
-        self._bk = bk
-        try:
-            with bk.memory_hint("batch_size"):
-                return run_epochs(
-                    bk,
-                    params,
-                    lambda epoch: stream.epoch(rng if self.shuffle else None),
-                    lambda p, b, lr: self._step(p, b, lr, train),
-                    n_epochs=n_epochs,
-                    lr_at=lr_at,
-                    name=type(self).__name__,
-                    verbose=self.verbose,
-                    monitor=self._monitor,
-                    hint="lower learning_rate",
-                    estimator=self,
-                    X=X2,
-                    reconstruct=self._fitted_attributes,
-                    callback_context=callback_context,
-                )
-        finally:
-            del self._bk
-
-    def _validate(self, X, reset):
-        images = validate_images(self, X, image_shape=self.image_shape, reset=reset)
-        return images.reshape(images.shape[0], -1)
+    def _monitor(self, bk, params):
+        W = params[f"W{len(self._layers()) - 1}"]
+        return f"sum w^2 (top layer) = {float(to_numpy(bk.xp.sum(W * W))):.4g}"
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -473,32 +303,7 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
         -------
         self
         """
-        X2 = self._validate(X, reset=True)
-        self._layers_ = self._layers()
-        bk = self._backend(X)
-        dtype = compute_dtype(X)
-        rng = check_random_state(self.random_state)
-        params = {k: bk.asarray(v) for k, v in self._init_params(rng, dtype).items()}
-        lr_at = epoch_schedule(self.learning_rate, self.lr_decay_at, self.max_iter)
-        n_epochs = n_steps = 0
-        if self.training == "joint":
-            stages = [None]
-        else:
-            stages = [[i] for i in range(len(self._layers_))]
-        # one root callback task for the whole fit: every epoch of every stage is a sub-task
-        ctx = begin_fit_callbacks(self, X2, max_subtasks=len(stages) * self.max_iter)
-        for train in stages:
-            res = self._run(bk, X2, params, n_epochs=self.max_iter, lr_at=lr_at, rng=rng, train=train, callback_context=ctx)
-            params = res.params
-            n_epochs += res.n_epochs
-            n_steps += res.n_steps
-            if res.stopped:  # a callback asked to stop: later layers keep their state
-                break
-        end_fit_callbacks(ctx, self, X2, reconstruct=self._fitted_attributes, params=params)
-        self._store(params)
-        self.n_iter_ = n_epochs
-        self.n_steps_ = n_steps
-        return self
+        return self._fit(X)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -512,56 +317,28 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
         -------
         self
         """
-        first = not hasattr(self, "coefs_")
-        X2 = self._validate(X, reset=first)
-        bk = self._backend(X)
-        if first or not hasattr(self, "_random_state"):
-            self._random_state = check_random_state(self.random_state)
-        if first:
-            self._layers_ = self._layers()
-            params = self._init_params(self._random_state, compute_dtype(X))
-            self.n_iter_ = self.n_steps_ = 0
-        else:
-            params = self._params_from_fitted()
-        params = {k: bk.asarray(v) for k, v in params.items()}
-        res = self._run(bk, X2, params, n_epochs=1, lr_at=lambda e: self.learning_rate, rng=self._random_state)
-        self._store(res.params)
-        self.n_iter_ += 1
-        self.n_steps_ += res.n_steps
-        return self
+        return self._partial_fit(X)
 
     # ------------------------------------------------------------ inference
-    def _device_params(self, bk, dtype):
-        return {k: bk.asarray(v, dtype=dtype) for k, v in self._params_from_fitted().items()}
+    def _encode(self, bk, params, chunk):
+        _, Hs = self._forward_all(bk, params, chunk)
+        return Hs[-1] if self.return_layers == "top" else bk.xp.concat(Hs, axis=1)
 
-    def _chunks(self, X, fn):
-        check_is_fitted(self)
-        X2 = self._validate(X, reset=False)
-        bk = self._backend(X)
-        dtype = compute_dtype(X) if hasattr(X, "dtype") else str(self.coefs_[0].dtype)
-        params = self._device_params(bk, dtype)
-        out = []
-        for index in iter_chunks(X2.shape[0], _CHUNK_ROWS):
-            out.append(fn(bk, params, to_device_chunk(bk, X2, index, dtype)))
-        Z = out[0] if len(out) == 1 else bk.xp.concat(out, axis=0)
-        return to_output(Z, X)
+    def _score(self, bk, params, chunk):
+        Ys, _ = self._forward_all(bk, params, chunk)
+        return bk.xp.sum(Ys[-1] * Ys[-1], axis=1)
 
     def transform(self, X):
-        """Features phi(y) of the last layer (``output="last"``) or of all layers.
+        """Features phi(y) of the top layer (``return_layers="top"``) or of every layer.
 
         Returns
         -------
-        X_new : array of shape (n, n_units of the last layer) or (n, sum of units)
+        X_new : array of shape (n, units of the top layer) or (n, sum of units)
         """
-
-        def fn(bk, params, Xc):
-            _, Hs = self._forward_all(bk, params, Xc)
-            return Hs[-1] if self.output == "last" else bk.xp.concat(Hs, axis=1)
-
-        return self._chunks(X, fn)
+        return self._map_chunks(X, self._encode, _CHUNK_ROWS, hints=())
 
     def score_samples(self, X):
-        """Output activation ||y||^2 of the last layer's net input (Property 4).
+        """Output activation ||y||^2 of the top layer's net input (Property 4).
 
         With ``normalize_input`` the input strength is 1, so the score lies
         (approximately, after training) in [0, 1]: high for typical samples,
@@ -571,12 +348,7 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
         -------
         scores : array of shape (n,)
         """
-
-        def fn(bk, params, Xc):
-            Ys, _ = self._forward_all(bk, params, Xc)
-            return bk.xp.sum(Ys[-1] * Ys[-1], axis=1)
-
-        return self._chunks(X, fn)
+        return self._map_chunks(X, self._score, _CHUNK_ROWS, hints=())
 
     def inverse_transform(self, X):
         """Reconstruction w y of the (normalised) input from a single linear layer (Property 1).
@@ -594,10 +366,10 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
         X_rec : array of shape (n, n_features_in_)
         """
         check_is_fitted(self)
-        if len(self.coefs_) != 1 or self.activation != "identity" or self.receptive_field is not None:
+        if len(self.coefs_) != 1 or self.activation != "identity" or self.window is not None:
             raise ValueError(
                 "inverse_transform reconstructs w y for a single fully connected linear layer; "
-                "use hidden_layer_sizes=(m,), activation='identity' and receptive_field=None."
+                "use hidden_layer_sizes=(), activation='identity' and window=None."
             )
         from sklearn.utils import check_array
 
@@ -616,8 +388,8 @@ class LocalCompetitiveEncoder(BackendMixin, ClassNamePrefixFeaturesOutMixin, Tra
 
         Input normalisation (with ``normalize_input``), then per layer an
         ``nn.Linear`` (weight ``coefs_[i].T``, no bias) and the activation as a
-        small module, in an ``nn.Sequential`` (``output="last"``) or in a module
-        that concatenates every layer's features (``output="all"``). Fully
+        small module, in an ``nn.Sequential`` (``return_layers="top"``) or in a
+        module that concatenates every layer's features (``return_layers="all"``). Fully
         connected layers only: locally connected ones raise a ValueError. See
         :func:`sklhebb.torch_export.competitive_to_torch`.
 

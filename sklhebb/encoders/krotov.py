@@ -19,6 +19,7 @@ transform (NNL-CONV layer, Section 2)
 from __future__ import annotations
 
 import contextlib
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -36,6 +37,8 @@ __all__ = ["KrotovPatchEncoder"]
 # patches cut at a time in fit: 2**16 x 48 floats = 12.6 MB. Measured (1 thread, CIFAR shape,
 # K=400): 0.96M patches/s end to end against 0.54M with 2**18, whose 50 MB chunks miss the caches
 _FIT_CHUNK_PATCHES = 2**16
+# window="auto" on images: 5 x 5 patches (benchmarks/RESULTS.md, "Defaults")
+_AUTO_WINDOW = 5
 # patch positions encoded at a time in transform (x K floats each)
 _TRANSFORM_CHUNK_POSITIONS = 2**15
 
@@ -54,10 +57,13 @@ class KrotovPatchEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, Tran
     ----------
     n_components : int, default=400
         K, the number of hidden units (convolutional channels).
-    window : int or None, default=4
+    window : "auto", int or None, default="auto"
         W, side of the square patches. None: one patch is the whole input,
         the fully connected network of Krotov & Hopfield (PNAS 2019), usable on
-        tabular data.
+        tabular data. "auto": 5 for images (3-D/4-D input, or rows with
+        ``image_shape``), capped at the image side, and the fully connected
+        network for flat rows. An int given with flat rows and no
+        ``image_shape`` has no effect: a warning says so.
     stride : int, default=1
         Stride of the NNL-CONV layer in ``transform`` (training always uses
         every patch, stride 1, as in the paper).
@@ -161,7 +167,7 @@ class KrotovPatchEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, Tran
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "window": [Interval(Integral, 1, None, closed="left"), None],
+        "window": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
         "stride": [Interval(Integral, 1, None, closed="left")],
         "power": [Interval(Real, 0, None, closed="neither")],
         "pool_size": [Interval(Integral, 1, None, closed="left")],
@@ -187,7 +193,7 @@ class KrotovPatchEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, Tran
         self,
         n_components=400,
         *,
-        window=4,
+        window="auto",
         stride=1,
         power=10,
         pool_size=11,
@@ -234,9 +240,11 @@ class KrotovPatchEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, Tran
 
     # ------------------------------------------------------------- geometry
     def _window(self, image_shape):
-        """Effective patch window (wy, wx): the whole image for flat input."""
+        """Effective patch side W, or None for one patch per image (flat rows, ``window=None``)."""
         if self.window is None or getattr(self, "_flat_input", False):
             return None
+        if self.window == "auto":
+            return min(_AUTO_WINDOW, image_shape[0], image_shape[1])
         return self.window
 
     def _patch_dim(self, image_shape):
@@ -262,11 +270,32 @@ class KrotovPatchEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, Tran
 
     def _validate_input(self, X, *, reset):
         images = validate_images(self, X, image_shape=self.image_shape, reset=reset)
+        if reset:
+            self._warn_ineffective()
         H, W, _ = images.shape[1:]
         win = self._window(self.image_shape_)
         if win is not None and (win > H or win > W):
             raise ValueError(f"window={win} is larger than the images ({H} x {W}); choose window <= {min(H, W)}.")
         return images
+
+    def _warn_ineffective(self):
+        """Say which parameters have no effect on this input, instead of dropping them silently."""
+        name = type(self).__name__
+        if getattr(self, "_flat_input", False) and isinstance(self.window, Integral):
+            warnings.warn(
+                f"{name}: window={self.window} has no effect: X holds flat rows and image_shape is None, so each "
+                "row is one patch (the fully connected network). Pass image_shape=(H, W[, C]) to read the rows "
+                "as images, or window=None to silence this warning.",
+                UserWarning,
+                stacklevel=4,
+            )
+        if self.rank > self.n_components and self.delta > 0:
+            warnings.warn(
+                f"{name}: rank={self.rank} is larger than n_components={self.n_components}, so no unit sits at "
+                f"rank m and the anti-Hebbian term (delta={self.delta}) is off. Lower rank or raise n_components.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _init_params(self, rng, dtype):
         """Gaussian synapses M, one row per hidden unit."""

@@ -74,16 +74,14 @@ def parse_architecture(text):
         if not item:
             continue
         item = re.sub(r"\s+", " ", item)
-        for kind, pat in _PATTERNS:
-            m = pat.match(item)
-            if m:
-                break
-        else:
+        found = next(((kind, m) for kind, pat in _PATTERNS if (m := pat.match(item))), None)
+        if found is None:
             raise ValueError(
                 f"cannot read {item!r} in architecture {text!r}; expected items like 'conv 32 5x5', "
                 "'untied 32 5x5', 'sparse 32 5x5', 'maxpool 3', 'maxpool 3, stride 3', 'drop .8', 'full 500', 'sum', "
                 f"or a preset name among {sorted(PRESETS)}"
             )
+        kind, m = found
         if kind in ("conv", "untied", "sparse"):
             a, b = int(m.group(2)), m.group(3)
             if b is not None and int(b) != a:

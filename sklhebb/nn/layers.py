@@ -20,6 +20,14 @@ a caller can interleave weight updates (pre- or post-update propagation):
     back-propagation): E F^T for a dense layer, the transposed convolution for
     a convolution.
 
+The learning increment is the caller's choice: ``increment`` is URFB's
+Hebbian x^T delta (:func:`sklhebb.rules.hebbian_increment`), and the dense
+and locally connected layers also offer ``competitive_increment``, Zhou's
+local competitive rule (Eq. 4, :func:`sklhebb.rules.competitive_update`)
+restricted to the layer's connections. Both are the same outer product of a
+presynaptic and a postsynaptic signal over the layer's connectivity; only the
+signals differ.
+
 Layers without weights have ``propagate(g, cache)`` only and return one error
 per parent. Shapes exclude the batch axis.
 """
@@ -33,7 +41,7 @@ from array_api_compat import device as array_device
 
 from .. import rules
 from .._backend import backend_of
-from ..image import extract_patches
+from ..image import fold, im2col, pad_images
 
 __all__ = ["Layer", "Dense", "Conv", "UntiedConv", "UntiedDense", "MaxPool", "Dropout", "Sum"]
 
@@ -45,46 +53,11 @@ def _same_pads(k):
     return before, k - 1 - before
 
 
-def pad2d(bk, x, top, bottom, left, right):
-    """Zero-pad the two spatial axes of a (B, H, W, C) map (negative = crop)."""
-    if top == bottom == left == right == 0:
-        return x
-    B, H, W, C = x.shape
-    Ho, Wo = H + top + bottom, W + left + right
-    out = bk.zeros((B, Ho, Wo, C), dtype=x.dtype)
-    sy0, sx0 = max(0, -top), max(0, -left)
-    sy1, sx1 = H - max(0, -bottom), W - max(0, -right)
-    dy0, dx0 = max(0, top), max(0, left)
-    out[:, dy0 : dy0 + (sy1 - sy0), dx0 : dx0 + (sx1 - sx0), :] = x[:, sy0:sy1, sx0:sx1, :]
-    return out
-
-
-def im2col(bk, x, k, top, left):
-    """Patches of a (B, H, W, C) map for a k x k 'same' convolution at stride 1.
-
-    The map is zero-padded by ``top``/``left`` before and k-1-top / k-1-left
-    after; returns (B, H, W, k*k*C) ordered (row, column, channel), so that a
-    filter bank of shape (k, k, C, F) reshaped to (k*k*C, F) multiplies it.
-    """
-    if k == 1:
-        return x
-    xp = pad2d(bk, x, top, k - 1 - top, left, k - 1 - left)
-    return extract_patches(bk, xp, k, 1)
-
-
-def fold(bk, cols, k, top, left):
-    """Adjoint of :func:`im2col`: add the patch entries back onto the map.
-
-    cols: (B, H, W, k, k, C). Returns (B, H, W, C). The loop runs over the
-    k*k offsets inside the window (strided adds), never over positions.
-    """
-    B, H, W = cols.shape[:3]
-    C = cols.shape[-1]
-    out = bk.zeros((B, H + k - 1, W + k - 1, C), dtype=cols.dtype)
-    for u in range(k):
-        for v in range(k):
-            out[:, u : u + H, v : v + W, :] += cols[:, :, :, u, v, :]
-    return out[:, top : top + H, left : left + W, :]
+def _image(in_shape, name):
+    """(H, W, C) of an image input, or a clear error naming the layer."""
+    if len(in_shape) != 3:
+        raise ValueError(f"{name} needs an image input (H, W, C); got shape {in_shape}")
+    return in_shape
 
 
 def _glorot(rng, shape, fan_in, fan_out, dtype):
@@ -190,6 +163,26 @@ class _WeightLayer(Layer):
     def init_bias(self, dtype):
         return np.zeros(self.bias_shape, dtype=dtype)
 
+    def connections(self, dtype):
+        """0/1 array, broadcastable to the weights, of the connections that exist; None for all."""
+        return None
+
+    def truncated_normal(self, rng, std, dtype, bound=2.0):
+        """Initial weights N(0, std^2) truncated at +-``bound`` std (Zhou's init), drawn on the host.
+
+        Draws outside the bound are redrawn. Weights of connections the layer
+        does not have (:meth:`connections`) are zero, and stay zero under the
+        competitive rule.
+        """
+        z = rng.standard_normal(size=self.weight_shape)
+        bad = np.abs(z) > bound
+        while bad.any():
+            z[bad] = rng.standard_normal(size=int(bad.sum()))
+            bad = np.abs(z) > bound
+        W = (z * std).astype(dtype)
+        mask = self.connections(dtype)
+        return W if mask is None else W * mask
+
 
 # -------------------------------------------------------------------- dense
 class Dense(_WeightLayer):
@@ -230,6 +223,16 @@ class Dense(_WeightLayer):
         g = rules.feedback_error(E, F, None)
         return _reshape(g, (E.shape[0],) + self.in_shape)
 
+    def competitive_increment(self, W, x, y, rates=None):
+        """Zhou's Eq. (4) change of W from the layer's input x and net input y (one forward pass).
+
+        x: (B, n_in) (any shape of n_in entries per sample), y: (B, n_out),
+        rates: per-sample signed rates r_b or None. See
+        :func:`sklhebb.rules.competitive_update`.
+        """
+        B = x.shape[0]
+        return rules.competitive_update(W, _reshape(x, (B, self.n_in)), Y=_reshape(y, (B, self.units)), rates=rates)
+
     def describe(self):
         return f"full {self.units}" if self.activation else f"output {self.units}"
 
@@ -261,9 +264,7 @@ class Conv(_WeightLayer):
         self.activation = activation
 
     def _out_shape(self, in_shape):
-        if len(in_shape) != 3:
-            raise ValueError(f"conv needs an image input (H, W, C); got shape {in_shape}")
-        H, W, C = in_shape
+        H, W, C = _image(in_shape, "conv")
         k = self.size
         self.weight_shape = (k, k, C, self.filters)
         self.bias_shape = (self.filters,)
@@ -275,7 +276,7 @@ class Conv(_WeightLayer):
         return _glorot(rng, self.weight_shape, k * k * C, k * k * F, dtype)
 
     def forward(self, bk, p, x, *, train=False, mask=None):
-        low = bk.conv_lower(x, self.size, self.pads)
+        low = bk.conv_lower(x, self.size, self.pads[0])
         h = bk.conv_apply(low, p["W"])
         if self.bias:
             h = h + p["b"]
@@ -296,26 +297,15 @@ class Conv(_WeightLayer):
         # transposed convolution = correlation with the flipped, channel-swapped
         # bank, padding mirrored
         Ff = xp.permute_dims(xp.flip(F, axis=(0, 1)), (0, 1, 3, 2))
-        return bk.conv_apply(bk.conv_lower(E, self.size, self.pads[::-1]), Ff)
+        return bk.conv_apply(bk.conv_lower(E, self.size, self.pads[1]), Ff)
 
     def describe(self):
         return f"conv {self.filters} {self.size}x{self.size}"
 
 
 # ------------------------------------------------------------------- untied
-class UntiedConv(_WeightLayer):
-    """Locally connected ("untied") convolution (Section 4.1).
-
-    The connectivity of a stride-1 'same' convolution, but every output
-    position has its own filter, updated with its own Hebbian increment (no sum
-    over positions). W, R: (H, W, k, k, C_in, C_out). Computed as one batched
-    matrix product over positions (positions x (B, k*k*C_in) @ (k*k*C_in,
-    C_out)); the feedback folds the patch errors back onto the map.
-
-    ``init="copy"`` starts every position from the same Glorot-drawn filter (the
-    author's code: the untied layer starts as the exact map of a convolution);
-    ``init="independent"`` draws every position separately.
-    """
+class _Untied:
+    """What the two stores of a locally connected layer share: filters, window size, activation, start."""
 
     def __init__(self, filters, size, activation=True, init="copy"):
         self.filters = int(filters)
@@ -323,10 +313,30 @@ class UntiedConv(_WeightLayer):
         self.activation = activation
         self.init = init
 
+
+class UntiedConv(_Untied, _WeightLayer):
+    """Locally connected ("untied") convolution: the locally connected layer of the kit.
+
+    The connectivity of a stride-1 'same' convolution, but every output
+    position has its own filter, updated with its own increment (no sum over
+    positions): Amit's untied layers (Section 4.1) and Zhou's locally
+    connected layers (Section V). W, R: (H, W, k, k, C_in, C_out), or
+    (H, W, k*k*C_in, C_out), the same memory. Computed as one batched matrix
+    product over positions (positions x (B, k*k*C_in) @ (k*k*C_in, C_out)) on
+    the patches of :func:`sklhebb.image.im2col`; the feedback folds the patch
+    errors back onto the map (:func:`sklhebb.image.fold`).
+
+    Learning increments: :meth:`increment` (URFB's x^T delta per position) or
+    :meth:`competitive_increment` (Zhou's Eq. 4 restricted to the layer's
+    connections).
+
+    ``init="copy"`` starts every position from the same Glorot-drawn filter (the
+    author's code: the untied layer starts as the exact map of a convolution);
+    ``init="independent"`` draws every position separately.
+    """
+
     def _out_shape(self, in_shape):
-        if len(in_shape) != 3:
-            raise ValueError(f"untied conv needs an image input (H, W, C); got shape {in_shape}")
-        H, W, C = in_shape
+        H, W, C = _image(in_shape, "untied conv")
         k = self.size
         self.weight_shape = (H, W, k, k, C, self.filters)
         self.bias_shape = (H, W, self.filters)
@@ -340,16 +350,39 @@ class UntiedConv(_WeightLayer):
             return np.ascontiguousarray(np.broadcast_to(w, self.weight_shape))
         return _glorot(rng, self.weight_shape, k * k * C, k * k * F, dtype)
 
+    def connections(self, dtype):
+        """1 where a filter entry sees a pixel of the map, 0 where it sees the zero padding: (H, W, k, k, 1, 1)."""
+        H, W, k = self.weight_shape[:3]
+        top = self.pads[0]
+        inside = np.zeros((H + k - 1, W + k - 1), dtype=dtype)
+        inside[top : top + H, top : top + W] = 1
+        return np.lib.stride_tricks.sliding_window_view(inside, (k, k))[:, :, :, :, None, None]
+
     def _mats(self, xp, W):
         H, Wd, k, _, C, F = self.weight_shape
         return xp.reshape(W, (H * Wd, k * k * C, F))
 
+    def _per_position(self, xp, A, n):
+        """(B, H, W, n) (or B rows of H*W*n entries) -> (H*W, B, n): one matrix per position."""
+        H, Wd = self.in_shape[:2]
+        return xp.permute_dims(xp.reshape(A, (A.shape[0], H * Wd, n)), (1, 0, 2))
+
+    def _patches(self, bk, x):
+        """The k x k patch of every position of a (B, H, W, C_in) map, as (H*W, B, k*k*C_in)."""
+        H, Wd, k, _, C, F = self.weight_shape
+        x = bk.xp.reshape(x, (x.shape[0],) + self.in_shape)
+        return self._per_position(bk.xp, im2col(bk, x, k, self.pads[0], self.pads[0]), k * k * C)
+
+    @staticmethod
+    def _outer(xp, Pm, Em):
+        """sum over the batch of patch x post-synaptic signal, per position: (H*W, k*k*C_in, C_out)."""
+        return xp.matrix_transpose(Pm) @ Em
+
     def forward(self, bk, p, x, *, train=False, mask=None):
         xp = bk.xp
         H, Wd, k, _, C, F = self.weight_shape
-        P = im2col(bk, x, k, self.pads[0], self.pads[0])
-        B = P.shape[0]
-        Pm = xp.permute_dims(xp.reshape(P, (B, H * Wd, k * k * C)), (1, 0, 2))  # (HW, B, kkC)
+        Pm = self._patches(bk, x)  # (HW, B, kkC)
+        B = Pm.shape[1]
         h = Pm @ self._mats(xp, p["W"])  # (HW, B, F)
         h = xp.permute_dims(h, (1, 0, 2))  # (B, HW, F)
         if self.bias:
@@ -367,27 +400,65 @@ class UntiedConv(_WeightLayer):
         xp = backend_of(E).xp
         Pm = cache[0]
         Em = xp.permute_dims(E, (1, 0, 2))  # (HW, B, F)
-        dW = (xp.matrix_transpose(Pm) @ Em) / Pm.shape[1]
+        dW = self._outer(xp, Pm, Em) / Pm.shape[1]
         inc = {"W": xp.reshape(dW, self.weight_shape)}
         if self.bias:
             inc["b"] = xp.reshape(xp.sum(E, axis=0) / E.shape[0], self.bias_shape)
         return inc
 
     def propagate(self, E, F, cache):
+        """The error (or any output-shaped signal) sent to the input through F: (B, H, W, C_in).
+
+        E: (B, H, W, C_out) or (B, H*W, C_out); per position E_p F_p^T, folded
+        back onto the map.
+        """
         bk = backend_of(E)
         xp = bk.xp
         H, Wd, k, _, C, Fo = self.weight_shape
         B = E.shape[0]
-        Em = xp.permute_dims(E, (1, 0, 2))  # (HW, B, F)
+        Em = self._per_position(xp, E, Fo)  # (HW, B, F)
         gP = Em @ xp.matrix_transpose(self._mats(xp, F))  # (HW, B, kkC)
-        gP = xp.reshape(xp.permute_dims(gP, (1, 0, 2)), (B, H, Wd, k, k, C))
+        gP = xp.reshape(xp.permute_dims(gP, (1, 0, 2)), (B, H, Wd, k * k * C))
         return fold(bk, gP, k, self.pads[0], self.pads[0])
+
+    def competitive_increment(self, W, x, y, rates=None):
+        """Zhou's Eq. (4) for this locally connected layer (Section V), in W's layout.
+
+        The dense rule with the weights outside each unit's k x k window fixed
+        at zero: the reconstruction sum_k y_k w_ik of input pixel i runs over
+        every output unit whose window covers i (:meth:`propagate`, the
+        reconstruction of the whole map), and each position's filter changes
+        by (1/B) patches(x - reconstruction)_p^T (r y_p). Entries that see the
+        zero padding get a zero change, so they stay at zero if they start
+        there.
+
+        x: (B, H, W, C_in) (or B rows of as many entries); y: net input from
+        the same forward pass, (B, H, W, C_out) or rows. It may hold
+        contributions of other weight blocks (the label block of Zhou's first
+        layer); the rule then applies to this block with its own
+        reconstruction, which equals the rule on the concatenated input.
+        """
+        bk = backend_of(W)
+        xp = bk.xp
+        B = x.shape[0]
+
+        def outer(E, RY):
+            return xp.reshape(self._outer(xp, self._patches(bk, E), self._per_position(xp, RY, self.filters)), W.shape)
+
+        return rules.competitive_update(
+            W,
+            xp.reshape(x, (B,) + self.in_shape),
+            Y=xp.reshape(y, (B,) + self.out_shape),
+            rates=rates,
+            transpose=lambda W, Y: self.propagate(Y, W, None),
+            outer=outer,
+        )
 
     def describe(self):
         return f"untied {self.filters} {self.size}x{self.size}"
 
 
-class UntiedDense(Dense):
+class UntiedDense(_Untied, Dense):
     """A locally connected layer stored as one dense matrix (the author's code).
 
     The exact matrix W~ of shape (H*W*C_in, H*W*C_out) of a stride-1 'same'
@@ -400,16 +471,8 @@ class UntiedDense(Dense):
     :class:`UntiedConv` otherwise (the same function, stored compactly).
     """
 
-    def __init__(self, filters, size, activation=True, init="copy"):
-        self.filters = int(filters)
-        self.size = int(size)
-        self.activation = activation
-        self.init = init
-
     def _out_shape(self, in_shape):
-        if len(in_shape) != 3:
-            raise ValueError(f"sparse (untied dense) needs an image input (H, W, C); got shape {in_shape}")
-        H, W, C = in_shape
+        H, W, C = _image(in_shape, "sparse (untied dense)")
         self.units = H * W * self.filters
         super()._out_shape(in_shape)
         return (H, W, self.filters)
@@ -425,6 +488,14 @@ class UntiedDense(Dense):
                 yi, xi = ys + u - top, xs + v - top
                 ok = (yi >= 0) & (yi < H) & (xi >= 0) & (xi < W)
                 yield u, v, (yi * W + xi)[ok], (ys * W + xs)[ok]
+
+    def connections(self, dtype):
+        return self.support(dtype)
+
+    def competitive_increment(self, W, x, y, rates=None):
+        """Eq. (4) of the dense matrix, kept to the convolution's connections (the authors' masked layer)."""
+        dW = super().competitive_increment(W, x, y, rates)
+        return dW * backend_of(W).asarray(self.support(str(dW.dtype).split(".")[-1]))
 
     def support(self, dtype):
         """0/1 matrix (n_in, n_out) of the connections a convolution has."""
@@ -486,9 +557,7 @@ class MaxPool(Layer):
         self.stride = int(stride) if stride is not None else 2
 
     def _out_shape(self, in_shape):
-        if len(in_shape) != 3:
-            raise ValueError(f"maxpool needs an image input (H, W, C); got shape {in_shape}")
-        H, W, C = in_shape
+        H, W, C = _image(in_shape, "maxpool")
         t, p = self.stride, self.size
         self.oh, self.ow = -(-H // t), -(-W // t)
         self.Hp, self.Wp = (self.oh - 1) * t + p, (self.ow - 1) * t + p  # the zero-padded extent
@@ -519,7 +588,7 @@ class MaxPool(Layer):
         """x zero-padded to t * oh rows and t * ow columns (no copy when stride divides H, W)."""
         H, W, _ = self.in_shape
         t = self.stride
-        return pad2d(bk, x, 0, t * self.oh - H, 0, t * self.ow - W)
+        return pad_images(bk, x, 0, t * self.oh - H, 0, t * self.ow - W)
 
     def forward(self, bk, p, x, *, train=False, mask=None):
         y = self._max_along(bk, self._max_along(bk, x, 1, self.oh), 2, self.ow)

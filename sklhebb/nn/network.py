@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import Dense, Dropout, Layer, Sum
+from .layers import Dropout, Layer, Sum
 
 __all__ = ["Network"]
 
@@ -211,7 +211,3 @@ class Network:
     def describe(self):
         return "; ".join(layer.describe() for layer in self.layers)
 
-
-def dense_layers(sizes, n_outputs):
-    """Layers of a multilayer perceptron: hidden ``sizes`` then a linear output."""
-    return [Dense(s) for s in sizes] + [Dense(n_outputs, activation=False)]

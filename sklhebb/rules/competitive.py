@@ -8,21 +8,22 @@ is X (B, n), a layer is W (n, m), its output Y = X W (B, m).
 
 Everything here is a pure function of arrays (NumPy, PyTorch or CuPy; the
 namespace comes from the arrays). The caller owns learning rates, schedules
-and the running statistics of ``std_abs``.
+and the running statistics of ``std_abs``; the geometry of locally connected
+layers is :class:`sklhebb.nn.UntiedConv`'s, which calls the rule here.
 """
 
 from __future__ import annotations
 
+import math
+
 from .._backend import backend_of
-from ..image import extract_patches
 
 __all__ = [
     "competitive_update",
-    "local_patches",
-    "local_forward",
-    "local_competitive_update",
-    "fold_patches",
-    "local_transpose",
+    "activation_gap",
+    "feedback_gamma",
+    "renormalize_gamma",
+    "feedback_rates",
     "activation_backward",
     "square_normalize",
     "abs_activation",
@@ -32,9 +33,9 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------
-# Eq. (4): the local competitive rule, fully connected
+# Eq. (4): the local competitive rule
 # --------------------------------------------------------------------------
-def competitive_update(W, X, *, Y=None, rates=None):
+def competitive_update(W, X, *, Y=None, rates=None, transpose=None, outer=None):
     """Weight change of Eq. (4) for one minibatch, with per-sample rates.
 
     .. math::
@@ -47,168 +48,106 @@ def competitive_update(W, X, *, Y=None, rates=None):
     a negative r_b is the "unlearning" of a negative sample (Eq. 13-14): it
     flips the whole rule, the competitive decay included.
 
+    A locally connected layer (Section V) is "identical to a fully connected
+    layer, with the exception that some weights are fixed to zero": the same
+    rule, with the reconstruction sum_k y_k w_ik running over the output units
+    connected to input unit i and a change only for the connections that
+    exist. Such a layer passes its own two linear maps as ``transpose`` and
+    ``outer`` (:meth:`sklhebb.nn.UntiedConv.competitive_increment` does).
+
     Parameters
     ----------
-    W : (n, m) array
-        Weights w_ij from input unit i to output unit j.
-    X : (B, n) array
+    W : array
+        Weights w_ij from input unit i to output unit j: (n, m) when fully
+        connected, else in the layer's own layout.
+    X : (B, n) array, or (B, ...) in the layer's input layout
         Layer inputs x (rows).
-    Y : (B, m) array, optional
-        The net input y = X W from the same forward pass (computed if None).
+    Y : (B, m) array, or (B, ...) in the layer's output layout; optional
+        The net input y = w^T x from the same forward pass (computed as X W if
+        None; fully connected layers only).
     rates : (B,) array, optional
         Per-sample signed rates r_b (1 if None). The sum is divided by the
         full batch size B even where r_b = 0, as in the authors' code.
+    transpose : callable ``(W, Y) -> array like X``, optional
+        sum_k y_bk w_ik for every input unit i (fully connected: Y W^T).
+    outer : callable ``(E, RY) -> array like W``, optional
+        sum_b e_bi ry_bj for every connection w_ij (fully connected: E^T RY).
 
     Returns
     -------
-    dW : (n, m) array, same namespace, device and dtype as W.
+    dW : array of W's shape, same namespace, device and dtype as W.
 
     Notes
     -----
-    Two matrix products: the reconstruction U = Y W^T (B, n) and
-    (X - U)^T (r * Y) (n, m).
+    Two products: the reconstruction U = transpose(W, Y) and
+    outer(X - U, r Y / B).
     """
     if Y is None:
         Y = X @ W
     B = X.shape[0]
+    xp = backend_of(W).xp
     # the 1/B and the rates scale Y (B x m), not the (n x m) result: one pass fewer
-    RY = Y / B if rates is None else Y * (rates[:, None] / B)
-    E = X - Y @ W.T
-    return E.T @ RY
+    RY = Y / B if rates is None else Y * xp.reshape(rates / B, (B,) + (1,) * (Y.ndim - 1))
+    U = Y @ W.T if transpose is None else transpose(W, Y)
+    E = X - U
+    return E.T @ RY if outer is None else outer(E, RY)
 
 
 # --------------------------------------------------------------------------
-# Locally connected layers (Section V): the same rule with some w_ij fixed at 0
+# Eq. (12)-(14): learning with accuracy feedback
 # --------------------------------------------------------------------------
-def _pad(bk, X, p):
-    if p == 0:
-        return X
-    B, H, W_, C = X.shape
-    Z = bk.zeros((B, H + 2 * p, W_ + 2 * p, C), dtype=X.dtype)
-    Z[:, p : p + H, p : p + W_, :] = X
-    return Z
+def activation_gap(A, y):
+    """Eq. (12): g = ||y(a, c)||^2 - ||y(a, c')||^2 with c' the strongest wrong label.
 
-
-def local_patches(X, size):
-    """K x K patches around every pixel, zero outside the image.
-
-    X: (B, H, W, C). Returns (B, H, W, K*K*C) in (row, column, channel) order:
-    output unit (h, w) sees the input positions |h - h'| <= K // 2 and
-    |w - w'| <= K // 2 (same-size output, stride 1, truncated at the borders).
-    ``size`` must be odd.
+    A: (B, C) output activations A(x_b, c) of every label (C >= 2); y: (B,)
+    integer correct labels. Returns (g, A_pos, c'), each (B,): the gap, the
+    positive activation A(x_b, y_b) and the negative label c'_b (the first of
+    tied maxima).
     """
-    bk = backend_of(X)
-    return extract_patches(bk, _pad(bk, X, size // 2), size, 1)
-
-
-def _per_position(bk, P):
-    """(B, H, W, D) -> (H*W, B, D) for batched products per position."""
-    B, H, W_, D = P.shape
-    return bk.xp.permute_dims(bk.xp.reshape(P, (B, H * W_, D)), (1, 0, 2))
-
-
-def local_forward(W, P):
-    """y = w^T x at every position, with per-position weights (no sharing).
-
-    W: (H, W, K*K*Cin, Cout); P: (B, H, W, K*K*Cin) from :func:`local_patches`.
-    Returns Y (B, H, W, Cout).
-    """
-    bk = backend_of(W)
+    bk = backend_of(A)
     xp = bk.xp
-    H, W_, D, Co = W.shape
-    B = P.shape[0]
-    Yp = xp.matmul(_per_position(bk, P), xp.reshape(W, (H * W_, D, Co)))  # (HW, B, Co)
-    return xp.reshape(xp.permute_dims(Yp, (1, 0, 2)), (B, H, W_, Co))
+    is_true = y[:, None] == bk.arange(A.shape[1])[None, :]
+    A_pos = bk.take_rows(A, y)
+    neg = xp.argmax(xp.where(is_true, xp.full_like(A, -math.inf), A), axis=1)
+    return A_pos - bk.take_rows(A, neg), A_pos, neg
 
 
-def fold_patches(R, size, image_shape):
-    """Sum per-position patch vectors back onto the image (transpose of :func:`local_patches`).
+def feedback_gamma(gap, slope):
+    """gamma(g) = clip(1 - slope * g, 0, 1): the rate modulation of Eq. (13).
 
-    R: (B, H, W, K*K*C). Returns (B, H, W, C): pixel (h', w') receives the
-    entries of every window that covers it. A loop over the K*K window
-    offsets, not over positions.
+    Non-increasing in the gap, as the paper requires: 1 when the wrong label
+    wins or ties, 0 from a gap of 1 / slope on (the authors' code and Fig.
+    6b; the paper's min(max(5 g + 1, 0), 1) has a sign slip, spec 9.1).
     """
-    bk = backend_of(R)
-    xp = bk.xp
-    H, W_, C = image_shape
-    B = R.shape[0]
-    p = size // 2
-    R6 = xp.reshape(R, (B, H, W_, size, size, C))
-    U = bk.zeros((B, H + 2 * p, W_ + 2 * p, C), dtype=R.dtype)
-    for dy in range(size):
-        for dx in range(size):
-            U[:, dy : dy + H, dx : dx + W_, :] += R6[:, :, :, dy, dx, :]
-    return U[:, p : p + H, p : p + W_, :]
+    return backend_of(gap).xp.clip(1.0 - slope * gap, 0.0, 1.0)
 
 
-def local_transpose(W, Y, size, image_shape):
-    """sum_k y_k w_ik for every input pixel i: the transpose of :func:`local_forward`.
+def renormalize_gamma(gamma, scale, momentum=0.99, floor=1e-5):
+    """Divide gamma by an EMA of its batch mean (the authors' MNIST code, not in the paper).
 
-    Per-position products Y_p W_p^T folded back onto the image: the
-    reconstruction of the input in Eq. (4), and the input gradient of a
-    locally connected layer. W: (H, W, K*K*Cin, Cout), Y: (B, H, W, Cout).
-    Returns (B, H, W, Cin).
+    m' = momentum * m + (1 - momentum) * mean_b(gamma_b); returns
+    (gamma / max(m', floor), m'). Keeps the average effective rate near eta
+    as most samples become well classified.
     """
-    bk = backend_of(W)
-    xp = bk.xp
-    H, W_, D, Co = W.shape
-    B = Y.shape[0]
-    Wp = xp.reshape(W, (H * W_, D, Co))
-    Yp = xp.permute_dims(xp.reshape(Y, (B, H * W_, Co)), (1, 0, 2))  # (HW, B, Co)
-    Rp = xp.matmul(Yp, xp.permute_dims(Wp, (0, 2, 1)))  # (HW, B, D)
-    R = xp.reshape(xp.permute_dims(Rp, (1, 0, 2)), (B, H, W_, D))
-    return fold_patches(R, size, image_shape)
+    xp = backend_of(gamma).xp
+    scale = momentum * scale + (1.0 - momentum) * xp.mean(gamma)
+    return gamma / xp.maximum(scale, xp.asarray(floor, dtype=scale.dtype)), scale
 
 
-def local_competitive_update(W, X, *, size, Y=None, rates=None, P=None):
-    """Eq. (4) for a locally connected layer (Section V), per-sample rates.
+def feedback_rates(gamma, learning_rate, unlearning_factor, A_pos=None, threshold=None):
+    """Eq. (13)-(14), Delta w = gamma (Delta w+ - lambda Delta w-), as per-sample rates of Eq. (4).
 
-    The layer is the dense rule with the weights outside each unit's K x K
-    receptive field fixed at zero (the paper: "training a locally connected
-    layer is identical to training a fully connected layer, with the
-    exception that some weights are fixed to zero"). So the reconstruction
-    sum_k y_k w_ik of input pixel i runs over every output unit whose field
-    covers i, at all positions:
-
-    * U = fold(Y_p W_p^T)              (B, H, W, Cin), the image reconstruction
-    * dW_p = (1/B) patches(X - U)_p^T (r * Y_p)   per position p
-
-    Weights that would connect to the zero padding get a zero change (their
-    input and error are zero), so they stay at zero if they start there.
-
-    Parameters
-    ----------
-    W : (H, W, K*K*Cin, Cout) array
-    X : (B, H, W, Cin) array
-    size : int
-        K, the (odd) side of the receptive field.
-    Y : (B, H, W, Cout) array, optional
-        Net input from the same forward pass (computed if None). It may hold
-        contributions of other weight blocks (the label block of the first
-        layer); the rule then applies to this block with its own
-        reconstruction, which equals the rule on the concatenated input.
-    rates : (B,) array, optional
-    P : (B, H, W, K*K*Cin) array, optional
-        :func:`local_patches` of X (recomputed if None).
-
-    Returns
-    -------
-    dW : (H, W, K*K*Cin, Cout) array.
+    Returns (r_pos, r_neg): r+ = eta gamma for the positive sample (a, c) and
+    r- = -lambda eta gamma for the negative one (a, c'). With a ``threshold``
+    the negative rate is 0 where A_pos <= threshold (the paper's CIFAR
+    start-up gate: lambda = 0 while the output activation is low).
     """
-    bk = backend_of(W)
-    xp = bk.xp
-    H, W_, D, Co = W.shape
-    B = X.shape[0]
-    if P is None:
-        P = local_patches(X, size)
-    if Y is None:
-        Y = local_forward(W, P)
-    Yp = xp.permute_dims(xp.reshape(Y, (B, H * W_, Co)), (1, 0, 2))  # (HW, B, Co)
-    U = local_transpose(W, Y, size, X.shape[1:])
-    PE = _per_position(bk, local_patches(X - U, size))  # (HW, B, D)
-    RY = Yp if rates is None else Yp * rates[None, :, None]
-    dW = xp.matmul(xp.permute_dims(PE, (0, 2, 1)), RY) / B  # (HW, D, Co)
-    return xp.reshape(dW, (H, W_, D, Co))
+    xp = backend_of(gamma).xp
+    r_pos = learning_rate * gamma
+    r_neg = -unlearning_factor * learning_rate * gamma
+    if threshold is not None:
+        r_neg = xp.where(A_pos > threshold, r_neg, xp.zeros_like(r_neg))
+    return r_pos, r_neg
 
 
 # --------------------------------------------------------------------------

@@ -451,7 +451,7 @@ def nsm_update(W, L, X, R, *, W_mask=None, L_mask=None, lateral_decay=1.0):
 
 
 def deep_fixed_point(X, Ws, Ls, *, gamma=0.0, activation="relu", threshold=0.0, cap=1.0, step=None, tol=1e-4,
-                     max_iter=100, top_drive=None):
+                     max_iter=100, top_drive=None, accelerate=False):
     r"""Fixed point of the deep network with feedback, Obeid Eq. (17), all layers at once.
 
     .. math::
@@ -471,6 +471,11 @@ def deep_fixed_point(X, Ws, Ls, *, gamma=0.0, activation="relu", threshold=0.0, 
     W-bar^(p+1)^T, whose zeros are the transposed feedforward structure. A
     block-diagonal L^(p) may be given as its (S, n, n) diagonal blocks.
 
+    A network of one layer is the network of Eq. (1): its fixed point is
+    :func:`nsm_fixed_point`'s for the drive W x (+ ``top_drive``), whose
+    projected steps in r (optionally ``accelerate``-d) reach the same fixed
+    point as the Euler steps in u.
+
     Parameters
     ----------
     X : (B, K) inputs; Ws : list of (N_p, N_{p-1}) weights; Ls : list of
@@ -478,11 +483,20 @@ def deep_fixed_point(X, Ws, Ls, *, gamma=0.0, activation="relu", threshold=0.0, 
     top_drive : (B, N_P) array, optional
         Extra drive of the top layer: V y for supervised similarity matching
         (S^2M, Bahroun Eq. 6) with the labels entering the top layer.
+    accelerate : bool
+        One layer only (ignored for several): see :func:`nsm_fixed_point`.
 
     Returns
     -------
     Rs : list of (B, N_p) outputs, bottom to top; n_steps : int
     """
+    if len(Ws) == 1:
+        D = X @ Ws[0].T
+        if top_drive is not None:
+            D = D + top_drive
+        R, k = nsm_fixed_point(D, Ls[0], activation=activation, threshold=threshold, cap=cap, step=step, tol=tol,
+                               max_iter=max_iter, accelerate=accelerate)
+        return [R], k
     bk = backend_of(X)
     xp = bk.xp
     P = len(Ws)
