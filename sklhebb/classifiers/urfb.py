@@ -435,8 +435,10 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
         """The linear outputs x_L of a chunk (no dropout)."""
         return self._network().forward(bk, params, chunk, train=False)[0]
 
-    def _outputs(self, X):
-        return self._map_chunks(X, self._encode, max(self.batch_size, _PREDICT_CHUNK), hints=("batch_size",))
+    def _outputs(self, X, then=None):
+        """x_L of every chunk of ``X`` (or ``then(x_L)``, computed where the chunk is)."""
+        fn = self._encode if then is None else (lambda bk, params, chunk: then(self._encode(bk, params, chunk)))
+        return self._map_chunks(X, fn, max(self.batch_size, _PREDICT_CHUNK), hints=("batch_size",))
 
     def decision_function(self, X):
         """Linear outputs x_L of the network.
@@ -450,18 +452,11 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
 
     def predict_proba(self, X):
         """Softmax of the outputs (rows sum to 1). Shape (n, n_classes)."""
-        o = self._outputs(X)
-        xp = backend_of(o).xp
-        z = o - xp.max(o, axis=1, keepdims=True)
-        e = xp.exp(z)
-        return e / xp.sum(e, axis=1, keepdims=True)
+        return self._outputs(X, lambda o: backend_of(o).xp.exp(rules.log_softmax(o)))
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`."""
-        o = self._outputs(X)
-        xp = backend_of(o).xp
-        z = o - xp.max(o, axis=1, keepdims=True)
-        return z - xp.log(xp.sum(xp.exp(z), axis=1, keepdims=True))
+        return self._outputs(X, rules.log_softmax)
 
     def predict(self, X):
         """Class of the largest output, ``classes_[argmax x_L]``."""

@@ -15,6 +15,7 @@ so every increment is *added* to the weights.
 from __future__ import annotations
 
 from .._backend import backend_of
+from .softmax import log_softmax
 
 __all__ = [
     "saturated_linear",
@@ -102,12 +103,6 @@ def hinge_error(o, y, mu):
     return Y * up - mu * (1.0 - Y) * down
 
 
-def _log_softmax(xp, o):
-    m = xp.max(o, axis=1, keepdims=True)
-    z = o - m
-    return z - xp.log(xp.sum(xp.exp(z), axis=1, keepdims=True))
-
-
 def softmax_loss(o, y):
     """Cross-entropy of the softmax of the outputs (Section 3.2), per sample.
 
@@ -116,7 +111,7 @@ def softmax_loss(o, y):
     bk = backend_of(o)
     xp = bk.xp
     Y = _one_hot(bk, y, o.shape[1], o.dtype)
-    return -xp.sum(Y * _log_softmax(xp, o), axis=1)
+    return -xp.sum(Y * log_softmax(o), axis=1)
 
 
 def softmax_error(o, y):
@@ -124,7 +119,7 @@ def softmax_error(o, y):
     bk = backend_of(o)
     xp = bk.xp
     Y = _one_hot(bk, y, o.shape[1], o.dtype)
-    return Y - xp.exp(_log_softmax(xp, o))
+    return Y - xp.exp(log_softmax(o))
 
 
 def hebbian_increment(x, delta):
