@@ -265,9 +265,10 @@ def per_step(args):
         out, caches = net.forward(bk, p, X, train=True, masks=masks)
 
         def apply(i, inc):
-            p[f"W{i}"] += 0.1 * inc["W"]
-            if use == "R":
-                p[f"R{i}"] += 0.1 * inc["W"]
+            dW, dR = rules.urfb_update(inc["W"], 0.1, 0.1 if use == "R" else 0.0)
+            p[f"W{i}"] += dW
+            if dR is not None:
+                p[f"R{i}"] += dR
 
         net.feedback(bk, p, caches, rules.hinge_error(out, y, 1 / 9), use=use, on_increment=apply)
 
@@ -334,8 +335,9 @@ def per_layer(args):
             out, caches = net.forward(bk, p, Xb, train=True, masks=masks)
 
             def apply(i, inc):
-                p[f"W{i}"] += 0.1 * inc["W"]
-                p[f"R{i}"] += 0.1 * inc["W"]
+                dW, dR = rules.urfb_update(inc["W"], 0.1, 0.1)
+                p[f"W{i}"] += dW
+                p[f"R{i}"] += dR
 
             net.feedback(bk, p, caches, rules.hinge_error(out, yb, 1 / 9), use="R", on_increment=apply)
             steps.append(time.perf_counter() - t0)

@@ -55,7 +55,7 @@ def main(quick=False):
 
     runs = {}
     for fb in FEEDBACKS:
-        clf = URFBClassifier(architecture="simpnet", feedback=fb, ramp_scale=1.0, learning_rate=0.1,
+        clf = URFBClassifier(hidden_layer_sizes="simpnet", feedback=fb, ramp_scale=1.0, learning_rate=0.1,
                              batch_size=BATCH, image_shape=(28, 28), random_state=0)
         errors = []
         t0 = time.perf_counter()

@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
-from sklearn.utils.validation import check_consistent_length, check_is_fitted, validate_data
+from sklearn.utils.validation import _assert_all_finite, check_consistent_length, check_is_fitted, validate_data
 
 from . import __version__
 from ._backend import DeviceUnavailableError, is_foreign_array, resolve, to_output
@@ -239,7 +239,7 @@ class HebbianEstimator(BackendMixin):
 
     Optional: ``_validate_input``, ``_setup`` (geometry fixed at the first fit),
     ``_stages`` (layer-wise training), ``_n_epochs``, ``_monitor``,
-    ``_record_history``, ``_steps`` (replace the stream/step pair, e.g. by a
+    ``_epoch_record``, ``_record_history``, ``_steps`` (replace the stream/step pair, e.g. by a
     compiled step).
     """
 
@@ -266,6 +266,13 @@ class HebbianEstimator(BackendMixin):
 
     def _monitor(self, bk, params):
         return None
+
+    def _epoch_record(self, bk, params, totals):
+        """What an epoch's record adds to its number, learning rate, steps and time, from the
+        parameters at the epoch's end and ``totals``, the sums over the epoch of the dicts the
+        steps returned (empty when they return None); default: the totals, as floats.
+        Float entries are shown on the verbose line."""
+        return {key: float(value) for key, value in totals.items()}
 
     def _record_history(self, history, *, reset):
         """Keep per-epoch records (``history``: dicts with epoch, learning_rate, steps, time)."""
@@ -403,6 +410,8 @@ class HebbianClassifierMixin:
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         y = column_or_1d(y, warn=True)
+        if y.dtype.kind in "fc":  # NaN/inf labels: the clear error, before the type check casts them to int
+            _assert_all_finite(y, input_name="y")
         check_consistent_length(data, y)
         check_classification_targets(y)
         if whole_fit:

@@ -143,7 +143,10 @@ def train(est, bk, params: dict, epoch_fn, step_fn, *, n_epochs: int, lr_at, ctx
     place; ``lr_at(epoch)`` gives the learning rate. The rest comes from the
     estimator's hooks (:class:`sklhebb._base.HebbianEstimator`): its name and
     ``verbose`` for progress lines, ``_monitor`` for their extra text,
-    ``_divergence_hint`` for the error when weights turn NaN or infinite, and
+    ``_divergence_hint`` for the error when weights turn NaN or infinite,
+    ``_epoch_record`` for what each epoch's record holds besides its number,
+    learning rate, steps and time (``step_fn`` may return a dict of numbers
+    for its minibatch; their sums over the epoch go to ``_epoch_record``), and
     ``_fitted_attributes`` for the per-epoch snapshots that scikit-learn's
     callbacks receive. ``ctx`` is the fit's root callback task (or None); each
     epoch is a sub-task of it, and a callback that asks to stop ends training
@@ -154,6 +157,7 @@ def train(est, bk, params: dict, epoch_fn, step_fn, *, n_epochs: int, lr_at, ctx
         return _run(
             bk, params, epoch_fn, step_fn, n_epochs, lr_at, type(est).__name__, est.verbose,
             lambda p: est._monitor(bk, p), 100, est._divergence_hint, ctx, est, est._fitted_attributes,
+            lambda p, totals: est._epoch_record(bk, p, totals),
         )
 
 
@@ -185,7 +189,8 @@ def _lazy(reconstruct, params):
     return None if reconstruct is None else (lambda: copy.deepcopy(reconstruct(params)))
 
 
-def _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, check_every, hint, ctx=None, estimator=None, reconstruct=None):
+def _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, check_every, hint, ctx=None, estimator=None, reconstruct=None,
+         epoch_record=None):
     n_steps = 0
     history = []
     t_start = time.perf_counter()
@@ -199,8 +204,12 @@ def _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, che
         it = batches(epoch)
         bar = _progress(it, verbose, name, epoch, n_epochs)
         steps_here = 0
+        totals = {}  # what the steps report (a dict of numbers each, e.g. a loss summed over the minibatch), added up
         for batch in bar:
-            step(params, batch, lr)
+            stats = step(params, batch, lr)
+            if stats:
+                for key, value in stats.items():
+                    totals[key] = totals[key] + value if key in totals else value
             n_steps += 1
             steps_here += 1
             if n_steps % check_every == 0 and not all_finite(bk, params):
@@ -212,10 +221,13 @@ def _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, che
         bk.synchronize()
         dt = time.perf_counter() - t0
         record = {"epoch": epoch + 1, "learning_rate": lr, "steps": steps_here, "time": dt}
+        added = epoch_record(params, totals) if epoch_record is not None else {}
+        record.update(added)
         history.append(record)
         if verbose:
             text = monitor(params) if monitor is not None else None
-            extra = f", {text}" if text else ""
+            extra = "".join(f", {k} = {v:.4g}" for k, v in added.items() if isinstance(v, float))
+            extra += f", {text}" if text else ""
             print(
                 f"[{name}] epoch {epoch + 1}/{n_epochs}, lr = {lr:.3g}, "
                 f"{steps_here} steps{extra}, time = {dt:.2f}s",

@@ -5,7 +5,7 @@ FAST_PARAMS = {
     "KrotovPatchEncoder": dict(n_components=8, max_iter=2, batch_size=16, random_state=0),
     "LocalCompetitiveEncoder": dict(n_components=4, hidden_layer_sizes=(6,), max_iter=3, batch_size=16, random_state=0),
     "ActivationLearningClassifier": dict(hidden_layer_sizes=(24, 24), label_repeat=4, max_iter=30, batch_size=16, random_state=0),
-    "URFBClassifier": dict(architecture=(16,), max_iter=10, batch_size=16, random_state=0),
+    "URFBClassifier": dict(hidden_layer_sizes=(16,), max_iter=10, batch_size=16, random_state=0),
     "NSMEncoder": dict(n_components=4, max_iter=2, batch_size=16, random_state=0),
 }
 

@@ -53,10 +53,76 @@ def test_output_errors_are_negative_loss_gradients():
         np.testing.assert_allclose(err, -t.grad.numpy(), atol=1e-12)
 
 
-def test_saturated_linearity_and_slope():
+def test_saturated_linearity_and_slope_follow_equation_3():
+    """sigma(h) = clip(s h, -1, 1); sigma'(h) = s, except where Eq. (3) shuts the
+    feedback off: |h| >= 1 (here |s h| >= 1) or |x| = 1. At the boundary
+    |s h| = 1 itself the slope is 0 (Appendix 1's control units fire at x = +-1)."""
+    s = 0.5
     h = np.array([-5.0, -2.0, -1.0, 0.0, 1.5, 2.0, 3.0])
-    np.testing.assert_array_equal(rules.saturated_linear(h, 0.5), [-1, -1, -0.5, 0, 0.75, 1, 1])
-    np.testing.assert_array_equal(rules.saturated_linear_slope(h, 0.5), [0, 0.5, 0.5, 0.5, 0.5, 0.5, 0])
+    x = rules.saturated_linear(h, s)
+    np.testing.assert_array_equal(x, [-1, -1, -0.5, 0, 0.75, 1, 1])
+    np.testing.assert_array_equal(rules.saturated_linear_slope(x, s), [0, 0, 0.5, 0.5, 0.5, 0, 0])
+    # literal transcription on random fields, the boundary and its neighbours
+    rng = np.random.RandomState(0)
+    for scale in (0.5, 1.0, 0.3):
+        b = 1.0 / scale
+        h = np.concatenate([rng.uniform(-3 * b, 3 * b, 200), [b, -b, np.nextafter(b, 0), -np.nextafter(b, 0), 0.0]])
+        x = rules.saturated_linear(h, scale)
+        expect = np.empty_like(h)
+        for i in range(len(h)):
+            x_i = min(max(scale * h[i], -1.0), 1.0)
+            assert x[i] == x_i
+            shut = abs(scale * h[i]) >= 1.0 or abs(x_i) == 1.0
+            expect[i] = 0.0 if shut else scale
+        slope = rules.saturated_linear_slope(x, scale)
+        np.testing.assert_array_equal(slope, expect)
+        assert slope.dtype == np.float64
+        assert (expect[200:202] == 0).all() and (expect[202:] == scale).all()
+        # torch, float32 (the neighbours of the boundary round onto it in float32)
+        got = rules.saturated_linear_slope(torch.tensor(x[:202], dtype=torch.float32), scale)
+        assert got.dtype == torch.float32
+        np.testing.assert_array_equal(got.numpy(), expect[:202].astype(np.float32))
+
+
+def test_layer_slope_is_the_rules_and_zero_at_the_boundary():
+    """The layers cache sigma' of rules.saturated_linear_slope: a unit driven exactly
+    to |s h| = 1 sends no feedback."""
+    from sklhebb._backend import resolve
+    from sklhebb.nn import Dense, Network
+
+    net = Network([Dense(4), Dense(2, activation=False)], (2,), ramp_scale=0.5)
+    W0 = np.array([[1.0, -1.0, 0.5, 1.5], [1.0, -1.0, 0.5, 1.5]])
+    params = {"W0": W0, "W1": np.ones((4, 2))}
+    X = np.array([[1.0, 1.0], [0.5, 0.5]])  # fields h = 2 (W0 column 0) and -2: |s h| = 1
+    _, caches = net.forward(resolve("numpy"), params, X, train=True)
+    h = X @ W0
+    np.testing.assert_array_equal(caches[0][-1], rules.saturated_linear_slope(rules.saturated_linear(h, 0.5), 0.5))
+    np.testing.assert_array_equal(caches[0][-1], [[0, 0, 0.5, 0], [0.5, 0.5, 0.5, 0.5]])
+
+
+def test_urfb_update_matches_the_shared_hebbian_increment_of_section_3_1():
+    """W and R get the same Hebbian increment delta_k x_i (R scaled by eps eta),
+    masked by their own connectivity; a zero feedback rate (FRFB) leaves R alone."""
+    rng = np.random.RandomState(4)
+    B, n_in, n_out = 7, 5, 3
+    x = rng.uniform(-1, 1, (B, n_in))
+    delta = rng.uniform(-1, 1, (B, n_out))
+    mW = (rng.uniform(size=(n_in, n_out)) < 0.5).astype(np.float64)
+    mR = (rng.uniform(size=(n_in, n_out)) < 0.5).astype(np.float64)
+    eta, eta_R = 0.1, 0.025
+    inc = rules.hebbian_increment(x, delta)
+    dW, dR = rules.urfb_update(inc, eta, eta_R, mask_W=mW, mask_R=mR)
+    full_W, full_R = rules.urfb_update(inc, eta, eta)
+    for i in range(n_in):
+        for k in range(n_out):
+            hebb = sum(delta[b, k] * x[b, i] for b in range(B)) / B
+            assert dW[i, k] == pytest.approx(eta * hebb * mW[i, k], rel=1e-12, abs=1e-15)
+            assert dR[i, k] == pytest.approx(eta_R * hebb * mR[i, k], rel=1e-12, abs=1e-15)
+            assert full_W[i, k] == full_R[i, k] == pytest.approx(eta * hebb, rel=1e-12)
+    assert (dW[mW == 0] == 0).all() and (dR[mR == 0] == 0).all()
+    dW0, dR0 = rules.urfb_update(inc, eta, 0.0, mask_W=mW, mask_R=mR)
+    np.testing.assert_array_equal(dW0, dW)
+    assert dR0 is None
 
 
 # ------------------------------------------------------ one step against autograd
@@ -67,7 +133,7 @@ def _initial(clf, X, y):
     n_classes = len(np.unique(y))
     shape = clf.image_shape and tuple(clf.image_shape) + ((1,) if len(clf.image_shape) == 2 else ())
     shape = shape or (1, 1, X.shape[1])
-    net = Network(build_layers(clf.architecture, n_classes), shape, ramp_scale=clf.ramp_scale)
+    net = Network(build_layers(clf.hidden_layer_sizes, n_classes), shape, ramp_scale=clf.ramp_scale)
     init = None if clf.feedback == "bp" else clf.feedback_init
     params, masks = net.init_params(check_random_state(clf.random_state), "float64", feedback=init, connectivity=clf.connectivity)
     Ws = [params[f"W{i}"] for i in net.weight_nodes]
@@ -115,7 +181,7 @@ def test_urfb_started_at_R_equal_W_is_backpropagation(digits):
     X, y = digits
     X, y = X[:200], y[:200]
     arch = "conv 4 3x3; maxpool 3; full 20"
-    kw = dict(architecture=arch, image_shape=(8, 8), learning_rate=0.2)
+    kw = dict(hidden_layer_sizes=arch, image_shape=(8, 8), learning_rate=0.2)
     urfb = _steps(X, y, 3, feedback="urfb", feedback_init="copy", **kw)
     bp = _steps(X, y, 3, feedback="bp", **kw)
     assert urfb.n_steps_ == 15
@@ -132,7 +198,7 @@ def test_urfb_started_at_R_equal_W_is_backpropagation(digits):
 def test_frfb_never_changes_R_and_urfb_keeps_W_minus_R(digits):
     X, y = digits
     X, y = X[:300], y[:300]
-    kw = dict(architecture=(30, 20), max_iter=4, batch_size=50, random_state=2)
+    kw = dict(hidden_layer_sizes=(30, 20), max_iter=4, batch_size=50, random_state=2)
     fr = URFBClassifier(feedback="frfb", **kw).fit(X, y)
     W0, R0, _ = _initial(fr, X, y)
     for r, r0, w, w0 in zip(fr.feedback_coefs_, R0, fr.coefs_, W0):
@@ -173,7 +239,7 @@ def test_numpy_and_torch_cpu_agree(digits):
     X = X[:300].astype(np.float32)
     y = y[:300]
     kw = dict(
-        architecture="conv 4 3x3; conv 4 3x3; sum; maxpool 3; drop .3; full 20; drop .2",
+        hidden_layer_sizes="conv 4 3x3; conv 4 3x3; sum; maxpool 3; drop .3; full 20; drop .2",
         image_shape=(8, 8),
         max_iter=2,
         batch_size=50,
@@ -208,7 +274,7 @@ def test_learns_digits_and_urfb_is_closer_to_bp_than_frfb_is_to_chance(digits):
 def test_partial_fit_over_chunks_equals_one_epoch_of_fit(digits):
     X, y = digits
     X, y = X[:400], y[:400]
-    kw = dict(architecture=(25,), batch_size=40, shuffle=False, random_state=5)
+    kw = dict(hidden_layer_sizes=(25,), batch_size=40, shuffle=False, random_state=5)
     full = URFBClassifier(max_iter=1, **kw).fit(X, y)
     part = URFBClassifier(**kw)
     for a, b in [(0, 120), (120, 160), (160, 400)]:  # chunks on batch boundaries
@@ -221,11 +287,51 @@ def test_partial_fit_over_chunks_equals_one_epoch_of_fit(digits):
         part.partial_fit(X[:10], y[:10] + 20)
 
 
+def test_schedule_scales_the_steps_of_W_and_R_and_partial_fit_keeps_learning_rate(digits):
+    X, y = digits
+    X, y = X[:200], y[:200]
+    kw = dict(hidden_layer_sizes=(20,), batch_size=50, feedback_learning_rate=0.05, random_state=0)
+    one = URFBClassifier(max_iter=1, **kw).fit(X, y)
+    # factor 0 after the first epoch: neither W nor R moves in the second one
+    stop = URFBClassifier(max_iter=2, schedule=lambda epoch, n_epochs: 1.0 if epoch == 0 else 0.0, **kw).fit(X, y)
+    for a, b in zip(one.coefs_ + one.feedback_coefs_, stop.coefs_ + stop.feedback_coefs_):
+        np.testing.assert_array_equal(a, b)
+    assert len(stop.loss_curve_) == stop.n_iter_ == 2
+    lin = URFBClassifier(max_iter=2, schedule="linear", **kw).fit(X, y)
+    const = URFBClassifier(max_iter=2, **kw).fit(X, y)
+    assert not np.allclose(lin.coefs_[0], const.coefs_[0])
+    # partial_fit: the constant learning_rate whatever the schedule
+    part = URFBClassifier(schedule=lambda epoch, n_epochs: 0.0, **kw).partial_fit(X, y, classes=np.arange(10))
+    for a, b in zip(one.coefs_ + one.feedback_coefs_, part.coefs_ + part.feedback_coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_partial_fit_switched_from_bp_to_urfb_starts_R_at_random(digits):
+    X, y = digits
+    X, y = X[:200], y[:200]
+    clf = URFBClassifier((20,), feedback="bp", batch_size=50, random_state=0).partial_fit(X, y, classes=np.arange(10))
+    assert clf.feedback_coefs_ is None
+    W_bp = [w.copy() for w in clf.coefs_]
+    clf.set_params(feedback="urfb").partial_fit(X, y)
+    assert [r.shape for r in clf.feedback_coefs_] == [w.shape for w in clf.coefs_]
+    assert clf.alignment_.shape == (2, 2) and (clf.alignment_[0] == 1).all() and (np.abs(clf.alignment_[1]) < 0.5).all()
+    assert not np.allclose(clf.coefs_[0], W_bp[0])
+
+
+def test_verbose_prints_the_epoch_loss(digits, capsys):
+    X, y = digits
+    clf = URFBClassifier((10,), max_iter=2, batch_size=50, verbose=1, random_state=0).fit(X[:100], y[:100])
+    lines = [line for line in capsys.readouterr().out.splitlines() if "epoch" in line]
+    assert len(lines) == 2
+    for line, loss in zip(lines, clf.loss_curve_):
+        assert f"loss = {loss:.4g}" in line
+
+
 def test_options_change_the_training(digits):
     """propagate_with, error_clip, softmax, untied and bias each take effect."""
     X, y = digits
     X, y = X[:200], y[:200]
-    base = dict(architecture="conv 3 3x3; full 10", image_shape=(8, 8), max_iter=2, batch_size=50, random_state=0)
+    base = dict(hidden_layer_sizes="conv 3 3x3; full 10", image_shape=(8, 8), max_iter=2, batch_size=50, random_state=0)
     ref = URFBClassifier(**base).fit(X, y)
     for extra in [
         dict(propagate_with="post_update"),
@@ -248,7 +354,7 @@ def test_options_change_the_training(digits):
 def test_feedback_refreshed_per_epoch_is_stale_within_the_epoch(digits):
     X, y = digits
     X, y = X[:200], y[:200]
-    kw = dict(architecture=(20, 20), feedback="bp", shuffle=False, random_state=0)
+    kw = dict(hidden_layer_sizes=(20, 20), feedback="bp", shuffle=False, random_state=0)
     # one step per epoch: the copy is always current, so the runs agree exactly
     a = URFBClassifier(batch_size=200, max_iter=3, feedback_refresh="epoch", **kw).fit(X, y)
     b = URFBClassifier(batch_size=200, max_iter=3, **kw).fit(X, y)
@@ -301,7 +407,7 @@ def test_predictions_probabilities_and_binary_decision(digits):
 def test_image_inputs_flat_3d_and_4d_agree(digits):
     X, y = digits
     X, y = X[:150], y[:150]
-    kw = dict(architecture="conv 3 3x3; maxpool 2, stride 2; full 10", max_iter=1, batch_size=50, random_state=0)
+    kw = dict(hidden_layer_sizes="conv 3 3x3; maxpool 2, stride 2; full 10", max_iter=1, batch_size=50, random_state=0)
     flat = URFBClassifier(image_shape=(8, 8), **kw).fit(X, y)
     cube = URFBClassifier(**kw).fit(X.reshape(-1, 8, 8), y)
     four = URFBClassifier(**kw).fit(X.reshape(-1, 8, 8, 1), y)

@@ -8,11 +8,13 @@ fit
     layer kit :mod:`sklhebb.nn`. The output error is the local hinge signal of
     Eq. (6) (or y - softmax). The feedback pass runs top-down: at every weight
     layer the error at the field is sigma'(h) times the error arriving from
-    above, the forward weights W and the feedback weights R receive the same
-    Hebbian increment (1/B) x^T delta, and the error sent below goes through
+    above (Eq. 3 shuts it off at saturated units), the forward weights W and
+    the feedback weights R receive the same Hebbian increment (1/B) x^T delta
+    (:func:`sklhebb.rules.urfb_update`), and the error sent below goes through
     R (Eq. 2 with R in place of W^t). ``feedback="frfb"`` keeps R fixed
     (feedback alignment), ``feedback="bp"`` sends it through W
-    (back-propagation). Plain SGD at a constant step.
+    (back-propagation). Plain SGD, at a constant step by default
+    (``schedule``).
 predict
     The linear outputs x_L; ``predict`` is their argmax, ``predict_proba``
     their softmax.
@@ -24,16 +26,12 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
-from sklearn.utils.validation import _assert_all_finite, check_consistent_length, check_is_fitted, column_or_1d
 
 from .. import rules
-from .._backend import to_numpy, to_output
-from .._base import BACKEND_CONSTRAINTS, BackendMixin, compute_dtype, validate_images
-from .._training import RowStream, run_epochs
-from ..image import iter_chunks, to_device_chunk
+from .._backend import backend_of, to_numpy
+from .._base import BACKEND_CONSTRAINTS, HebbianClassifierMixin, HebbianEstimator
+from .._training import RowStream
 from ..nn import Dense, Dropout, Network, Sum, build_layers
 
 __all__ = ["URFBClassifier"]
@@ -51,7 +49,7 @@ def _correlation(a, b):
     return float((a * b).sum() / den) if den > 0 else float("nan")
 
 
-class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
+class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, BaseEstimator):
     """Classifier trained with updated random feedback (URFB), FRFB or backprop.
 
     A feed-forward network (dense, convolutional, locally connected, max-pool,
@@ -62,13 +60,15 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    architecture : tuple of int or str, default=(500,)
-        Hidden layers. A tuple gives the sizes of fully connected layers (for
-        tabular data). A string uses the paper's notation, e.g.
-        ``"conv 32 5x5; maxpool 3; drop .8; full 500; drop .3"`` (see
-        :func:`sklhebb.nn.parse_architecture`), or names a preset:
-        ``"simpnet"``, ``"deepnet"``, ``"deepernet"``, ``"deepnet_s"``. The
-        linear output layer (one unit per class) is always added.
+    hidden_layer_sizes : tuple of int or str, default=(500,)
+        The hidden layers: every layer between the input and the linear
+        output layer (one unit per class, always added), as in scikit-learn's
+        MLPClassifier. A tuple of ints gives the sizes of fully connected
+        layers (for tabular data). A string is a layer spec in the paper's
+        notation, e.g. ``"conv 32 5x5; maxpool 3; drop .8; full 500; drop
+        .3"``, or a preset name: ``"simpnet"``, ``"deepnet"``,
+        ``"deepernet"``, ``"deepnet_s"`` (both read by
+        :func:`sklhebb.nn.parse_architecture`).
     feedback : {"urfb", "frfb", "bp"}, default="urfb"
         "urfb": R receives the same increment as W (step
         ``feedback_learning_rate``); "frfb": R stays at its random start
@@ -86,7 +86,13 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         s of the saturated linearity sigma(h) = clip(s h, -1, 1). The paper
         writes s = 1; the author's runs used 0.5.
     learning_rate : float, default=0.1
-        eta, the constant SGD step for W.
+        eta, the SGD step for W (constant in the paper).
+    schedule : {"constant", "linear", "step"} or callable, default="constant"
+        Learning rate of ``fit`` per epoch: "constant" keeps ``learning_rate``
+        (the paper's), "linear" falls to zero over ``max_iter`` epochs, "step"
+        multiplies it by 0.1 for the last 10 % of the epochs, a callable
+        ``schedule(epoch, n_epochs)`` gives the factor. The step for R follows
+        the same schedule. ``partial_fit`` always uses ``learning_rate``.
     feedback_learning_rate : float, default=None
         Step for R under "urfb" (None: ``learning_rate``; the paper's
         epsilon of Section 5 is the ratio of the two). Ignored otherwise.
@@ -118,7 +124,7 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         Give every weight layer a bias (the paper has none).
     image_shape : tuple of int, default=None
         (H, W) or (H, W, C) of the images when ``X`` is 2-D and the
-        architecture has convolutions.
+        hidden layers have convolutions.
     backend : {"numpy", "torch", "cupy"}, default="numpy"
     device : str, default=None
     random_state : int, RandomState instance or None, default=None
@@ -173,20 +179,21 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
     >>> from sklearn.datasets import load_digits
     >>> from sklhebb.classifiers.urfb import URFBClassifier
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = URFBClassifier(architecture=(100,), batch_size=50, max_iter=10,
+    >>> clf = URFBClassifier(hidden_layer_sizes=(100,), batch_size=50, max_iter=10,
     ...                      random_state=0).fit(X / 16, y)
     >>> clf.score(X / 16, y) > 0.9
     True
     """
 
     _parameter_constraints: dict = {
-        "architecture": [tuple, list, str],
+        "hidden_layer_sizes": [tuple, list, str],
         "feedback": [StrOptions({"urfb", "frfb", "bp"})],
         "feedback_init": [StrOptions({"random", "copy"})],
         "loss": [StrOptions({"hinge", "softmax"})],
         "off_class_weight": [Interval(Real, 0, None, closed="left")],
         "ramp_scale": [Interval(Real, 0, None, closed="neither")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "schedule": [StrOptions({"constant", "linear", "step"}), callable],
         "feedback_learning_rate": [Interval(Real, 0, None, closed="left"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -206,7 +213,7 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        architecture=(500,),
+        hidden_layer_sizes=(500,),
         *,
         feedback="urfb",
         feedback_init="random",
@@ -214,6 +221,7 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         off_class_weight=1.0,
         ramp_scale=0.5,
         learning_rate=0.1,
+        schedule="constant",
         feedback_learning_rate=None,
         batch_size=500,
         max_iter=20,
@@ -231,13 +239,14 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         random_state=None,
         verbose=0,
     ):
-        self.architecture = architecture
+        self.hidden_layer_sizes = hidden_layer_sizes
         self.feedback = feedback
         self.feedback_init = feedback_init
         self.loss = loss
         self.off_class_weight = off_class_weight
         self.ramp_scale = ramp_scale
         self.learning_rate = learning_rate
+        self.schedule = schedule
         self.feedback_learning_rate = feedback_learning_rate
         self.batch_size = batch_size
         self.max_iter = max_iter
@@ -256,151 +265,140 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     # ----------------------------------------------------------- network
-    def _network(self, input_shape, n_classes):
-        layers = build_layers(self.architecture, n_classes, untied=self.untied, untied_init=self.untied_init)
-        spatial = any(not isinstance(layer, (Dense, Dropout, Sum)) for layer in layers)
-        if spatial and input_shape[0] == input_shape[1] == 1 and input_shape[2] > 1:
+    def _network(self):
+        """The network for the fitted input shape and classes (layers hold no weights)."""
+        layers = build_layers(self.hidden_layer_sizes, len(self.classes_), untied=self.untied, untied_init=self.untied_init)
+        return Network(layers, self.image_shape_, ramp_scale=self.ramp_scale, use_bias=self.use_bias)
+
+    def _feedback_rate(self, lr):
+        """eps * eta: the step for R at W's step ``lr`` (0 unless ``feedback="urfb"``)."""
+        if self.feedback != "urfb":
+            return 0.0
+        if self.feedback_learning_rate is None:
+            return lr
+        return self.feedback_learning_rate * (lr / self.learning_rate)
+
+    # --------------------------------------------------------------- fit
+    _divergence_hint = "lower learning_rate or ramp_scale"
+
+    def _setup(self, images, y, dtype):
+        if len(self.classes_) < 2:
             raise ValueError(
-                f"architecture {self.architecture!r} has convolution or pooling layers but X holds flat rows of "
-                f"{input_shape[2]} features; pass image_shape=(H, W) or (H, W, C), or 3-D/4-D image arrays."
+                f"{type(self).__name__} needs samples of at least 2 classes in the data; got {len(self.classes_)} class "
+                f"({self.classes_[0]!r})."
             )
-        return Network(layers, input_shape, ramp_scale=self.ramp_scale, use_bias=self.use_bias)
-
-    def _mu(self):
-        C = len(self.classes_)
-        return self.off_class_weight / (C - 1)
-
-    def _check_targets(self, X, y):
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
-        y = column_or_1d(y, warn=True)
-        if y.dtype.kind in "fc":
-            _assert_all_finite(y, input_name="y")
-        check_consistent_length(X, y)
-        check_classification_targets(y)
-        return y
-
-    # ------------------------------------------------------------- train
-    def _train(self, bk, net, images, y_enc, params, masks, *, rng, n_epochs, host_masks=None):
-        """Run the driver; returns (params, result, losses, alignments)."""
-        dtype = str(params[f"W{net.weight_nodes[0]}"].dtype).split(".")[-1]
-        xp = bk.xp
-        feedback = self.feedback
-        use = "W" if feedback == "bp" else "R"
-        lr_R = self.learning_rate if self.feedback_learning_rate is None else self.feedback_learning_rate
-        mu = self._mu()
-        stream = RowStream(bk, images, self.batch_size, dtype, y=y_enc)
-        # dropout masks come from a generator seeded by the host RandomState
-        noise = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
-        losses, aligns = [], []
-        acc = {"loss": 0.0, "n": 0}
-        stale = {} if self.feedback_refresh == "epoch" else None
-
-        def step(p, batch, lr):
-            Xb, yb = batch
-            B = Xb.shape[0]
-            drop = {i: bk.asarray(m) for i, m in net.draw_masks(noise, B, dtype).items()}
-            out, caches = net.forward(bk, p, Xb, train=True, masks=drop)
-            if self.loss == "hinge":
-                delta = rules.hinge_error(out, yb, mu)
-                batch_loss = rules.hinge_loss(out, yb, mu)
-            else:
-                delta = rules.softmax_error(out, yb)
-                batch_loss = rules.softmax_loss(out, yb)
-            acc["loss"] = acc["loss"] + xp.sum(batch_loss)
-            acc["n"] += B
-
-            def apply(i, incs):
-                dW = incs["W"]
-                mW = masks.get(f"W{i}")
-                p[f"W{i}"] += lr * (dW if mW is None else dW * mW)
-                if feedback == "urfb" and lr_R > 0:
-                    mR = masks.get(f"R{i}")
-                    p[f"R{i}"] += lr_R * (dW if mR is None else dW * mR)
-                if "b" in incs:
-                    p[f"b{i}"] += lr * incs["b"]
-
-            net.feedback(
-                bk, p, caches, delta, use=use, on_increment=apply,
-                propagate=self.propagate_with, error_clip=self.error_clip, feedback_weights=stale,
+        layers = self._network().layers
+        spatial = any(not isinstance(layer, (Dense, Dropout, Sum)) for layer in layers)
+        H, W, C = self.image_shape_
+        if spatial and H == W == 1 and C > 1:
+            raise ValueError(
+                f"hidden_layer_sizes={self.hidden_layer_sizes!r} has convolution or pooling layers but X holds flat rows "
+                f"of {C} features; pass image_shape=(H, W) or (H, W, C), or 3-D/4-D image arrays."
             )
 
-        def batches(epoch):
-            if stale is not None:
-                for i in net.weight_nodes:
-                    stale[i] = xp.asarray(params[f"{use}{i}"], copy=True)
-            yield from stream.epoch(rng if self.shuffle else None)
-            # end of the epoch: bookkeeping before the driver's checks
-            losses.append(float(acc["loss"]) / max(acc["n"], 1))
-            acc["loss"], acc["n"] = 0.0, 0
-            aligns.append(self._alignment(net, params))
+    def _init_params(self, rng, dtype):
+        """Glorot-uniform W and (independently, or copied) R per weight layer, and the
+        connectivity masks of Section 4 (``mask_W<i>``, ``mask_R<i>``)."""
+        init = None if self.feedback == "bp" else self.feedback_init
+        params, masks = self._network().init_params(rng, dtype, feedback=init, connectivity=self.connectivity)
+        return {**params, **{f"mask_{k}": m for k, m in masks.items()}}
 
-        with bk.memory_hint("batch_size"):
-            result = run_epochs(
-                bk,
-                params,
-                batches,
-                step,
-                n_epochs=n_epochs,
-                lr_at=lambda e: self.learning_rate,
-                name=type(self).__name__,
-                verbose=self.verbose,
-                monitor=lambda p: f"loss = {losses[-1]:.4g}" if losses else "",
-                hint="lower learning_rate or ramp_scale",
-                estimator=self,
-                X=images,
-                y=y_enc,
-                reconstruct=lambda p: self._fitted_attributes(net, p, {} if host_masks is None else host_masks),
-            )
-        return result, losses, aligns
+    def _params_from_fitted(self):
+        """Copies of the fitted arrays (the steps update them in place)."""
+        nodes = self._network().weight_nodes
+        dtype = self.coefs_[0].dtype
+        params = {f"W{i}": np.array(w) for i, w in zip(nodes, self.coefs_)}
+        if self.feedback != "bp" and self.feedback_coefs_ is not None:
+            params.update({f"R{i}": np.array(r) for i, r in zip(nodes, self.feedback_coefs_)})
+        params.update({f"b{i}": np.array(b) for i, b in zip(nodes, self.intercepts_)} if self.use_bias else {})
+        params.update({f"mask_{k}": m.astype(dtype) for k, m in self._masks.items()})
+        return params
 
-    def _alignment(self, net, params):
-        row = []
-        for i in net.weight_nodes:
-            if f"R{i}" not in params:
-                row.append(1.0)
-            else:
-                row.append(_correlation(to_numpy(params[f"W{i}"]), to_numpy(params[f"R{i}"])))
-        return row
-
-    def _device_params(self, bk, net, dtype):
-        params = {}
-        for n, i in enumerate(net.weight_nodes):
-            params[f"W{i}"] = bk.asarray(np.array(self.coefs_[n], dtype=dtype))
-            if self.feedback != "bp" and self.feedback_coefs_ is not None:
-                params[f"R{i}"] = bk.asarray(np.array(self.feedback_coefs_[n], dtype=dtype))
-            if self.use_bias and self.intercepts_:
-                params[f"b{i}"] = bk.asarray(np.array(self.intercepts_[n], dtype=dtype))
-        masks = {k: bk.asarray(np.asarray(v, dtype=dtype)) for k, v in self._masks.items()}
-        return params, masks
-
-    def _fitted_attributes(self, net, params, host_masks):
-        """Fitted attributes from the driver's params (also for scikit-learn callbacks)."""
-        has_R = all(f"R{i}" in params for i in net.weight_nodes)
+    def _fitted_attributes(self, params):
+        net = self._network()
+        nodes = net.weight_nodes
         return {
-            "coefs_": [to_numpy(params[f"W{i}"]) for i in net.weight_nodes],
-            "feedback_coefs_": [to_numpy(params[f"R{i}"]) for i in net.weight_nodes] if has_R else None,
-            "intercepts_": [to_numpy(params[f"b{i}"]) for i in net.weight_nodes if f"b{i}" in params],
-            "_masks": {k: np.asarray(to_numpy(v)).astype(bool) for k, v in host_masks.items()},
+            "coefs_": [to_numpy(params[f"W{i}"]) for i in nodes],
+            "feedback_coefs_": [to_numpy(params[f"R{i}"]) for i in nodes] if all(f"R{i}" in params for i in nodes) else None,
+            "intercepts_": [to_numpy(params[f"b{i}"]) for i in nodes if f"b{i}" in params],
+            "_masks": {k[len("mask_") :]: to_numpy(v).astype(bool) for k, v in params.items() if k.startswith("mask_")},
             "layers_": net.describe(),
         }
 
-    def _store(self, net, params, host_masks):
-        for k, v in self._fitted_attributes(net, params, host_masks).items():
-            setattr(self, k, v)
+    def _stream(self, bk, images, y, dtype):
+        return RowStream(bk, images, self.batch_size, dtype, y=y)
 
-    def _start(self, bk, net, rng, dtype):
-        init = None if self.feedback == "bp" else self.feedback_init
-        host, host_masks = net.init_params(rng, dtype, feedback=init, connectivity=self.connectivity)
-        params = {k: bk.asarray(v, dtype=dtype) for k, v in host.items()}
-        if bk.name == "numpy":  # the driver's arrays must not alias anything the caller holds
-            params = {k: np.array(v) for k, v in params.items()}
-        masks = {k: bk.asarray(v, dtype=dtype) for k, v in host_masks.items()}
-        return params, masks, host_masks
+    def _steps(self, bk, params, stream, rng, stage, stack):
+        """The epochs and :meth:`_minibatch_step` with what one fit shares across its steps: the
+        network, the dropout noise (a generator seeded from ``rng``: the masks are drawn on the
+        host, the same on every backend) and, with ``feedback_refresh="epoch"``, the copy of
+        the feedback weights that the errors go down through, refreshed at each epoch's start."""
+        net = self._network()
+        use = "W" if self.feedback == "bp" else "R"
+        if use == "R" and f"R{net.weight_nodes[0]}" not in params:  # partial_fit after feedback="bp": R starts at random
+            dtype = str(params[f"W{net.weight_nodes[0]}"].dtype).split(".")[-1]
+            host, _ = net.init_params(rng, dtype, feedback="random")
+            params.update({f"R{i}": bk.asarray(host[f"R{i}"]) for i in net.weight_nodes})
+        noise = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
+        stale = {} if self.feedback_refresh == "epoch" else None
+        order = rng if self.shuffle else None
+
+        def epoch(e):
+            if stale is not None:
+                stale.update({i: bk.xp.asarray(params[f"{use}{i}"], copy=True) for i in net.weight_nodes})
+            return stream.epoch(order)
+
+        return epoch, lambda p, batch, lr: self._minibatch_step(bk, p, batch, lr, net=net, use=use, noise=noise, stale=stale)
+
+    def _minibatch_step(self, bk, params, batch, lr, *, net, use, noise, stale):
+        """One minibatch: forward pass, output error (Eq. 6, or y - softmax), the top-down
+        feedback pass through R (or W), and the updates of W and R from their shared
+        Hebbian increment. Reports the minibatch's summed loss (before the update)."""
+        X, y = batch
+        masks = {i: bk.asarray(m) for i, m in net.draw_masks(noise, X.shape[0], str(X.dtype).split(".")[-1]).items()}
+        out, caches = net.forward(bk, params, X, train=True, masks=masks)
+        if self.loss == "hinge":
+            mu = self.off_class_weight / (len(self.classes_) - 1)
+            delta, loss = rules.hinge_error(out, y, mu), rules.hinge_loss(out, y, mu)
+        else:
+            delta, loss = rules.softmax_error(out, y), rules.softmax_loss(out, y)
+        lr_R = self._feedback_rate(lr)
+
+        def update(i, incs):
+            dW, dR = rules.urfb_update(incs["W"], lr, lr_R, mask_W=params.get(f"mask_W{i}"), mask_R=params.get(f"mask_R{i}"))
+            params[f"W{i}"] += dW
+            if dR is not None:
+                params[f"R{i}"] += dR
+            if "b" in incs:
+                params[f"b{i}"] += lr * incs["b"]
+
+        net.feedback(
+            bk, params, caches, delta, use=use, on_increment=update, propagate=self.propagate_with,
+            error_clip=self.error_clip, feedback_weights=stale,
+        )
+        return {"loss": bk.xp.sum(loss), "samples": X.shape[0]}
+
+    def _epoch_record(self, bk, params, totals):
+        """The epoch's mean training loss and corr(W, R) of every weight layer at its end."""
+        alignment = []
+        for i in self._network().weight_nodes:
+            R = params.get(f"R{i}")
+            alignment.append(1.0 if R is None else _correlation(to_numpy(params[f"W{i}"]), to_numpy(R)))
+        return {"loss": float(totals["loss"]) / max(totals["samples"], 1), "alignment": alignment}
+
+    def _record_history(self, history, *, reset):
+        if reset:
+            self.loss_curve_, self.alignment_ = [], np.zeros((0, len(self.coefs_)))
+        self.loss_curve_ = self.loss_curve_ + [r["loss"] for r in history]
+        new = np.asarray([r["alignment"] for r in history], dtype=np.float64).reshape(len(history), len(self.coefs_))
+        self.alignment_ = np.concatenate([self.alignment_, new], axis=0)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Train the network on images or rows ``X`` with labels ``y``.
+
+        ``max_iter`` epochs from a fresh start, at the learning rates of
+        ``schedule`` (constant by default, the paper's).
 
         Parameters
         ----------
@@ -413,32 +411,11 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        images = validate_images(self, X, image_shape=self.image_shape, reset=True)
-        y = self._check_targets(images, y)
-        classes, y_enc = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs samples of at least 2 classes in the data; got 1 class ({classes[0]!r})."
-            )
-        bk = self._backend(X)
-        dtype = compute_dtype(X)
-        rng = check_random_state(self.random_state)
-        self.classes_ = classes
-        net = self._network(self.image_shape_, len(classes))
-        params, masks, host_masks = self._start(bk, net, rng, dtype)
-        result, losses, aligns = self._train(
-            bk, net, images, y_enc, params, masks, rng=rng, n_epochs=self.max_iter, host_masks=host_masks
-        )
-        self._store(net, result.params, host_masks)
-        self.loss_curve_ = losses
-        self.alignment_ = np.asarray(aligns, dtype=np.float64)
-        self.n_iter_ = result.n_epochs
-        self.n_steps_ = result.n_steps
-        return self
+        return self._fit(X, y)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None):
-        """One pass over ``(X, y)`` in minibatches, continuing from the fitted state.
+        """One pass over ``(X, y)`` in minibatches at ``learning_rate``, continuing from the fitted state.
 
         Parameters
         ----------
@@ -451,57 +428,17 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        first = _check_partial_fit_first_call(self, classes)
-        images = validate_images(self, X, image_shape=self.image_shape, reset=first)
-        y = self._check_targets(images, y)
-        if len(self.classes_) < 2:
-            raise ValueError(f"{type(self).__name__} needs at least 2 classes; got classes={self.classes_!r}.")
-        unseen = np.setdiff1d(np.unique(y), self.classes_)
-        if unseen.size:
-            raise ValueError(f"y contains labels {unseen.tolist()} that are not in classes {self.classes_.tolist()}.")
-        y_enc = np.searchsorted(self.classes_, y)
-        bk = self._backend(X)
-        if first or not hasattr(self, "_random_state"):
-            self._random_state = check_random_state(self.random_state)
-        rng = self._random_state
-        net = self._network(self.image_shape_, len(self.classes_))
-        if first:
-            dtype = compute_dtype(X)
-            params, masks, host_masks = self._start(bk, net, rng, dtype)
-            self.loss_curve_, self.n_iter_, self.n_steps_ = [], 0, 0
-            self.alignment_ = np.zeros((0, len(net.weight_nodes)))
-        else:
-            dtype = str(self.coefs_[0].dtype)
-            if self.feedback != "bp" and self.feedback_coefs_ is None:
-                # switched from bp: start R at random
-                host, _ = net.init_params(rng, dtype, feedback="random")
-                self.feedback_coefs_ = [host[f"R{i}"] for i in net.weight_nodes]
-            params, masks = self._device_params(bk, net, dtype)
-            host_masks = self._masks
-        result, losses, aligns = self._train(
-            bk, net, images, y_enc, params, masks, rng=rng, n_epochs=1, host_masks=host_masks
-        )
-        self._store(net, result.params, host_masks)
-        self.loss_curve_ = list(self.loss_curve_) + losses
-        self.alignment_ = np.concatenate([self.alignment_, np.asarray(aligns, dtype=np.float64)], axis=0)
-        self.n_iter_ += 1
-        self.n_steps_ += result.n_steps
-        return self
+        return self._partial_fit(X, y, classes)
 
     # ------------------------------------------------------------ predict
-    def _outputs(self, X):
-        check_is_fitted(self)
-        images = validate_images(self, X, reset=False)
-        bk = self._backend(X)
-        dtype = str(self.coefs_[0].dtype) if not hasattr(X, "dtype") else compute_dtype(X)
-        net = self._network(self.image_shape_, len(self.classes_))
-        params, _ = self._device_params(bk, net, dtype)
-        out = []
-        with bk.memory_hint("batch_size"):
-            for index in iter_chunks(images.shape[0], max(self.batch_size, _PREDICT_CHUNK)):
-                o, _ = net.forward(bk, params, to_device_chunk(bk, images, index, dtype), train=False)
-                out.append(o)
-        return bk, (out[0] if len(out) == 1 else bk.xp.concat(out, axis=0))
+    def _encode(self, bk, params, chunk):
+        """The linear outputs x_L of a chunk (no dropout)."""
+        return self._network().forward(bk, params, chunk, train=False)[0]
+
+    def _outputs(self, X, then=None):
+        """x_L of every chunk of ``X`` (or ``then(x_L)``, computed where the chunk is)."""
+        fn = self._encode if then is None else (lambda bk, params, chunk: then(self._encode(bk, params, chunk)))
+        return self._map_chunks(X, fn, max(self.batch_size, _PREDICT_CHUNK), hints=("batch_size",))
 
     def decision_function(self, X):
         """Linear outputs x_L of the network.
@@ -510,31 +447,21 @@ class URFBClassifier(BackendMixin, ClassifierMixin, BaseEstimator):
         -------
         scores : array of shape (n,) for two classes (x_{L,1} - x_{L,0}), else (n, n_classes)
         """
-        bk, o = self._outputs(X)
-        if o.shape[1] == 2:
-            o = o[:, 1] - o[:, 0]
-        return to_output(o, X)
+        o = self._outputs(X)
+        return o[:, 1] - o[:, 0] if o.shape[1] == 2 else o
 
     def predict_proba(self, X):
         """Softmax of the outputs (rows sum to 1). Shape (n, n_classes)."""
-        bk, o = self._outputs(X)
-        xp = bk.xp
-        z = o - xp.max(o, axis=1, keepdims=True)
-        e = xp.exp(z)
-        return to_output(e / xp.sum(e, axis=1, keepdims=True), X)
+        return self._outputs(X, lambda o: backend_of(o).xp.exp(rules.log_softmax(o)))
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`."""
-        bk, o = self._outputs(X)
-        xp = bk.xp
-        z = o - xp.max(o, axis=1, keepdims=True)
-        return to_output(z - xp.log(xp.sum(xp.exp(z), axis=1, keepdims=True)), X)
+        return self._outputs(X, rules.log_softmax)
 
     def predict(self, X):
         """Class of the largest output, ``classes_[argmax x_L]``."""
-        bk, o = self._outputs(X)
-        idx = to_numpy(bk.xp.argmax(o, axis=1))
-        return self.classes_[np.asarray(idx)]
+        o = self._outputs(X)
+        return self.classes_[np.asarray(to_numpy(backend_of(o).xp.argmax(o, axis=1)))]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

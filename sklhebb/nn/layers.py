@@ -144,11 +144,7 @@ class _WeightLayer(Layer):
         _clip_unit_(bk, h)
         if not train:
             return h, None
-        slope = bk.xp.abs(h)
-        _compare_into(bk, "less", slope, 1.0, slope)
-        if self.scale != 1.0:
-            slope *= self.scale
-        return h, slope
+        return h, rules.saturated_linear_slope(h, self.scale)
 
     def error(self, g, cache, *, inplace=False):
         """E = sigma'(h) * g (the slope cached by the forward pass).

@@ -15,6 +15,7 @@ so every increment is *added* to the weights.
 from __future__ import annotations
 
 from .._backend import backend_of
+from .softmax import log_softmax
 
 __all__ = [
     "saturated_linear",
@@ -24,6 +25,7 @@ __all__ = [
     "softmax_loss",
     "softmax_error",
     "hebbian_increment",
+    "urfb_update",
     "feedback_error",
 ]
 
@@ -37,11 +39,30 @@ def saturated_linear(h, scale=1.0):
     return backend_of(h).xp.clip(scale * h, -1.0, 1.0)
 
 
-def saturated_linear_slope(h, scale=1.0):
-    """sigma'(h): s where |s h| <= 1, else 0 (the paper's Eq. 3 shut-off)."""
-    xp = backend_of(h).xp
-    inside = xp.abs(scale * h) <= 1.0
-    return xp.astype(inside, h.dtype) * scale
+def saturated_linear_slope(x, scale=1.0):
+    """sigma'(h) of sigma(h) = clip(s h, -1, 1), read from the unit's output x = sigma(h):
+    s where |x| < 1, 0 where the unit is saturated (|x| = 1).
+
+    Eq. (3) shuts the feedback to unit (l, i) off when ``|h_{l,i}| >= 1, or
+    |x_{l,i}| = 1``, so at the boundary |s h| = 1 itself the slope is 0:
+    the control units of Appendix 1 that compute this shut-off fire on the
+    output, u = 1[x >= 1] and v = -1[x <= -1], and the paper-era code zeroes
+    the derivative where the output is +-1 (spec urfb.md, Section 2). Remark 2's
+    wording "sigma'(h) = 1 if |h| <= 1" differs from Eq. (3) on that boundary
+    only. The paper writes s = 1; the author's code uses s = 0.5.
+
+    x: any shape, the output of the saturated linearity; returns a new array of
+    the same shape and dtype.
+    """
+    bk = backend_of(x)
+    slope = bk.xp.abs(x)
+    # slope = 1.0 where |x| < 1, else 0.0, written over |x|: one array for the
+    # whole computation (torch's CPU kernels are slow for bool outputs and bool
+    # x float products, and these are activation-map-sized arrays)
+    getattr(bk.native, "lt" if bk.name == "torch" else "less")(slope, 1.0, out=slope)
+    if scale != 1.0:
+        slope *= scale
+    return slope
 
 
 def _one_hot(bk, y, C, dtype):
@@ -82,12 +103,6 @@ def hinge_error(o, y, mu):
     return Y * up - mu * (1.0 - Y) * down
 
 
-def _log_softmax(xp, o):
-    m = xp.max(o, axis=1, keepdims=True)
-    z = o - m
-    return z - xp.log(xp.sum(xp.exp(z), axis=1, keepdims=True))
-
-
 def softmax_loss(o, y):
     """Cross-entropy of the softmax of the outputs (Section 3.2), per sample.
 
@@ -96,7 +111,7 @@ def softmax_loss(o, y):
     bk = backend_of(o)
     xp = bk.xp
     Y = _one_hot(bk, y, o.shape[1], o.dtype)
-    return -xp.sum(Y * _log_softmax(xp, o), axis=1)
+    return -xp.sum(Y * log_softmax(o), axis=1)
 
 
 def softmax_error(o, y):
@@ -104,7 +119,7 @@ def softmax_error(o, y):
     bk = backend_of(o)
     xp = bk.xp
     Y = _one_hot(bk, y, o.shape[1], o.dtype)
-    return Y - xp.exp(_log_softmax(xp, o))
+    return Y - xp.exp(log_softmax(o))
 
 
 def hebbian_increment(x, delta):
@@ -120,6 +135,34 @@ def hebbian_increment(x, delta):
     return (x.T @ delta) / x.shape[0]
 
 
+def urfb_update(increment, learning_rate, feedback_learning_rate, *, mask_W=None, mask_R=None):
+    """The changes of a layer's forward weights W and feedback weights R from
+    their shared Hebbian increment (Section 3.1; Eq. 7 in the linear case):
+
+        dW_l = eta Delta_l (.) m_W          W <- W - eta dL/dW, with Delta_l = -dL/dW_l
+        dR_l = eps eta Delta_l (.) m_R      R_{l,ik} connects the same units as W_{l,ki},
+                                            so it sees the same pre- and post-synaptic
+                                            activity and gets the same increment
+
+    Eq. (7)'s dR_2/dt = eps W_1 (T - W_2 W_1)^t is eps times dW_2/dt transposed;
+    in our orientation R has W's shape, so no transpose. ``feedback_learning_rate``
+    is eps eta: eta under URFB (eps = 1; then W - R never changes), 0 under FRFB
+    (eps = 0, R fixed at its random start, Lillicrap et al.'s feedback alignment).
+    ``mask_W``, ``mask_R``: the independent 0/1 connectivity masks of Section 4
+    ("randomly fixing half of each set of weights at 0"), or None for full
+    connectivity; a pruned entry gets no change and so stays 0.
+
+    increment: Delta_l, shape of W_l (from :func:`hebbian_increment`, or a
+    convolution's sum over positions). Returns (dW, dR); dR is None when
+    ``feedback_learning_rate`` is 0.
+    """
+    dW = learning_rate * (increment if mask_W is None else increment * mask_W)
+    if feedback_learning_rate == 0:
+        return dW, None
+    dR = feedback_learning_rate * (increment if mask_R is None else increment * mask_R)
+    return dW, dR
+
+
 def feedback_error(delta_above, F, slope):
     """Error of a layer from the layer above, Eq. (2) with feedback weights:
 
@@ -132,13 +175,3 @@ def feedback_error(delta_above, F, slope):
     g = delta_above @ F.T
     return g if slope is None else slope * g
 
-
-def saturated_linear_slope_at_output(x, scale=1.0):
-    """sigma'(h) read from the output x = sigma(h): s where |x| < 1, else 0.
-
-    The paper-era code's form (the derivative is zeroed where the output is
-    +-1); it differs from :func:`saturated_linear_slope` only at |s h| = 1
-    exactly, and needs no copy of the field h.
-    """
-    xp = backend_of(x).xp
-    return xp.astype(xp.abs(x) < 1.0, x.dtype) * scale
