@@ -18,11 +18,10 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 
-__all__ = ["DivergenceError", "TrainResult", "learning_rate_at", "train", "run_epochs", "begin_fit_callbacks", "end_fit_callbacks",
+__all__ = ["DivergenceError", "TrainResult", "learning_rate_at", "train", "begin_fit_callbacks", "end_fit_callbacks",
            "all_finite", "RowStream"]
 
 
@@ -76,66 +75,6 @@ class TrainResult:
     stopped: bool = False  # a callback asked to stop (after epoch n_epochs)
 
 
-def run_epochs(
-    bk,
-    params: dict,
-    batches: Callable[[int], Iterable],
-    step: Callable[[dict, object, float], None],
-    *,
-    n_epochs: int,
-    lr_at: Callable[[int], float],
-    name: str,
-    verbose: int = 0,
-    monitor: Callable[[dict], str] | None = None,
-    check_every: int = 100,
-    hint: str = "lower learning_rate",
-    estimator=None,
-    X=None,
-    y=None,
-    reconstruct: Callable[[dict], dict] | None = None,
-    callback_context=None,
-) -> TrainResult:
-    """Run ``n_epochs`` passes of ``step`` over ``batches(epoch)``.
-
-    Parameters
-    ----------
-    bk : Backend
-    params : dict of device arrays, updated in place by ``step``.
-    batches : epoch -> iterable of minibatches.
-    step : (params, batch, lr) -> None.
-    n_epochs : passes to run.
-    lr_at : epoch -> learning rate.
-    name : estimator name for messages.
-    verbose : 0 silent; 1 one line per epoch; 2 also a tqdm bar over
-        minibatches when tqdm is installed.
-    monitor : params -> short text appended to the verbose line.
-    check_every : steps between finiteness checks (one device sync each).
-    hint : what to tell the user when weights diverge.
-    estimator, X, y : the estimator being fitted and its data, for
-        scikit-learn's callbacks (>= 1.9, ``estimator.set_callbacks(...)``):
-        the fit is the root task and every epoch a sub-task; a callback that
-        asks to stop ends training after the current epoch.
-    reconstruct : params -> fitted attributes, so that callbacks can be given
-        a ready-to-use copy of the estimator at the end of each epoch.
-    callback_context : root context from :func:`begin_fit_callbacks`, for a fit
-        that calls ``run_epochs`` several times (layer-wise training): the
-        epochs of this call become sub-tasks of that root, which the caller
-        opens once and closes with :func:`end_fit_callbacks`. Without it, the
-        call is the whole fit (``estimator=`` opens and closes the root).
-        ``result.stopped`` tells the caller that a callback asked to stop.
-    """
-    # divergence is detected explicitly below; NumPy's overflow warnings would only add noise
-    ctx, own = callback_context, False
-    if ctx is None:
-        ctx = begin_fit_callbacks(estimator, X, y, max_subtasks=n_epochs)
-        own = ctx is not None
-    with np.errstate(over="ignore", invalid="ignore"):
-        result = _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, check_every, hint, ctx, estimator, reconstruct)
-    if own:
-        end_fit_callbacks(ctx, estimator, X, y, reconstruct, params)
-    return result
-
-
 def train(est, bk, params: dict, epoch_fn, step_fn, *, n_epochs: int, lr_at, ctx=None) -> TrainResult:
     """The epoch loop of every estimator: ``n_epochs`` passes of ``step_fn`` over ``epoch_fn(epoch)``.
 
@@ -154,11 +93,7 @@ def train(est, bk, params: dict, epoch_fn, step_fn, *, n_epochs: int, lr_at, ctx
     """
     # divergence is detected explicitly; NumPy's overflow warnings would only add noise
     with np.errstate(over="ignore", invalid="ignore"):
-        return _run(
-            bk, params, epoch_fn, step_fn, n_epochs, lr_at, type(est).__name__, est.verbose,
-            lambda p: est._monitor(bk, p), 100, est._divergence_hint, ctx, est, est._fitted_attributes,
-            lambda p, totals: est._epoch_record(bk, p, totals),
-        )
+        return _epochs(est, bk, params, epoch_fn, step_fn, n_epochs, lr_at, ctx)
 
 
 def begin_fit_callbacks(estimator, X=None, y=None, *, max_subtasks):
@@ -189,8 +124,8 @@ def _lazy(reconstruct, params):
     return None if reconstruct is None else (lambda: copy.deepcopy(reconstruct(params)))
 
 
-def _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, check_every, hint, ctx=None, estimator=None, reconstruct=None,
-         epoch_record=None):
+def _epochs(est, bk, params, epoch_fn, step_fn, n_epochs, lr_at, ctx):
+    name, verbose = type(est).__name__, est.verbose
     n_steps = 0
     history = []
     t_start = time.perf_counter()
@@ -198,49 +133,52 @@ def _run(bk, params, batches, step, n_epochs, lr_at, name, verbose, monitor, che
         sub = None
         if ctx is not None:
             sub = ctx.subcontext(task_name="epoch")
-            sub.call_on_fit_task_begin(estimator=estimator)
+            sub.call_on_fit_task_begin(estimator=est)
         lr = lr_at(epoch)
         t0 = time.perf_counter()
-        it = batches(epoch)
+        it = epoch_fn(epoch)
         bar = _progress(it, verbose, name, epoch, n_epochs)
         steps_here = 0
         totals = {}  # what the steps report (a dict of numbers each, e.g. a loss summed over the minibatch), added up
         for batch in bar:
-            stats = step(params, batch, lr)
+            stats = step_fn(params, batch, lr)
             if stats:
                 for key, value in stats.items():
                     totals[key] = totals[key] + value if key in totals else value
             n_steps += 1
             steps_here += 1
-            if n_steps % check_every == 0 and not all_finite(bk, params):
-                _diverged(name, epoch, n_steps, lr, hint)
+            if n_steps % _CHECK_EVERY == 0 and not all_finite(bk, params):
+                _diverged(name, epoch, n_steps, lr, est._divergence_hint)
         if bar is not it:
             bar.close()
         if not all_finite(bk, params):
-            _diverged(name, epoch, n_steps, lr, hint)
+            _diverged(name, epoch, n_steps, lr, est._divergence_hint)
         bk.synchronize()
         dt = time.perf_counter() - t0
         record = {"epoch": epoch + 1, "learning_rate": lr, "steps": steps_here, "time": dt}
-        added = epoch_record(params, totals) if epoch_record is not None else {}
+        added = est._epoch_record(bk, params, totals)
         record.update(added)
         history.append(record)
         if verbose:
-            text = monitor(params) if monitor is not None else None
+            text = est._monitor(bk, params)
             extra = "".join(f", {k} = {v:.4g}" for k, v in added.items() if isinstance(v, float))
             extra += f", {text}" if text else ""
             print(
-                f"[{name}] epoch {epoch + 1}/{n_epochs}, lr = {lr:.3g}, "
-                f"{steps_here} steps{extra}, time = {dt:.2f}s",
+                f"[{name}] epoch {epoch + 1}/{n_epochs}, lr = {lr:.3g}, {steps_here} steps{extra}, time = {dt:.2f}s",
                 file=sys.stdout,
                 flush=True,
             )
         if sub is not None and sub.call_on_fit_task_end(
-            estimator=estimator, metadata=record, reconstruction_attributes=_lazy(reconstruct, params)
+            estimator=est, metadata=record, reconstruction_attributes=_lazy(est._fitted_attributes, params)
         ):
             return TrainResult(params, epoch + 1, n_steps, history, stopped=True)
     if verbose:
         print(f"[{name}] done in {time.perf_counter() - t_start:.2f}s, {n_steps} steps", flush=True)
     return TrainResult(params, n_epochs, n_steps, history)
+
+
+# minibatch steps between finiteness checks (one device synchronisation each)
+_CHECK_EVERY = 100
 
 
 def _diverged(name, epoch, n_steps, lr, hint):
@@ -258,10 +196,6 @@ def _progress(it, verbose, name, epoch, n_epochs):
     except ImportError:  # tqdm is optional
         return it
     return tqdm(it, desc=f"{name} epoch {epoch + 1}/{n_epochs}", leave=False, unit="batch")
-
-
-def n_chunks(n: int, chunk: int) -> int:
-    return int(math.ceil(n / chunk))
 
 
 class RowStream:
