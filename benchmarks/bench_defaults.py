@@ -1,6 +1,6 @@
 """Every estimator as it comes (defaults, ``random_state=0``) against raw pixels, in one run.
 
-    python benchmarks/bench_defaults.py [--data digits fmnist mnist] [--estimators NAME ...] [--n-train N]
+    python benchmarks/bench_defaults.py [--data digits fmnist mnist] [--estimators NAME ...] [--n-train N] [--params JSON]
 
 Issue 15's protocol. For each data set, in the same run:
 
@@ -21,6 +21,7 @@ image and the load average. Figures go to benchmarks/RESULTS.md ("Defaults").
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 import warnings
@@ -83,7 +84,9 @@ def main():
     ap.add_argument("--data", nargs="+", default=["digits", "fmnist", "mnist"])
     ap.add_argument("--estimators", nargs="+", default=ENCODERS + CLASSIFIERS)
     ap.add_argument("--n-train", type=int, default=10000)
+    ap.add_argument("--params", default="{}", help="JSON dict of parameters over the defaults (for the grids behind them)")
     args = ap.parse_args()
+    params = json.loads(args.params)
     warnings.filterwarnings("ignore", category=UserWarning)
     print(f"sklhebb {sklhebb.__version__}, load average {os.getloadavg()[0]:.2f}", flush=True)
     for data in args.data:
@@ -94,7 +97,7 @@ def main():
         print(f"| {data} | raw pixels + LogisticRegression | {raw:.4f} | | {time.perf_counter() - t0:.1f} s (readout) "
               f"| {flat(Xtr).shape[1]} | load {os.getloadavg()[0]:.1f} |", flush=True)
         for name in args.estimators:
-            est = getattr(sklhebb, name)(random_state=0)
+            est = getattr(sklhebb, name)(random_state=0).set_params(**params)
             t0 = time.perf_counter()
             est.fit(Xtr, ytr)
             fit_s = time.perf_counter() - t0
@@ -103,7 +106,7 @@ def main():
             else:
                 acc, n_feat = score_encoder(est, Xtr, ytr, Xte, yte)
                 ctrl = f"{score_encoder(untrained(est, Xtr), Xtr, ytr, Xte, yte)[0]:.4f}"
-            print(f"| {data} | {name}(random_state=0) | {acc:.4f} | untrained {ctrl} | fit {fit_s:.1f} s | {n_feat} "
+            print(f"| {data} | {name}(random_state=0{''.join(f', {k}={v!r}' for k, v in params.items())}) | {acc:.4f} | untrained {ctrl} | fit {fit_s:.1f} s | {n_feat} "
                   f"| load {os.getloadavg()[0]:.1f} |", flush=True)
 
 
