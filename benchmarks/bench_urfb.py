@@ -4,6 +4,8 @@ and Hebbian updates").
     python benchmarks/bench_urfb.py fashion [--quick] [--arch simpnet] [--n-train N] [--n-test N] [--epochs E]
     python benchmarks/bench_urfb.py linear  [--quick] [--runs 3] [--iters 1000]
     python benchmarks/bench_urfb.py timing  [--quick] [--arch simpnet] [--backend torch numpy] [--per-step | --per-layer]
+    python benchmarks/bench_urfb.py grid    [--data digits fmnist mnist] [--hidden 500 256,256] [--batch auto 50] [--ramp 0.5 1]
+                                            [--lr 0.1] [--epochs 50] [--schedule linear constant] [--loss softmax hinge] [--seeds 0 1]
 
 fashion
     Fashion-MNIST (local Debian package; pixels / 255) with one architecture under
@@ -26,6 +28,10 @@ timing
     batch's time goes, per layer and step (forward, error, increment, propagate)
     for the Network on each ``--backend``, and per layer (forward) plus the
     backward pass for autograd; medians of ``--repeat`` batches.
+grid
+    The defaults' grid (issue 15): URFBClassifier with every combination of the
+    options given, on bench_defaults' data sets and splits, the data fed as it
+    ships (input_scale="auto" scales it). Prints test accuracy and fit time.
 """
 
 from __future__ import annotations
@@ -59,7 +65,7 @@ def fashion(args):
     classes = np.unique(ytr)
     for fb in args.feedback:
         clf = URFBClassifier(
-            args.arch, feedback=fb, learning_rate=args.lr, batch_size=args.batch, ramp_scale=args.ramp,
+            args.arch, feedback=fb, loss="hinge", learning_rate=args.lr, batch_size=args.batch, ramp_scale=args.ramp,
             backend=args.backend, random_state=args.seed,
         )
         t0 = time.perf_counter()
@@ -220,7 +226,8 @@ def timing(args):
             ag(Xt[idx], yt[idx])
 
     def ours(backend, fb):
-        clf = URFBClassifier(args.arch, feedback=fb, max_iter=1, batch_size=args.batch, backend=backend, random_state=0)
+        clf = URFBClassifier(args.arch, feedback=fb, loss="hinge", ramp_scale=0.5, max_iter=1, batch_size=args.batch,
+                             backend=backend, random_state=0)
         return lambda: clf.fit(Xtr, ytr)
 
     cases = [("torch autograd bp", autograd_epoch)]
@@ -377,6 +384,32 @@ def per_layer(args):
     for i, layer in enumerate(net.layers):
         print(f"  {i:2d} {layer.describe():22s} forward {np.median(fwd[i]) * 1000:6.1f}")
 
+# -------------------------------------------------------------------- grid
+def grid(args):
+    """The defaults' grid (issue 15): every combination on bench_defaults' split, the data as it ships."""
+    import itertools
+    import warnings
+
+    from bench_defaults import load
+
+    from sklhebb.classifiers.urfb import URFBClassifier
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    for data in args.data:
+        (Xtr, Xte, ytr, yte), _ = load(data, args.n_train)
+        combos = itertools.product(args.hidden, args.batch, args.ramp, args.lr, args.epochs, args.schedule, args.loss, args.seeds)
+        for hidden, batch, ramp, lr, epochs, schedule, loss, seed in combos:
+            batch = batch if batch == "auto" else int(batch)
+            sizes = tuple(int(h) for h in hidden.split(","))
+            clf = URFBClassifier(sizes, batch_size=batch, ramp_scale=ramp, learning_rate=lr, max_iter=epochs,
+                                 schedule=schedule, loss=loss, backend=args.backend, random_state=seed)
+            t0 = time.perf_counter()
+            clf.fit(Xtr, ytr)
+            fit_s = time.perf_counter() - t0
+            print(f"| {data} | {sizes} | {batch} | {ramp} | {lr} | {epochs} | {schedule} | {loss} | seed {seed} "
+                  f"| {clf.score(Xte, yte):.4f} | {fit_s:.1f} s "
+                  f"| load {os.getloadavg()[0]:.1f} |", flush=True)
+
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -410,8 +443,20 @@ def main(argv=None):
     t.add_argument("--backend", nargs="+", default=["torch", "numpy"])
     t.add_argument("--per-step", action="store_true", help="time one batch of the Network against autograd")
     t.add_argument("--per-layer", action="store_true", help="where one batch's time goes, layer by layer")
+    g = sub.add_parser("grid")
+    g.add_argument("--data", nargs="+", default=["digits"])
+    g.add_argument("--n-train", type=int, default=10000)
+    g.add_argument("--hidden", nargs="+", default=["500"], help="comma-separated layer sizes, e.g. 500 or 256,256")
+    g.add_argument("--batch", nargs="+", default=["auto"])
+    g.add_argument("--ramp", nargs="+", type=float, default=[1.0])
+    g.add_argument("--lr", nargs="+", type=float, default=[0.1])
+    g.add_argument("--epochs", nargs="+", type=int, default=[50])
+    g.add_argument("--schedule", nargs="+", default=["linear"])
+    g.add_argument("--loss", nargs="+", default=["softmax"])
+    g.add_argument("--seeds", nargs="+", type=int, default=[0])
+    g.add_argument("--backend", default="numpy")
     args = p.parse_args(argv)
-    if args.quick:
+    if getattr(args, "quick", False):
         if args.cmd == "fashion":
             args.n_train, args.n_test, args.epochs = 2000, 1000, 2
         elif args.cmd == "linear":
@@ -422,7 +467,7 @@ def main(argv=None):
         return per_step(args)
     if args.cmd == "timing" and args.per_layer:
         return per_layer(args)
-    {"fashion": fashion, "linear": linear, "timing": timing}[args.cmd](args)
+    {"fashion": fashion, "linear": linear, "timing": timing, "grid": grid}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -146,7 +146,9 @@ def test_bp_step_is_minus_learning_rate_times_autograd_gradient(digits, loss):
     X, y = digits
     X, y = X[:64], y[:64]
     lr = 0.3
-    clf = URFBClassifier((20, 15), feedback="bp", loss=loss, learning_rate=lr, batch_size=64, max_iter=1, shuffle=False, random_state=3)
+    clf = URFBClassifier(
+        (20, 15), feedback="bp", loss=loss, ramp_scale=0.5, learning_rate=lr, batch_size=64, max_iter=1, shuffle=False, random_state=3
+    )
     clf.fit(X, y)
     W0, _, _ = _initial(clf, X, y)
     # independent forward: matmuls, clamp(s h), Eq. (4) or cross-entropy
@@ -198,7 +200,8 @@ def test_urfb_started_at_R_equal_W_is_backpropagation(digits):
 def test_frfb_never_changes_R_and_urfb_keeps_W_minus_R(digits):
     X, y = digits
     X, y = X[:300], y[:300]
-    kw = dict(hidden_layer_sizes=(30, 20), max_iter=4, batch_size=50, random_state=2)
+    # the defaults before issue 15 pinned (hinge, ramp 0.5, constant step): the alignment check was measured on them
+    kw = dict(hidden_layer_sizes=(30, 20), max_iter=4, batch_size=50, loss="hinge", ramp_scale=0.5, schedule="constant", random_state=2)
     fr = URFBClassifier(feedback="frfb", **kw).fit(X, y)
     W0, R0, _ = _initial(fr, X, y)
     for r, r0, w, w0 in zip(fr.feedback_coefs_, R0, fr.coefs_, W0):
@@ -298,7 +301,7 @@ def test_schedule_scales_the_steps_of_W_and_R_and_partial_fit_keeps_learning_rat
         np.testing.assert_array_equal(a, b)
     assert len(stop.loss_curve_) == stop.n_iter_ == 2
     lin = URFBClassifier(max_iter=2, schedule="linear", **kw).fit(X, y)
-    const = URFBClassifier(max_iter=2, **kw).fit(X, y)
+    const = URFBClassifier(max_iter=2, schedule="constant", **kw).fit(X, y)
     assert not np.allclose(lin.coefs_[0], const.coefs_[0])
     # partial_fit: the constant learning_rate whatever the schedule
     part = URFBClassifier(schedule=lambda epoch, n_epochs: 0.0, **kw).partial_fit(X, y, classes=np.arange(10))
@@ -331,7 +334,9 @@ def test_options_change_the_training(digits):
     """propagate_with, error_clip, softmax, untied and bias each take effect."""
     X, y = digits
     X, y = X[:200], y[:200]
-    base = dict(hidden_layer_sizes="conv 3 3x3; full 10", image_shape=(8, 8), max_iter=2, batch_size=50, random_state=0)
+    # the hinge loss and ramp 0.5 (the defaults before issue 15) pinned, so that softmax and ramp 1 are changes
+    base = dict(hidden_layer_sizes="conv 3 3x3; full 10", image_shape=(8, 8), max_iter=2, batch_size=50,
+                loss="hinge", ramp_scale=0.5, random_state=0)
     ref = URFBClassifier(**base).fit(X, y)
     for extra in [
         dict(propagate_with="post_update"),
@@ -341,7 +346,7 @@ def test_options_change_the_training(digits):
         dict(off_class_weight=3.0),
         dict(ramp_scale=1.0),
     ]:
-        other = URFBClassifier(**base, **extra).fit(X, y)
+        other = URFBClassifier(**{**base, **extra}).fit(X, y)
         assert np.isfinite(other.coefs_[0]).all()
         assert other.coefs_[0].shape == ((8, 8, 3, 3, 1, 3) if extra.get("untied") else ref.coefs_[0].shape)
         if not extra.get("untied"):
@@ -443,3 +448,82 @@ def test_divergence_leaves_the_estimator_as_it_was(digits):
     for a, b in zip(before, clf.coefs_):
         np.testing.assert_array_equal(a, b)
     assert clf.n_iter_ == 1
+
+
+# ------------------------------------------------------ defaults (issue 15)
+def test_defaults_beat_raw_pixels_on_digits():
+    """URFBClassifier(random_state=0) on digits as scikit-learn ships them (0-16), the protocol's split."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=450, random_state=0, stratify=y)
+    raw = LogisticRegression(max_iter=3000).fit(Xtr / 16, ytr).score(Xte / 16, yte)
+    clf = URFBClassifier(random_state=0).fit(Xtr, ytr)
+    assert clf.input_scale_ == 16.0
+    assert clf.score(Xte, yte) >= raw, (clf.score(Xte, yte), raw)
+
+
+def test_input_scale_auto_makes_uint8_and_unit_range_pixels_the_same_model(digits):
+    X, y = digits
+    X, y = X[:300], y[:300]
+    kw = dict(hidden_layer_sizes=(20,), max_iter=2, random_state=0)
+    pixels = np.round(X * 255).astype(np.uint8)
+    unit = URFBClassifier(**kw).fit((pixels / 255).astype(np.float32), y)
+    raw = URFBClassifier(**kw).fit(pixels, y)
+    assert unit.input_scale_ == 1.0 and raw.input_scale_ == 255.0
+    for a, b in zip(unit.coefs_, raw.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(unit.decision_function(pixels / 255), raw.decision_function(pixels), rtol=1e-4, atol=1e-5)
+    # input_scale=1.0 feeds the pixels as they are: a different (saturated) network
+    as_is = URFBClassifier(input_scale=1.0, **kw).fit(pixels, y)
+    assert as_is.input_scale_ == 1.0 and not np.allclose(as_is.coefs_[0], raw.coefs_[0], atol=1e-3)
+    # fixed at the first partial_fit call, kept by the later ones
+    part = URFBClassifier(**kw).partial_fit(pixels[:100], y[:100], classes=np.arange(10))
+    part.partial_fit(pixels[100:] // 2, y[100:])
+    assert part.input_scale_ == float(pixels[:100].max())
+
+
+def test_batch_size_auto_makes_fifty_steps_per_epoch_from_10_to_500():
+    rng = np.random.RandomState(0)
+    for n, batch in [(100, 10), (1347, 26), (30000, 500)]:
+        X, y = rng.rand(n, 3), np.arange(n) % 2
+        clf = URFBClassifier((4,), max_iter=1, random_state=0).fit(X, y)
+        assert clf.n_steps_ == -(-n // batch), (n, clf.n_steps_)
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        (dict(feedback="frfb", feedback_learning_rate=0.01), "feedback_learning_rate"),
+        (dict(feedback="bp", feedback_learning_rate=0.01), "feedback_learning_rate"),
+        (dict(feedback="bp", feedback_init="copy"), "feedback_init"),
+        (dict(feedback="frfb", propagate_with="post_update"), "propagate_with"),
+        (dict(feedback="frfb", feedback_refresh="epoch"), "feedback_refresh"),
+        (dict(loss="softmax", off_class_weight=2.0), "off_class_weight"),
+        (dict(untied_init="independent"), "untied_init"),
+    ],
+)
+def test_parameters_without_effect_warn_naming_themselves(digits, params, name):
+    X, y = digits
+    clf = URFBClassifier((8,), max_iter=1, random_state=0, **params)
+    with pytest.warns(UserWarning, match=rf"{name}=.* has no effect"):
+        clf.fit(X[:100], y[:100])
+
+
+def test_defaults_and_effective_settings_are_silent(digits):
+    import warnings
+
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        URFBClassifier(random_state=0).fit(X[:200], y[:200])
+        URFBClassifier((8,), max_iter=1, feedback_learning_rate=0.01, loss="hinge", off_class_weight=2.0).fit(X[:100], y[:100])
+        URFBClassifier("untied 2 3x3", image_shape=(8, 8), untied_init="independent", max_iter=1).fit(X[:100], y[:100])
+        URFBClassifier((8,), feedback="bp", propagate_with="post_update", feedback_refresh="epoch", max_iter=1).fit(X[:100], y[:100])
+
+
+def test_scikit_learn_checks_pass_at_the_defaults():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    check_estimator(URFBClassifier())
