@@ -74,11 +74,11 @@ def _clip_unit_(bk, h):
     return h
 
 
-_COMPARE = {"less": {"torch": "lt"}, "equal": {"torch": "eq"}}
+_COMPARE = {"equal": {"torch": "eq"}}
 
 
 def _compare_into(bk, op, a, b, out):
-    """out = 1.0 where ``a op b`` (op: "less", "equal"), else 0.0; ``out`` is a
+    """out = 1.0 where ``a op b`` (op: "equal"), else 0.0; ``out`` is a
     float array and may be ``a`` itself.
 
     A float mask keeps the products that use it float x float: torch's CPU
