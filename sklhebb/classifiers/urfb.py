@@ -218,7 +218,6 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
     >>> clf = URFBClassifier(random_state=0).fit(X, y)
     >>> clf.input_scale_, clf.score(X, y) > 0.9
     (16.0, True)
-    True
     """
 
     _parameter_constraints: dict = {
