@@ -51,6 +51,7 @@ from ..nn.competitive import (
 __all__ = ["ActivationLearningClassifier"]
 
 _GAMMA_MOMENTUM = 0.99  # EMA of mean gamma (spec 4.4 step 3)
+_MAX_AUTO_EPOCHS = 10  # cap of max_iter=None (a fit on small data takes seconds)
 _PREDICT_FLOATS = 1 << 25  # floats per (sample, label) chunk in predict (~128 MB in float32)
 
 
@@ -96,9 +97,11 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         gives the factor. ``partial_fit`` always uses the constant
         ``learning_rate``.
     max_iter : int or None, default=None
-        Epochs. None uses the authors' step budget
-        S = max(60000 * sqrt(n / 60000), 10000) minibatches (spec 5.1), which
-        is long: set it for quick fits.
+        Epochs. None: the authors' step budget
+        S = max(60000 * sqrt(n / 60000), 10000) minibatches (spec 5.1) in
+        epochs, capped at 10 epochs, so that a fit on small data takes
+        seconds (uncapped, S is at least 10,000 minibatches: 352 s on 1,257
+        digits); set an int for the paper's long runs.
     batch_size : int, default=100
     shuffle : bool, default=True
     init_std : float, default=0.01
@@ -413,11 +416,11 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
             self._learn(bk, params, Xn, yb, r_pos)
 
     def _n_epochs(self, n_samples):
-        """``max_iter``, or the authors' step budget S = max(60000 sqrt(n / 60000), 10000) minibatches."""
+        """``max_iter``, or the authors' step budget S = max(60000 sqrt(n / 60000), 10000) minibatches, at most 10 epochs."""
         if self.max_iter is not None:
             return self.max_iter
         steps = max(int(60000 * math.sqrt(n_samples / 60000)), 10000)
-        return max(steps // max(n_samples // self.batch_size, 1), 1)
+        return min(max(steps // max(n_samples // self.batch_size, 1), 1), _MAX_AUTO_EPOCHS)
 
     def _init_params(self, rng, dtype):
         first, label_layer, rest = self._layers()
