@@ -2,6 +2,7 @@
 
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -498,3 +499,17 @@ def test_generate_and_complete_run_on_the_estimators_backend():
 @parametrize_with_checks([ActivationLearningClassifier()])
 def test_defaults_pass_sklearn_common_checks(estimator, check):
     check(estimator)
+
+
+def test_parameters_without_effect_warn_and_defaults_are_silent(digits):
+    Xtr, _, ytr, _ = digits
+    kw = dict(hidden_layer_sizes=(8, 8), label_repeat=2, max_iter=1, random_state=0)
+    with pytest.warns(UserWarning, match="unlearning_factor=0.5 has no effect with feedback=False"):
+        ActivationLearningClassifier(feedback=False, unlearning_factor=0.5, **kw).fit(Xtr[:100], ytr[:100])
+    with pytest.warns(UserWarning, match="stat_momentum=0.9 has no effect with activation='abs'"):
+        ActivationLearningClassifier(activation="abs", stat_momentum=0.9, **kw).fit(Xtr[:100], ytr[:100])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ActivationLearningClassifier(random_state=0).fit(Xtr[:100], ytr[:100])
+        ActivationLearningClassifier(feedback=False, **kw).fit(Xtr[:100], ytr[:100])
+        ActivationLearningClassifier(unlearning_factor=0.5, stat_momentum=0.9, **kw).fit(Xtr[:100], ytr[:100])
