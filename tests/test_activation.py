@@ -503,7 +503,7 @@ def test_defaults_pass_sklearn_common_checks(estimator, check):
 
 def test_parameters_without_effect_warn_and_defaults_are_silent(digits):
     Xtr, _, ytr, _ = digits
-    kw = dict(hidden_layer_sizes=(8, 8), label_repeat=2, max_iter=1, random_state=0)
+    kw = {"hidden_layer_sizes": (8, 8), "label_repeat": 2, "max_iter": 1, "random_state": 0}
     with pytest.warns(UserWarning, match="unlearning_factor=0.5 has no effect with feedback=False"):
         ActivationLearningClassifier(feedback=False, unlearning_factor=0.5, **kw).fit(Xtr[:100], ytr[:100])
     with pytest.warns(UserWarning, match="stat_momentum=0.9 has no effect with activation='abs'"):
