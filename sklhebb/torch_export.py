@@ -218,8 +218,10 @@ def competitive_to_torch(est, *, dtype=None):
     activation module (SquareNormalize, Abs, StdAbs with frozen running
     statistics, or Identity). With ``return_layers="all"`` the layers sit in an
     ``AllLayerOutputs`` module that concatenates every layer's features, as
-    ``transform`` does. Locally connected layers (``window``) are refused with
-    a ValueError.
+    ``transform`` does. Each layer's features leave the module multiplied by
+    its ``feature_scale`` factor (a ``FeatureScale`` module; the layers above
+    see the unscaled features, as in ``transform``). Locally connected layers
+    (``window``) are refused with a ValueError.
     """
     import torch
     from torch import nn
@@ -246,23 +248,36 @@ def competitive_to_torch(est, *, dtype=None):
         else:
             act = nn.Identity()
         stages.append((linear, act))
+
+    class FeatureScale(nn.Module):
+        """Multiply by the layer's ``feature_scale`` factor (output features only)."""
+
+        def __init__(self, factor):
+            super().__init__()
+            self.factor = float(factor)
+
+        def forward(self, x):
+            return x * self.factor
+
+    scales = [FeatureScale(f) for f in est._feature_scales()]
     if est.return_layers == "top":
-        return nn.Sequential(*head, *[m for stage in stages for m in stage])
+        return nn.Sequential(*head, *[m for stage in stages for m in stage], scales[-1])
 
     class AllLayerOutputs(nn.Module):
-        """Run the layers in order and concatenate every layer's features (``return_layers="all"``)."""
+        """Run the layers in order and concatenate every layer's scaled features (``return_layers="all"``)."""
 
-        def __init__(self, head, stages):
+        def __init__(self, head, stages, scales):
             super().__init__()
             self.head = nn.Sequential(*head)
             self.stages = nn.ModuleList(nn.Sequential(*stage) for stage in stages)
+            self.scales = nn.ModuleList(scales)
 
         def forward(self, x):
             x = self.head(x)
             outs = []
-            for stage in self.stages:
+            for stage, scale in zip(self.stages, self.scales):
                 x = stage(x)
-                outs.append(x)
+                outs.append(scale(x))
             return torch.cat(outs, dim=1)
 
-    return AllLayerOutputs(head, stages)
+    return AllLayerOutputs(head, stages, scales)

@@ -2,12 +2,14 @@
 
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklhebb import rules
 from sklhebb.classifiers.activation import ActivationLearningClassifier, label_codes
@@ -348,11 +350,11 @@ def test_pickle_round_trip(digits):
     np.testing.assert_array_equal(clone.decision_function(Xte), clf.decision_function(Xte))
 
 
-def test_default_epochs_follow_the_authors_step_budget():
+def test_default_epochs_follow_the_authors_step_budget_capped_at_ten():
     clf = ActivationLearningClassifier(batch_size=100)
-    assert clf._n_epochs(60000) == 100
-    assert clf._n_epochs(55000) == 104
-    assert clf._n_epochs(600) == 1666
+    assert clf._n_epochs(10_000_000) == 7  # S = 774,596 minibatches of the 100,000 per epoch
+    assert clf._n_epochs(60000) == clf._n_epochs(600) == 10  # S = 100 and 1666 epochs, capped
+    assert ActivationLearningClassifier(max_iter=100)._n_epochs(60000) == 100
 
 
 # ------------------------------------------------ inference by optimisation
@@ -491,3 +493,23 @@ def test_generate_and_complete_run_on_the_estimators_backend():
     Gt = a.generate(torch.as_tensor([0, 3, 7]), n_steps=n, random_state=0)
     assert isinstance(Gt, torch.Tensor)
     np.testing.assert_allclose(Gt.numpy(), Ga, **tol)
+
+
+# ------------------------------------------------- defaults (issue 15)
+@parametrize_with_checks([ActivationLearningClassifier()])
+def test_defaults_pass_sklearn_common_checks(estimator, check):
+    check(estimator)
+
+
+def test_parameters_without_effect_warn_and_defaults_are_silent(digits):
+    Xtr, _, ytr, _ = digits
+    kw = {"hidden_layer_sizes": (8, 8), "label_repeat": 2, "max_iter": 1, "random_state": 0}
+    with pytest.warns(UserWarning, match="unlearning_factor=0.5 has no effect with feedback=False"):
+        ActivationLearningClassifier(feedback=False, unlearning_factor=0.5, **kw).fit(Xtr[:100], ytr[:100])
+    with pytest.warns(UserWarning, match="stat_momentum=0.9 has no effect with activation='abs'"):
+        ActivationLearningClassifier(activation="abs", stat_momentum=0.9, **kw).fit(Xtr[:100], ytr[:100])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ActivationLearningClassifier(random_state=0).fit(Xtr[:100], ytr[:100])
+        ActivationLearningClassifier(feedback=False, **kw).fit(Xtr[:100], ytr[:100])
+        ActivationLearningClassifier(unlearning_factor=0.5, stat_momentum=0.9, **kw).fit(Xtr[:100], ytr[:100])

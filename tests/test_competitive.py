@@ -1,7 +1,13 @@
 """The local competitive rule (Zhou, arXiv 2209.13400, Eq. 4) and LocalCompetitiveEncoder."""
 
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklhebb import rules
 from sklhebb._backend import resolve
@@ -201,8 +207,10 @@ def test_transform_outputs(activation):
     enc = LocalCompetitiveEncoder(3, hidden_layer_sizes=(6,), activation=activation, max_iter=3, batch_size=20, random_state=0).fit(X)
     Z = enc.transform(X)
     assert Z.shape == (100, 3) and np.all(np.isfinite(Z))
-    if activation == "square_normalize":
-        np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1, rtol=1e-5)
+    if activation == "square_normalize":  # unit vectors times feature_scale="auto" = sqrt(3 units)
+        np.testing.assert_allclose(np.linalg.norm(Z, axis=1), np.sqrt(3), rtol=1e-5)
+        np.testing.assert_allclose(np.linalg.norm(enc.set_params(feature_scale=1.0).transform(X), axis=1), 1, rtol=1e-5)
+        enc.set_params(feature_scale="auto")
     if activation == "abs":
         assert np.all(Z >= 0)
     enc_all = LocalCompetitiveEncoder(3, hidden_layer_sizes=(6,), activation=activation, return_layers="all", max_iter=3, batch_size=20,
@@ -294,3 +302,30 @@ def test_torch_cuda_agrees_with_numpy():
     Zt = a.transform(torch.from_numpy(X).cuda())
     assert Zt.is_cuda
     np.testing.assert_allclose(Zt.cpu().numpy(), a.transform(X), rtol=1e-6, atol=1e-9)
+
+
+# ------------------------------------------------- defaults (issue 15)
+def test_stat_momentum_without_std_abs_warns_and_defaults_are_silent():
+    X = low_rank_data(n=60)
+    with pytest.warns(UserWarning, match="stat_momentum=0.9 has no effect with activation='abs'"):
+        LocalCompetitiveEncoder(3, activation="abs", stat_momentum=0.9, max_iter=1).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LocalCompetitiveEncoder(random_state=0, max_iter=1).fit(X)
+        LocalCompetitiveEncoder(3, activation="std_abs", stat_momentum=0.9, max_iter=1).fit(X)
+        LocalCompetitiveEncoder(random_state=0, max_iter=1).fit(X.reshape(60, 4, -1))
+
+
+@parametrize_with_checks([LocalCompetitiveEncoder()])
+def test_defaults_pass_sklearn_common_checks(estimator, check):
+    check(estimator)
+
+
+def test_defaults_beat_raw_pixels_on_digits():
+    """Issue 15's digits case: LocalCompetitiveEncoder(random_state=0) + LogisticRegression >= raw pixels."""
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=450, random_state=0, stratify=y)
+    raw = LogisticRegression(max_iter=3000).fit(Xtr / 16, ytr).score(Xte / 16, yte)
+    enc = LocalCompetitiveEncoder(random_state=0).fit(Xtr)
+    acc = LogisticRegression(max_iter=3000).fit(enc.transform(Xtr), ytr).score(enc.transform(Xte), yte)
+    assert acc >= raw

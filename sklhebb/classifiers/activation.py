@@ -21,7 +21,9 @@ A(x, c) = ||y_L||^2 is the squared norm of the top layer's linear output.
 
 from __future__ import annotations
 
+import inspect
 import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -51,6 +53,9 @@ from ..nn.competitive import (
 __all__ = ["ActivationLearningClassifier"]
 
 _GAMMA_MOMENTUM = 0.99  # EMA of mean gamma (spec 4.4 step 3)
+# parameters of the accuracy feedback (Eq. 12-14), without effect when feedback=False
+_FEEDBACK_PARAMETERS = ("unlearning_factor", "gap_slope", "renormalize_gamma", "feedback_update", "feedback_order", "unlearning_threshold")
+_MAX_AUTO_EPOCHS = 10  # cap of max_iter=None (a fit on small data takes seconds)
 _PREDICT_FLOATS = 1 << 25  # floats per (sample, label) chunk in predict (~128 MB in float32)
 
 
@@ -96,9 +101,11 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         gives the factor. ``partial_fit`` always uses the constant
         ``learning_rate``.
     max_iter : int or None, default=None
-        Epochs. None uses the authors' step budget
-        S = max(60000 * sqrt(n / 60000), 10000) minibatches (spec 5.1), which
-        is long: set it for quick fits.
+        Epochs. None: the authors' step budget
+        S = max(60000 * sqrt(n / 60000), 10000) minibatches (spec 5.1) in
+        epochs, capped at 10 epochs, so that a fit on small data takes
+        seconds (uncapped, S is at least 10,000 minibatches: 352 s on 1,257
+        digits); set an int for the paper's long runs.
     batch_size : int, default=100
     shuffle : bool, default=True
     init_std : float, default=0.01
@@ -320,6 +327,24 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         self.label_codes_ = label_codes(len(self.classes_), self.label_repeat, self.label_strength, dtype)
         self._layers()  # bad sizes or a window without images fail here, before any weight is drawn
         self._fit_gap_slope = self._gap_slope(data.shape[0])
+        self._warn_ineffective()
+
+    def _warn_ineffective(self):
+        """A UserWarning for every parameter set away from its default that has no effect here."""
+        defaults = {k: p.default for k, p in inspect.signature(type(self).__init__).parameters.items()}
+        unused = []
+        if not self.feedback:
+            unused += [(k, "feedback=False") for k in _FEEDBACK_PARAMETERS]
+        if self.activation != "std_abs":
+            unused.append(("stat_momentum", f"activation={self.activation!r}"))
+        for name, reason in unused:
+            if getattr(self, name) != defaults[name]:
+                warnings.warn(
+                    f"{name}={getattr(self, name)!r} has no effect with {reason}; "
+                    "leave it at its default to silence this warning.",
+                    UserWarning,
+                    stacklevel=5,
+                )
 
     def _validate_input(self, X, *, reset):
         images = validate_images(self, X, image_shape=self.image_shape, reset=reset)
@@ -413,11 +438,11 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
             self._learn(bk, params, Xn, yb, r_pos)
 
     def _n_epochs(self, n_samples):
-        """``max_iter``, or the authors' step budget S = max(60000 sqrt(n / 60000), 10000) minibatches."""
+        """``max_iter``, or the authors' step budget S = max(60000 sqrt(n / 60000), 10000) minibatches, at most 10 epochs."""
         if self.max_iter is not None:
             return self.max_iter
         steps = max(int(60000 * math.sqrt(n_samples / 60000)), 10000)
-        return max(steps // max(n_samples // self.batch_size, 1), 1)
+        return min(max(steps // max(n_samples // self.batch_size, 1), 1), _MAX_AUTO_EPOCHS)
 
     def _init_params(self, rng, dtype):
         first, label_layer, rest = self._layers()
