@@ -109,6 +109,12 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
     layer. In the convolutional layout every patch takes its image's label.
     ``transform`` never uses labels.
 
+    A parameter that has no effect for the given input or layout (a
+    convolutional or structured one outside its layout, ``gamma`` with one
+    layer, ``threshold`` with ``tanh`` / ``linear``, ``cap`` without
+    ``capped_relu``, ``dynamics="accelerated"`` where the Euler dynamics run,
+    ``alpha`` without labels) gives a UserWarning that names it.
+
     Parameters
     ----------
     n_components : int, default=100
@@ -160,8 +166,8 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         alpha of S^2M (Bahroun Eq. 5): weight of the label similarities. 0 (or
         ``y=None``) is plain unsupervised similarity matching.
     window : int or None, default=None
-        Convolutional layout: side of the square patches. Ignored for flat
-        (2-D, no ``image_shape``) input.
+        Convolutional layout: side of the square patches. On flat rows
+        (2-D, no ``image_shape``) it has no effect, and a warning says so.
     stride : int, default=1
         Stride of the patches in ``transform`` (fit uses every patch).
     normalize_patches : bool, default=True
