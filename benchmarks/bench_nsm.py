@@ -68,7 +68,7 @@ def bench_fc(args):
     W0 = (rng.standard_normal((N, 64)) / 8.0).astype(np.float32)
     print(f"# fully connected: {n_train} x 64 -> {N}, batch {B}, {epochs} epochs, eta = {eta}, tau = {tau}, "
           f"torch threads = {torch.get_num_threads()}")
-    judge = NSMEncoder(N, tol=1e-6, max_iter_dynamics=5000, dynamics="accelerated").fit(Xtr[:10])  # only its scoring code is used
+    judge = NSMEncoder(N, input_scale=1.0, tol=1e-6, max_iter_dynamics=5000, dynamics="accelerated").fit(Xtr[:10])  # only its scoring code is used
     enc = torch.nn.Linear(64, N, bias=False)
     with torch.no_grad():
         enc.weight.copy_(torch.from_numpy(W0))
@@ -80,7 +80,7 @@ def bench_fc(args):
     rows = [("pynsm 1.0.1 (40 autograd steps, step 1)", hist, 40.0)]
     for backend, dyn, tol in configs(args):
         def make(backend=backend, tol=tol, dyn=dyn):
-            e = NSMEncoder(N, learning_rate=eta, tau=tau, batch_size=B, shuffle=False, tol=tol, dynamics=dyn,
+            e = NSMEncoder(N, input_scale=1.0, learning_rate=eta, tau=tau, batch_size=B, shuffle=False, tol=tol, dynamics=dyn,
                            max_iter_dynamics=args.max_dyn, backend=backend, random_state=0)
             e._init_params = _fixed_init(e._init_params, W0)
             return e
@@ -169,7 +169,7 @@ def bench_conv(args):
     per = (28 - win + 1) ** 2
     print(f"# convolutional: {n_train} images 28x28 -> {N} channels of {win}x{win}, batch {Bimg} images "
           f"({Bimg * per} patches), {epochs} epochs, eta = {eta}, tau = {tau}, raw pixel patches")
-    judge = NSMEncoder(N, window=win, normalize_patches=False, tol=1e-5, max_iter_dynamics=5000,
+    judge = NSMEncoder(N, input_scale=1.0, window=win, normalize_patches=False, tol=1e-5, max_iter_dynamics=5000,
                        dynamics="accelerated").fit(Xtr[:2])
     enc = torch.nn.Conv2d(1, N, win, bias=False)
     with torch.no_grad():
@@ -182,7 +182,7 @@ def bench_conv(args):
     rows = [("pynsm 1.0.1 (40 autograd steps, step 1)", hist, 40.0)]
     for backend, dyn, tol in configs(args):
         def make(backend=backend, tol=tol, dyn=dyn):
-            e = NSMEncoder(N, window=win, normalize_patches=False, learning_rate=eta, tau=tau,
+            e = NSMEncoder(N, input_scale=1.0, window=win, normalize_patches=False, learning_rate=eta, tau=tau,
                            batch_size=Bimg * per, chunk_size=Bimg, shuffle=False, tol=tol, dynamics=dyn,
                            max_iter_dynamics=args.max_dyn, backend=backend, random_state=0)
             e._init_params = _fixed_init(e._init_params, W0)
@@ -217,7 +217,7 @@ def bench_structured(args):
     acc = svc.fit(X, y).score(Xt, yt)
     print(f"| raw pixels (mean-subtracted) | - | 784 | - | {acc:.4f} |")
     for nps in ([2] if args.quick else args.nps):
-        e = NSMEncoder(nps, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", learning_rate=args.eta,
+        e = NSMEncoder(nps, input_scale=1.0, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", learning_rate=args.eta,
                        max_iter=1 if args.quick else args.epochs, batch_size=100, random_state=0)
         t0 = time.perf_counter()
         e.fit(X)
@@ -226,7 +226,7 @@ def bench_structured(args):
         acc = LinearSVC().fit(Z, y).score(Zt, yt)
         print(f"| learned structured NSM | {nps} | {Z.shape[1]} | {t_fit:.1f} | {acc:.4f} |", flush=True)
         # control: the same network with its initial (random, masked) weights, untrained
-        e0 = NSMEncoder(nps, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", max_iter=1,
+        e0 = NSMEncoder(nps, input_scale=1.0, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", max_iter=1,
                         learning_rate=1e-12, batch_size=n_train, random_state=0).fit(X)
         Z, Zt = e0.transform(X), e0.transform(Xt)
         acc0 = LinearSVC().fit(Z, y).score(Zt, yt)
@@ -268,13 +268,13 @@ def bench_deep(args):
     for lr, label in [(args.eta, "learned"), (1e-12, "random weights, untrained (control)")]:
         learned = lr == args.eta
         ep = epochs if learned else 1
-        e = NSMEncoder(nps1, site_stride=2, radius=4.0, learning_rate=lr, max_iter=ep, **common)
+        e = NSMEncoder(nps1, input_scale=1.0, site_stride=2, radius=4.0, learning_rate=lr, max_iter=ep, **common)
         t0 = time.perf_counter()
         e.fit(X)
         evaluate(f"single structured layer, {label}", "-", "-", e, f"{time.perf_counter() - t0:.1f}" if learned else "-")
         for r2 in args.radius2:
             for gamma in (args.gammas if learned else [0.0]):
-                e = NSMEncoder(nps2, hidden_layer_sizes=(nps1,), site_stride=(2, 2), radius=(4.0, r2),
+                e = NSMEncoder(nps2, input_scale=1.0, hidden_layer_sizes=(nps1,), site_stride=(2, 2), radius=(4.0, r2),
                                lateral_radius=0.0, gamma=gamma, learning_rate=lr, max_iter=ep, **common)
                 t0 = time.perf_counter()
                 e.fit(X)
@@ -295,7 +295,7 @@ def bench_s2m(args):
     print("| alpha | test accuracy | mean dynamics steps |")
     print("|---|---|---|")
     for alpha in ([0.0, 1.0] if args.quick else args.alphas):
-        e = NSMEncoder(N, alpha=alpha, learning_rate=args.eta, max_iter=1 if args.quick else args.epochs,
+        e = NSMEncoder(N, input_scale=1.0, alpha=alpha, learning_rate=args.eta, max_iter=1 if args.quick else args.epochs,
                        batch_size=100, random_state=0)
         e.fit(X, y)
         Z, Zt = e.transform(X), e.transform(Xt)
@@ -319,7 +319,7 @@ def bench_conv_acc(args):
     print("| features | fit time (s) | transform time (s) | mean dynamics steps | test accuracy |")
     print("|---|---|---|---|---|")
     for name, lr, epochs in [("learned conv NSM", args.eta, 1 if args.quick else args.epochs), ("random W, L = I (control)", 1e-12, 1)]:
-        e = NSMEncoder(N, window=win, center=args.center, learning_rate=lr, max_iter=epochs, batch_size=5000,
+        e = NSMEncoder(N, input_scale=1.0, window=win, center=args.center, learning_rate=lr, max_iter=epochs, batch_size=5000,
                        random_state=0)
         t0 = time.perf_counter()
         e.fit(X)

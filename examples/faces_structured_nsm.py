@@ -65,7 +65,7 @@ GAMMA = 0.01  # Obeid Fig. 3
 
 
 def deep_structured(epochs, gamma=GAMMA, seed=0):
-    return NSMEncoder(NEURONS_PER_SITE[-1], hidden_layer_sizes=NEURONS_PER_SITE[:-1], structure="local",
+    return NSMEncoder(NEURONS_PER_SITE[-1], input_scale=1.0, hidden_layer_sizes=NEURONS_PER_SITE[:-1], structure="local",
                       image_shape=(SIDE, SIDE),
                       site_stride=SITE_STRIDE, radius=RADIUS, lateral_radius=LATERAL_RADIUS, gamma=gamma,
                       return_layers="all", activation="capped_relu", cap=1.0, learning_rate=0.02,

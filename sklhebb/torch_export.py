@@ -165,7 +165,7 @@ def nsm_to_torch(est, *, lateral=False, dtype=None):
     """The feedforward layer W of a fitted NSMEncoder as a torch module.
 
     * fully connected (and ``structure="local"``): ``nn.Linear(K, N, bias=False)``
-      with ``weight = components_``, output W x for flattened rows x
+      with ``weight = components_ * input_scale_``, output W (input_scale_ x) for flattened rows x
       (``(H, W, C)`` order for images). The structure mask is not enforced
       during fine-tuning: multiply the weight by ``feedforward_mask_`` to keep it.
     * convolutional (``window`` set): ``nn.Conv2d(C, N, window, stride=stride,
@@ -186,7 +186,8 @@ def nsm_to_torch(est, *, lateral=False, dtype=None):
     if est.hidden_layer_sizes:
         raise ValueError("to_torch does not export deep networks (hidden_layer_sizes); use hidden_layer_sizes=().")
     dt = _torch_dtype(est.components_.dtype, dtype)
-    W = torch.as_tensor(est.components_, dtype=dt)
+    # the network sees input_scale_ * x: the factor is folded into the weights
+    W = torch.as_tensor(est.components_ * est.input_scale_, dtype=dt)
     N, K = W.shape
     if est._conv():
         if lateral:

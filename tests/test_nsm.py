@@ -6,6 +6,7 @@ written here independently of sklhebb/rules/nsm.py.
 
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -210,7 +211,7 @@ def test_structured_cost_matches_eq11():
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_fitted_transform_is_a_fixed_point(activation):
     X = lowrank_data(np.random.RandomState(6), 300, 12)
-    enc = NSMEncoder(n_components=6, activation=activation, max_iter=2, tol=1e-5, max_iter_dynamics=2000, random_state=0)
+    enc = NSMEncoder(n_components=6, activation=activation, max_iter=2, tol=1e-5, max_iter_dynamics=2000, random_state=0, input_scale=1.0)
     R = enc.fit(X).transform(X[:20])
     assert R.dtype == np.float32 and R.shape == (20, 6)
     W, L = enc.components_.astype(np.float64), enc.lateral_.astype(np.float64)
@@ -225,7 +226,7 @@ def test_cost_falls_on_held_out_data(activation):
     rng = np.random.RandomState(7)
     X = lowrank_data(rng, 2500, 30, nonneg=activation == "relu")
     train, test = X[:2000], X[2000:]
-    enc = NSMEncoder(n_components=8, activation=activation, learning_rate=0.02, shuffle=False, random_state=0)
+    enc = NSMEncoder(n_components=8, activation=activation, learning_rate=0.02, shuffle=False, random_state=0, input_scale=1.0)
     enc.partial_fit(train[:100])
     costs = [-enc.score(test)]
     for _ in range(3):
@@ -261,7 +262,7 @@ def test_s2m_is_similarity_matching_of_x_and_scaled_labels():
     y_semi = np.where(rng.uniform(size=n) < 0.5, y, -1)
     onehot = np.where(y_semi[:, None] == np.arange(3)[None, :], math.sqrt(alpha), 0.0).astype(np.float32)
     Xaug = np.hstack([X, onehot])
-    kw = dict(n_components=4, batch_size=30, shuffle=False, random_state=0)
+    kw = dict(n_components=4, batch_size=30, shuffle=False, random_state=0, input_scale=1.0)
     s2m = NSMEncoder(alpha=alpha, **kw).partial_fit(X[:30], y[:30], classes=[0, 1, 2])
     nsm = NSMEncoder(**kw).partial_fit(Xaug[:30])
     W0, L0 = nsm.components_.copy(), nsm.lateral_.copy()
@@ -379,7 +380,8 @@ def test_label_weights_start_random_in_fit_and_partial_fit_alike():
     np.testing.assert_array_equal(fitted.label_components_, partial.label_components_)
     np.testing.assert_array_equal(fitted.components_, partial.components_)
     assert np.abs(partial.label_components_).min() > 1e-4
-    unlabelled = NSMEncoder(**kw).partial_fit(X)
+    with pytest.warns(UserWarning, match="alpha=1.0 has no effect without labels"):
+        unlabelled = NSMEncoder(**kw).partial_fit(X)
     assert not hasattr(unlabelled, "label_components_") and not hasattr(unlabelled, "classes_")
     unlabelled.partial_fit(X, np.full(200, -1))  # nothing to learn the labels of: fine
     with pytest.raises(ValueError, match="started without labels"):
@@ -462,7 +464,7 @@ def test_convolutional_shapes_pooling_and_black_images(pool):
 
 def test_partial_fit_chunks_equal_one_epoch_of_fit():
     X = lowrank_data(np.random.RandomState(14), 300, 8)
-    kw = dict(n_components=4, batch_size=50, shuffle=False, random_state=0)
+    kw = dict(n_components=4, batch_size=50, shuffle=False, random_state=0, input_scale=1.0)
     full = NSMEncoder(max_iter=1, **kw).fit(X)
     inc = NSMEncoder(**kw)
     for chunk in (X[:100], X[100:250], X[250:]):  # unequal chunks on batch boundaries
@@ -571,7 +573,7 @@ def test_deep_encoder_learns_and_returns_layers():
     X = lowrank_data(rng, 1500, 20)
     train, test = X[:1200], X[1200:]
     enc = NSMEncoder(n_components=4, hidden_layer_sizes=(8,), gamma=0.3, learning_rate=0.02, shuffle=False,
-                     random_state=0)
+                     random_state=0, input_scale=1.0)
     enc.partial_fit(train[:100])
     c0 = -enc.score(test)
     for _ in range(3):
@@ -611,7 +613,7 @@ def test_tiny_and_huge_inputs_stay_finite(scale, activation):
     """The step 1 / lambda_max(L) follows the scale of L (which grows as x^2), so neither the dynamics
     nor the step-size estimate overflow; the cost is summed in float64."""
     X = np.abs(np.random.RandomState(23).standard_normal((200, 8))).astype(np.float32) * scale
-    enc = NSMEncoder(n_components=3, activation=activation, max_iter=2, random_state=0).fit(X)
+    enc = NSMEncoder(n_components=3, activation=activation, max_iter=2, random_state=0, input_scale=1.0).fit(X)
     Z = enc.transform(X)
     assert np.all(np.isfinite(Z)) and np.all(np.isfinite(enc.components_)) and np.all(np.isfinite(enc.lateral_))
     assert np.isfinite(enc.score(X))
@@ -712,7 +714,7 @@ def test_convolutional_s2m_is_s2m_on_its_labelled_patches():
     X = rng.uniform(size=(30, 8, 8)).astype(np.float32)
     y = np.where(np.arange(30) % 5 == 0, -1, rng.randint(0, 3, 30))
     for center in (False, True):
-        kw = dict(n_components=4, alpha=1.5, max_iter=2, batch_size=70, shuffle=False, random_state=0)
+        kw = dict(n_components=4, alpha=1.5, max_iter=2, batch_size=70, shuffle=False, random_state=0, input_scale=1.0)
         conv = NSMEncoder(window=3, center=center, chunk_size=7, **kw).fit(X, y)
         P = np.lib.stride_tricks.sliding_window_view(X, (3, 3), axis=(1, 2)).reshape(-1, 9).astype(np.float64)
         if center:
@@ -776,7 +778,7 @@ def small_images(seed, n=60, side=8, dtype=np.float32):
 # layer 1: 4 x 4 sites on the 8 x 8 image, neighbouring sites inhibit each other (dense masked L);
 # layer 2: 2 x 2 sites on layer 1's 4 x 4 site grid, same-site inhibition (L stored as blocks)
 DEEP_STRUCT = dict(n_components=3, hidden_layer_sizes=(2,), structure="local", site_stride=(2, 2), radius=(2.0, 1.5),
-                   lateral_radius=(2.0, 0.0), batch_size=20, random_state=0)
+                   lateral_radius=(2.0, 0.0), batch_size=20, random_state=0, input_scale=1.0)
 
 
 def dense_lateral(L):
@@ -953,7 +955,7 @@ def test_deep_structured_gamma_zero_is_stacked_single_layers():
     applied to layer 1's outputs (its input grid: layer 1's 4 x 4 sites with 2 channels)."""
     X = small_images(35, dtype=np.float64)
     kw = dict(activation="tanh", tol=1e-12, max_iter_dynamics=50000, shuffle=False, max_iter=2, batch_size=20,
-              random_state=0)
+              random_state=0, input_scale=1.0)
     deep = NSMEncoder(3, hidden_layer_sizes=(2,), structure="local", site_stride=2, radius=(2.0, 1.5),
                       lateral_radius=0.0, gamma=0.0, return_layers="all", **kw).fit(X)
     one = NSMEncoder(2, structure="local", site_stride=2, radius=2.0, lateral_radius=0.0, **kw).fit(X)
@@ -1074,3 +1076,75 @@ def test_schedule_is_the_shared_vocabulary():
     step = NSMEncoder(max_iter=2, schedule="step", **kw).fit(X)  # floor(0.9 * 2) = 1: the second epoch at x0.1
     const = NSMEncoder(max_iter=2, **kw).fit(X)
     assert np.abs(step.components_ - const.components_).max() > 1e-6
+
+
+def test_parameters_without_effect_say_so():
+    """A parameter that this input or layout makes ineffective gives a warning that names it (not silence)."""
+    rng = np.random.default_rng(0)
+    rows, images = rng.random((30, 16)), rng.random((30, 6, 6))
+    fast = dict(n_components=3, max_iter=1, random_state=0)
+    cases = [
+        (dict(window=3), rows, r"window=3 has no effect.*image_shape"),
+        (dict(structure="local"), rows, r"structure='local' has no effect"),
+        (dict(pool="max", stride=2), rows, r"stride=2, pool='max' only apply to the convolutional"),
+        (dict(center=True), images, r"center=True only apply to the convolutional"),
+        (dict(radius=2.0), images, r"radius=2.0 only apply to structure='local'"),
+        (dict(gamma=0.1), rows, r"gamma=0.1 has no effect: the network has one layer"),
+        (dict(activation="tanh", threshold=0.1), rows, r"threshold=0.1 has no effect with activation='tanh'"),
+        (dict(cap=2.0), rows, r"cap=2.0 has no effect with activation='relu'"),
+        (dict(activation="tanh", dynamics="accelerated"), rows, r"dynamics='accelerated' has no effect"),
+        (dict(alpha=1.0), rows, r"alpha=1.0 has no effect without labels"),
+    ]
+    for kw, X, match in cases:
+        with pytest.warns(UserWarning, match=match):
+            NSMEncoder(**fast, **kw).fit(X)
+    y = np.arange(30) % 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the defaults, and each parameter where it has an effect, are silent
+        NSMEncoder(**fast).fit(rows)
+        NSMEncoder(**fast).fit(images)
+        NSMEncoder(**fast, window=3, stride=2, pool="max", center=True).fit(images)
+        NSMEncoder(**fast, structure="local", radius=2.0).fit(images)
+        NSMEncoder(**fast, hidden_layer_sizes=(4,), gamma=0.1).fit(rows)
+        NSMEncoder(**fast, activation="capped_relu", threshold=0.1, cap=2.0, dynamics="accelerated").fit(rows)
+        NSMEncoder(**fast, alpha=1.0).fit(rows, y)
+        NSMEncoder(**fast, alpha=1.0).partial_fit(rows, classes=[0, 1, 2])
+
+
+def test_input_scale_auto_gives_the_same_network_for_every_pixel_scale():
+    """input_scale="auto": uint8 0-255 pixels, [0, 1] floats and any other factor give the same network (the
+    inputs are scaled to a root-mean-square norm of 10); input_scale=1.0 feeds the inputs as given."""
+    rng = np.random.RandomState(3)
+    pixels = rng.randint(0, 256, (120, 5, 5)).astype(np.uint8)
+    kw = dict(n_components=4, max_iter=2, random_state=0)
+    a, b = NSMEncoder(**kw).fit(pixels), NSMEncoder(**kw).fit(pixels / 255.0)
+    norm = np.sqrt(np.mean(np.sum((a.input_scale_ * pixels.reshape(120, -1).astype(np.float64)) ** 2, axis=1)))
+    np.testing.assert_allclose(norm, 10.0, rtol=1e-6)
+    np.testing.assert_allclose(a.input_scale_ * 255.0, b.input_scale_, rtol=1e-6)
+    np.testing.assert_allclose(a.components_, b.components_, rtol=1e-3, atol=1e-3 * np.abs(a.components_).max())
+    np.testing.assert_allclose(a.transform(pixels), b.transform(pixels / 255.0), rtol=1e-3,
+                               atol=1e-3 * np.abs(a.transform(pixels)).max())
+    given = NSMEncoder(**kw, input_scale=1.0).fit(pixels / 255.0)
+    assert given.input_scale_ == 1.0 and not np.allclose(given.components_, b.components_)
+    assert NSMEncoder(**kw, window=3).fit(pixels).input_scale_ == 1.0  # patches: normalize_patches scales them
+
+
+def test_common_checks_pass_at_the_defaults():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    check_estimator(NSMEncoder())
+
+
+def test_digits_with_defaults_beat_raw_pixels():
+    """Issue 15's floor: NSMEncoder(random_state=0) + LogisticRegression on digits as flat rows (0-16) scores
+    at least raw-pixel LogisticRegression on the same stratified split."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=450, random_state=0, stratify=y)
+    raw = LogisticRegression(max_iter=3000).fit(Xtr / 16.0, ytr).score(Xte / 16.0, yte)
+    enc = NSMEncoder(random_state=0).fit(Xtr)
+    acc = LogisticRegression(max_iter=3000).fit(enc.transform(Xtr), ytr).score(enc.transform(Xte), yte)
+    assert acc >= raw, (acc, raw)

@@ -39,7 +39,8 @@ def test_nsm_fully_connected_module_is_the_feedforward_layer(dtype):
     assert module.weight.dtype == tdt
     _trainable(module)
     out = module(torch.as_tensor(X)).detach().numpy()
-    np.testing.assert_allclose(out, X @ enc.components_.T, **_tol(dtype))
+    # the network's input is input_scale_ * x, folded into the module's weight
+    np.testing.assert_allclose(out, (enc.input_scale_ * X) @ enc.components_.T, **_tol(dtype))
 
 
 @DTYPES

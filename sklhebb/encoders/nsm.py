@@ -31,7 +31,9 @@ score
 
 from __future__ import annotations
 
+import inspect
 import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -52,6 +54,10 @@ __all__ = ["NSMEncoder"]
 _FIT_CHUNK_PATCHES = 2**17
 # rows / patch positions run through the dynamics at a time in transform and score
 _TRANSFORM_CHUNK_ROWS = 2**14
+# input_scale="auto": inputs are scaled to this root-mean-square norm (benchmarks/RESULTS.md, Defaults)
+_AUTO_INPUT_NORM = 10.0
+# rows that input_scale="auto" measures the norm on (the first ones of the first fit)
+_AUTO_SCALE_ROWS = 2000
 
 
 def _sum_pool(bk, F, size, stride):
@@ -102,6 +108,12 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
     -(alpha / T^2) sum_{t,t'} (y_t . y_t')(r_t^(P) . r_t'^(P)) of the top
     layer. In the convolutional layout every patch takes its image's label.
     ``transform`` never uses labels.
+
+    A parameter that has no effect for the given input or layout (a
+    convolutional or structured one outside its layout, ``gamma`` with one
+    layer, ``threshold`` with ``tanh`` / ``linear``, ``cap`` without
+    ``capped_relu``, ``dynamics="accelerated"`` where the Euler dynamics run,
+    ``alpha`` without labels) gives a UserWarning that names it.
 
     Parameters
     ----------
@@ -154,8 +166,8 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         alpha of S^2M (Bahroun Eq. 5): weight of the label similarities. 0 (or
         ``y=None``) is plain unsupervised similarity matching.
     window : int or None, default=None
-        Convolutional layout: side of the square patches. Ignored for flat
-        (2-D, no ``image_shape``) input.
+        Convolutional layout: side of the square patches. On flat rows
+        (2-D, no ``image_shape``) it has no effect, and a warning says so.
     stride : int, default=1
         Stride of the patches in ``transform`` (fit uses every patch).
     normalize_patches : bool, default=True
@@ -207,6 +219,15 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         Obeid Sec. 6.3); one value or one per layer. A layer whose
         ``lateral_radius < site_stride`` has a block-diagonal L, stored as
         blocks.
+    input_scale : "auto" or float, default="auto"
+        Factor every input vector (row, image, or patch after
+        ``normalize_patches``) is multiplied by before the network, in fit,
+        transform and score alike. "auto": the factor that gives the first
+        fit's inputs a root-mean-square norm of 10 (measured on its first
+        2,000 samples; the same rule for uint8 0-255 pixels, [0, 1] floats or
+        digits' 0-16, which then give the same network up to rounding), and
+        1 in the convolutional layout, whose patches ``normalize_patches``
+        scales. 1.0: the inputs as given. The factor is ``input_scale_``.
     image_shape : tuple of int, default=None
         (H, W) or (H, W, C) of the images when ``X`` is 2-D.
     shuffle : bool, default=True
@@ -257,6 +278,8 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
     n_dynamics_steps_ : float
         Mean number of dynamics steps per minibatch in the last ``fit`` or
         ``partial_fit`` call.
+    input_scale_ : float
+        The factor applied to every input (see ``input_scale``).
     n_features_in_ : int
     image_shape_ : tuple (H, W, C)
     feature_names_in_ : ndarray of str
@@ -311,6 +334,7 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         "site_stride": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "radius": [Interval(Real, 0, None, closed="left"), tuple, list],
         "lateral_radius": [Interval(Real, 0, None, closed="left"), tuple, list],
+        "input_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "image_shape": [tuple, list, None],
         "shuffle": ["boolean"],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
@@ -350,6 +374,7 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         site_stride=2,
         radius=4.0,
         lateral_radius=0.0,
+        input_scale="auto",
         image_shape=None,
         shuffle=True,
         chunk_size=None,
@@ -386,6 +411,7 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         self.site_stride = site_stride
         self.radius = radius
         self.lateral_radius = lateral_radius
+        self.input_scale = input_scale
         self.image_shape = image_shape
         self.shuffle = shuffle
         self.chunk_size = chunk_size
@@ -434,11 +460,26 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
             )
         if self._conv() and (self.window > H or self.window > W):
             raise ValueError(f"window={self.window} is larger than the images ({H} x {W}); choose window <= {min(H, W)}.")
+        self.input_scale_ = self._input_scale(images)
         if self.structure == "local":
             self._layers = structured_layers(self.image_shape_, self._sizes(), self.site_stride, self.radius,
                                              self.lateral_radius, blocks=self._block_laterals)
         else:
             self._layers = dense_layers(self.window * self.window * C if self._conv() else H * W * C, self._sizes())
+
+    def _input_scale(self, images):
+        """The factor of ``input_scale``: "auto" scales the first samples to a root-mean-square norm of 10."""
+        if self.input_scale != "auto":
+            return float(self.input_scale)
+        if self._conv():
+            return 1.0
+        first = to_numpy(images[:_AUTO_SCALE_ROWS]).reshape(min(images.shape[0], _AUTO_SCALE_ROWS), -1)
+        rms = float(np.sqrt(np.mean(np.sum(np.square(first, dtype=np.float64), axis=1))))
+        return _AUTO_INPUT_NORM / rms if rms > 0 and np.isfinite(rms) else 1.0
+
+    def _scaled(self, X):
+        """The network's input: ``X`` times ``input_scale_``."""
+        return X if self.input_scale_ == 1.0 else X * self.input_scale_
 
     def _init_params(self, rng, dtype):
         """Initial weights, drawn on the host layer by layer (bottom first), then V.
@@ -508,6 +549,7 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         W^(P) r^(P-1) + V y, and Delta V = eta (r^(P) y^T - V) (Bahroun Eq. 6, 8).
         """
         X, codes = batch if isinstance(batch, tuple) else (batch, None)
+        X = self._scaled(X)
         keys = self._keys()
         Ws, Ls = self._weights(params)
         Y = None if codes is None else self._scaled_labels(bk, codes, params["V"].shape[1], X.dtype)
@@ -539,7 +581,53 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
 
     def _validate_fit_data(self, X, y, *, reset, whole_fit, classes=None):
         images = self._validate_input(X, reset=reset)
+        if reset:
+            self._warn_ineffective(supervised=y is not None or classes is not None)
         return images, self._label_codes(y, images.shape[0], first=reset, classes=classes)
+
+    # parameters that only one layout reads
+    _CONV_PARAMETERS = ("stride", "normalize_patches", "center", "pool", "pool_size", "pool_stride")
+    _STRUCTURE_PARAMETERS = ("site_stride", "radius", "lateral_radius")
+
+    def _changed(self, names):
+        """Those of ``names`` set away from their defaults, as 'name=value' strings."""
+        defaults = inspect.signature(type(self).__init__).parameters
+        return [f"{n}={getattr(self, n)!r}" for n in names if getattr(self, n) != defaults[n].default]
+
+    def _warn_ineffective(self, *, supervised):
+        """Say which parameters have no effect on this input and layout, instead of dropping them silently."""
+        name, flat = type(self).__name__, getattr(self, "_flat_input", False)
+        notes = []
+        if flat and self.window is not None:
+            notes.append(f"window={self.window!r} has no effect: X holds flat rows and image_shape is None, so each "
+                         "row is one input vector. Pass image_shape=(H, W[, C]) to read the rows as images, or "
+                         "window=None")
+        if flat and self.structure is not None:
+            notes.append(f"structure={self.structure!r} has no effect: X holds flat rows and image_shape is None "
+                         "(one site that sees every input). Pass image_shape=(H, W[, C]), or structure=None")
+        changed = self._changed(self._CONV_PARAMETERS)
+        if changed and not self._conv():
+            notes.append(f"{', '.join(changed)} only apply to the convolutional layout (window set, image input), "
+                         "which this is not; leave them at their defaults")
+        changed = self._changed(self._STRUCTURE_PARAMETERS)
+        if changed and self.structure is None:
+            notes.append(f"{', '.join(changed)} only apply to structure='local'; leave them at their defaults")
+        if self.gamma > 0 and not self.hidden_layer_sizes:
+            notes.append(f"gamma={self.gamma} has no effect: the network has one layer (hidden_layer_sizes=()), "
+                         "so there is no feedback between layers")
+        if self.threshold > 0 and self.activation in ("tanh", "linear"):
+            notes.append(f"threshold={self.threshold} has no effect with activation={self.activation!r}; use "
+                         "'relu' or 'capped_relu'")
+        if self.cap != 1.0 and self.activation != "capped_relu":
+            notes.append(f"cap={self.cap} has no effect with activation={self.activation!r}; use 'capped_relu'")
+        if self.dynamics == "accelerated" and (self.activation == "tanh" or self.hidden_layer_sizes):
+            notes.append("dynamics='accelerated' has no effect with activation='tanh' or several layers (the "
+                         "Euler dynamics run instead); use dynamics='neural'")
+        if self.alpha > 0 and not supervised:
+            notes.append(f"alpha={self.alpha} has no effect without labels: pass y to fit (or y / classes to the "
+                         "first partial_fit) for S^2M, or alpha=0")
+        for note in notes:
+            warnings.warn(f"{name}: {note}.", UserWarning, stacklevel=5)
 
     def _label_codes(self, y, n, *, first, classes=None):
         """Integer codes for S^2M (-1 = unlabelled), or None without supervision.
@@ -658,9 +746,9 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         xp = bk.xp
         Ws, Ls = self._weights(params)
         if not self._conv():
-            Rs, _ = self._fixed_point(xp.reshape(chunk, (chunk.shape[0], -1)), Ws, Ls)
+            Rs, _ = self._fixed_point(self._scaled(xp.reshape(chunk, (chunk.shape[0], -1))), Ws, Ls)
             return Rs[-1] if self.return_layers == "top" else xp.concat(Rs, axis=1)
-        P = self._patches(bk, chunk, self.stride)
+        P = self._scaled(self._patches(bk, chunk, self.stride))
         n, oh, ow, K = P.shape
         Rs, _ = self._fixed_point(xp.reshape(P, (-1, K)), Ws, Ls)
         F = xp.reshape(Rs[-1], (n, oh, ow, Rs[-1].shape[1]))
@@ -746,6 +834,7 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         P = len(Ws)
         grams, regs, n = [None] * P, [0.0] * P, 0
         for Xb in stream.epoch(None):
+            Xb = self._scaled(Xb)
             Rs, _ = self._fixed_point(Xb, Ws, Ls)
             below = Xb
             for p in range(P):
