@@ -9,7 +9,6 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklhebb import rules
 from sklhebb.classifiers.activation import ActivationLearningClassifier, label_codes
@@ -496,11 +495,6 @@ def test_generate_and_complete_run_on_the_estimators_backend():
 
 
 # ------------------------------------------------- defaults (issue 15)
-@parametrize_with_checks([ActivationLearningClassifier()])
-def test_defaults_pass_sklearn_common_checks(estimator, check):
-    check(estimator)
-
-
 def test_parameters_without_effect_warn_and_defaults_are_silent(digits):
     Xtr, _, ytr, _ = digits
     kw = {"hidden_layer_sizes": (8, 8), "label_repeat": 2, "max_iter": 1, "random_state": 0}

@@ -7,7 +7,6 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklhebb import rules
 from sklhebb._backend import resolve
@@ -314,11 +313,6 @@ def test_stat_momentum_without_std_abs_warns_and_defaults_are_silent():
         LocalCompetitiveEncoder(random_state=0, max_iter=1).fit(X)
         LocalCompetitiveEncoder(3, activation="std_abs", stat_momentum=0.9, max_iter=1).fit(X)
         LocalCompetitiveEncoder(random_state=0, max_iter=1).fit(X.reshape(60, 4, -1))
-
-
-@parametrize_with_checks([LocalCompetitiveEncoder()])
-def test_defaults_pass_sklearn_common_checks(estimator, check):
-    check(estimator)
 
 
 def test_defaults_beat_raw_pixels_on_digits():

@@ -1129,11 +1129,6 @@ def test_input_scale_auto_gives_the_same_network_for_every_pixel_scale():
     assert NSMEncoder(**kw, window=3).fit(pixels).input_scale_ == 1.0  # patches: normalize_patches scales them
 
 
-def test_common_checks_pass_at_the_defaults():
-    from sklearn.utils.estimator_checks import check_estimator
-
-    check_estimator(NSMEncoder())
-
 
 def test_digits_with_defaults_beat_raw_pixels():
     """Issue 15's floor: NSMEncoder(random_state=0) + LogisticRegression on digits as flat rows (0-16) scores

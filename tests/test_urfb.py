@@ -521,9 +521,3 @@ def test_defaults_and_effective_settings_are_silent(digits):
         URFBClassifier((8,), max_iter=1, feedback_learning_rate=0.01, loss="hinge", off_class_weight=2.0).fit(X[:100], y[:100])
         URFBClassifier("untied 2 3x3", image_shape=(8, 8), untied_init="independent", max_iter=1).fit(X[:100], y[:100])
         URFBClassifier((8,), feedback="bp", propagate_with="post_update", feedback_refresh="epoch", max_iter=1).fit(X[:100], y[:100])
-
-
-def test_scikit_learn_checks_pass_at_the_defaults():
-    from sklearn.utils.estimator_checks import check_estimator
-
-    check_estimator(URFBClassifier())
