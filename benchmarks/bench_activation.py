@@ -190,7 +190,13 @@ def section_digits(quick):
     for fb in (False, True):
         m = ActivationLearningClassifier(label_repeat=8, max_iter=epochs, feedback=fb, random_state=0)
         t = timed_fit(m, Xtr, ytr)
-        row("digits (8x8), 1,257 train / 540 test", f"activation learning, {'feedback' if fb else 'no feedback'}", m.n_steps_, f"{m.score(Xte, yte):.4f}", f"{t:.0f}")
+        row(
+            "digits (8x8), 1,257 train / 540 test",
+            f"activation learning, {'feedback' if fb else 'no feedback'}",
+            m.n_steps_,
+            f"{m.score(Xte, yte):.4f}",
+            f"{t:.0f}",
+        )
 
 
 def _matmul_floor(shapes, dtype=np.float32, repeat=5):

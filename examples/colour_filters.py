@@ -55,9 +55,7 @@ def main(quick=False):
     print(f"images {X.shape}, window {window}, K = {K}, {epochs} epochs")
 
     t0 = time.perf_counter()
-    enc = KrotovPatchEncoder(
-        n_components=K, window=window, max_iter=epochs, batch_size=100, learning_rate=0.05, random_state=0
-    ).fit(X)
+    enc = KrotovPatchEncoder(n_components=K, window=window, max_iter=epochs, batch_size=100, learning_rate=0.05, random_state=0).fit(X)
     t_fit = time.perf_counter() - t0
 
     frac = chromatic_fraction(enc.components_, window)
@@ -68,15 +66,23 @@ def main(quick=False):
     grey = converged & (frac < GREY)
     n_colour, n_grey, n_dead = int(colour.sum()), int(grey.sum()), int((~converged).sum())
     print(f"fit {t_fit:.1f} s; filter norms {norms.min():.2f}..{norms.max():.2f}")
-    print(f"criterion: converged units (|norm - 1| <= 0.1) with chromatic energy fraction > {THRESHOLD} are colour "
-          f"units, < {GREY} black-and-white, in between mixed")
-    print(f"learned filters: {n_colour} of {K} colour-selective ({n_colour / K:.0%}), "
-          f"{n_grey} black-and-white ({n_grey / K:.0%}), {K - n_colour - n_grey - n_dead} mixed, "
-          f"{n_dead} not converged (like the last units of Fig. 1; drawn last)")
-    print(f"random Gaussian filters (control): {int((rand > THRESHOLD).sum())} of {K} above {THRESHOLD}, "
-          f"{int((rand < GREY).sum())} below {GREY} (median fraction {np.median(rand):.2f})")
-    print(f"learned chromatic fraction (converged units): median {np.median(frac[converged]):.2f}, "
-          f"quartiles {np.percentile(frac[converged], 25):.2f} / {np.percentile(frac[converged], 75):.2f}")
+    print(
+        f"criterion: converged units (|norm - 1| <= 0.1) with chromatic energy fraction > {THRESHOLD} are colour "
+        f"units, < {GREY} black-and-white, in between mixed"
+    )
+    print(
+        f"learned filters: {n_colour} of {K} colour-selective ({n_colour / K:.0%}), "
+        f"{n_grey} black-and-white ({n_grey / K:.0%}), {K - n_colour - n_grey - n_dead} mixed, "
+        f"{n_dead} not converged (like the last units of Fig. 1; drawn last)"
+    )
+    print(
+        f"random Gaussian filters (control): {int((rand > THRESHOLD).sum())} of {K} above {THRESHOLD}, "
+        f"{int((rand < GREY).sum())} below {GREY} (median fraction {np.median(rand):.2f})"
+    )
+    print(
+        f"learned chromatic fraction (converged units): median {np.median(frac[converged]):.2f}, "
+        f"quartiles {np.percentile(frac[converged], 25):.2f} / {np.percentile(frac[converged], 75):.2f}"
+    )
 
     try:
         import matplotlib
@@ -91,8 +97,7 @@ def main(quick=False):
     key = lambda F: -chromatic_fraction(F, window) + 10 * (np.abs(np.linalg.norm(F, axis=1) - 1) > 0.1)  # noqa: E731
     disp = ReceptiveFieldDisplay.from_estimator(enc, order=key)
     disp.plot(ax=ax_f)
-    fig.text(0.05, 0.95, f"learned {window}x{window}x3 filters, colour units first ({n_colour} of {K} pass)",
-             fontsize=10)
+    fig.text(0.05, 0.95, f"learned {window}x{window}x3 filters, colour units first ({n_colour} of {K} pass)", fontsize=10)
     bins = np.linspace(0, 1, 26)
     ax_h.hist(frac[converged], bins=bins, alpha=0.7, label="learned, converged")
     if n_dead:

@@ -65,11 +65,24 @@ GAMMA = 0.01  # Obeid Fig. 3
 
 
 def deep_structured(epochs, gamma=GAMMA, seed=0):
-    return NSMEncoder(NEURONS_PER_SITE[-1], input_scale=1.0, hidden_layer_sizes=NEURONS_PER_SITE[:-1], structure="local",
-                      image_shape=(SIDE, SIDE),
-                      site_stride=SITE_STRIDE, radius=RADIUS, lateral_radius=LATERAL_RADIUS, gamma=gamma,
-                      return_layers="all", activation="capped_relu", cap=1.0, learning_rate=0.02,
-                      max_iter=epochs, batch_size=20, random_state=seed)
+    return NSMEncoder(
+        NEURONS_PER_SITE[-1],
+        input_scale=1.0,
+        hidden_layer_sizes=NEURONS_PER_SITE[:-1],
+        structure="local",
+        image_shape=(SIDE, SIDE),
+        site_stride=SITE_STRIDE,
+        radius=RADIUS,
+        lateral_radius=LATERAL_RADIUS,
+        gamma=gamma,
+        return_layers="all",
+        activation="capped_relu",
+        cap=1.0,
+        learning_rate=0.02,
+        max_iter=epochs,
+        batch_size=20,
+        random_state=seed,
+    )
 
 
 def reverse_correlation(R, X):
@@ -127,8 +140,7 @@ def main(quick=False):
     faces = images[:100].reshape(100, -1)
     faces = np.concatenate([faces, images[:100, :, ::-1].reshape(100, -1)])  # plus mirror images
     X = (faces - faces.mean(axis=0)).astype(np.float32)
-    print(f"lfw_subset: {len(X)} face images (100 faces and their mirror images), {SIDE} x {SIDE}, centred; "
-          f"{epochs} epochs")
+    print(f"lfw_subset: {len(X)} face images (100 faces and their mirror images), {SIDE} x {SIDE}, centred; {epochs} epochs")
 
     t0 = time.perf_counter()
     deep = deep_structured(epochs).fit(X)
@@ -139,9 +151,11 @@ def main(quick=False):
     t_flat = time.perf_counter() - t0
     H0, F0, _ = layers_and_features(flat, X)
     sites = [int(np.sqrt(W.shape[0] // n)) for W, n in zip(deep.layer_components_, NEURONS_PER_SITE)]
-    print(f"deep structured network: layer 1 {sites[0]} x {sites[0]} sites x {NEURONS_PER_SITE[0]} neurons, "
-          f"layer 2 {sites[1]} x {sites[1]} sites x {NEURONS_PER_SITE[1]} neurons; "
-          f"mean dynamics steps per minibatch {deep.n_dynamics_steps_:.1f}")
+    print(
+        f"deep structured network: layer 1 {sites[0]} x {sites[0]} sites x {NEURONS_PER_SITE[0]} neurons, "
+        f"layer 2 {sites[1]} x {sites[1]} sites x {NEURONS_PER_SITE[1]} neurons; "
+        f"mean dynamics steps per minibatch {deep.n_dynamics_steps_:.1f}"
+    )
     print(f"{'network':<36}{'neurons':>8}{'active':>8}{'median area (px)':>18}")
     summary(f"feedback gamma = {GAMMA:g}", H, F)
     summary("no feedback (gamma = 0)", H0, F0)
@@ -156,8 +170,7 @@ def main(quick=False):
         warnings.simplefilter("ignore", ConvergenceWarning)
         accs = {
             "raw pixels": cross_val_score(make_pipeline(*head()), Xall, yall, cv=cv),
-            f"deep structured, gamma = {GAMMA:g}": cross_val_score(make_pipeline(deep_structured(epochs), *head()),
-                                                                   Xall, yall, cv=cv),
+            f"deep structured, gamma = {GAMMA:g}": cross_val_score(make_pipeline(deep_structured(epochs), *head()), Xall, yall, cv=cv),
         }
     print("faces vs non-faces (all 200 images of lfw_subset), LinearSVC, 3-fold cross-validated accuracy:")
     for name, a in accs.items():
@@ -172,8 +185,11 @@ def main(quick=False):
         print("matplotlib not installed: no figure written")
         return
     n_show = 8
-    rows = [("layer 1:\nweights W", deep.layer_components_[0], 0), ("layer 1:\nreverse correlation", F[0], 0),
-            ("layer 2:\nreverse correlation", F[1], 1)]
+    rows = [
+        ("layer 1:\nweights W", deep.layer_components_[0], 0),
+        ("layer 1:\nreverse correlation", F[0], 0),
+        ("layer 2:\nreverse correlation", F[1], 1),
+    ]
     fig, axes = plt.subplots(len(rows), n_show, figsize=(1.3 * n_show + 1.6, 1.35 * len(rows) + 0.3))
     for r, (name, feats, p) in enumerate(rows):
         nps, h = NEURONS_PER_SITE[p], H[p]
@@ -200,8 +216,10 @@ def main(quick=False):
                 ax.imshow(f, cmap="gray", vmin=-v, vmax=v)
             if c == 0:
                 ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(f"Deep structured similarity matching with feedback (gamma = {GAMMA:g}) on lfw_subset faces:\n"
-                 "features per layer (Obeid et al. Fig. 3)", fontsize=10)
+    fig.suptitle(
+        f"Deep structured similarity matching with feedback (gamma = {GAMMA:g}) on lfw_subset faces:\nfeatures per layer (Obeid et al. Fig. 3)",
+        fontsize=10,
+    )
     fig.subplots_adjust(left=0.14, right=0.99, top=0.86, bottom=0.01, wspace=0.05, hspace=0.1)
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)

@@ -53,9 +53,7 @@ def main(quick=False):
     X_test, y_test = Xt[:n_test].astype(np.float32) / 255, yt[:n_test]
     print(f"Fashion-MNIST: {n_train} training images, {n_test} test images; K = {K}, window 5, {epochs} epochs")
 
-    encoder = KrotovPatchEncoder(
-        n_components=K, window=5, pool_size=8, pool_stride=4, max_iter=epochs, random_state=0
-    )
+    encoder = KrotovPatchEncoder(n_components=K, window=5, pool_size=8, pool_stride=4, max_iter=epochs, random_state=0)
     pipe = Pipeline([("encoder", encoder)] + readout())
     search = GridSearchCV(pipe, grid, cv=cv, n_jobs=1)
 
@@ -68,8 +66,10 @@ def main(quick=False):
         print(f"\nGridSearchCV ({cv}-fold, {len(res['params'])} settings, {t_search:.0f} s)")
         print(f"{'power':>6} {'delta':>6} {'cv mean':>8} {'cv std':>7} {'fit s':>6}")
         for i, params in enumerate(res["params"]):
-            print(f"{params['encoder__power']:>6} {params['encoder__delta']:>6} "
-                  f"{res['mean_test_score'][i]:>8.4f} {res['std_test_score'][i]:>7.4f} {res['mean_fit_time'][i]:>6.1f}")
+            print(
+                f"{params['encoder__power']:>6} {params['encoder__delta']:>6} "
+                f"{res['mean_test_score'][i]:>8.4f} {res['std_test_score'][i]:>7.4f} {res['mean_fit_time'][i]:>6.1f}"
+            )
         best = search.best_params_
         acc_best = search.score(X_test, y_test)
 
@@ -102,8 +102,14 @@ def main(quick=False):
     for d in grid["encoder__delta"]:
         idx = [i for i, p in enumerate(res["params"]) if p["encoder__delta"] == d]
         idx.sort(key=lambda i: res["params"][i]["encoder__power"])
-        ax.errorbar([res["params"][i]["encoder__power"] for i in idx], res["mean_test_score"][idx],
-                    yerr=res["std_test_score"][idx], marker="o", capsize=3, label=f"learned, cv, Delta = {d}")
+        ax.errorbar(
+            [res["params"][i]["encoder__power"] for i in idx],
+            res["mean_test_score"][idx],
+            yerr=res["std_test_score"][idx],
+            marker="o",
+            capsize=3,
+            label=f"learned, cv, Delta = {d}",
+        )
     ax.axhline(acc_random, color="gray", ls="--", label=f"random filters, test ({acc_random:.3f})")
     ax.axhline(acc_raw, color="k", ls=":", label=f"raw pixels, test ({acc_raw:.3f})")
     ax.plot([best["encoder__power"]], [acc_best], "r*", ms=12, label=f"best, test ({acc_best:.3f})")

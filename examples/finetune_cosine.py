@@ -101,8 +101,7 @@ def main(quick=False):
     print(f"Fashion-MNIST: {n_train} training images, {n_test} test images; first layer K = {K1}, W = {WINDOW}")
 
     t0 = time.perf_counter()
-    enc = KrotovPatchEncoder(n_components=K1, window=WINDOW, power=1, pool_size=2, pool_stride=2,
-                             max_iter=krotov_epochs, random_state=0).fit(X_train)
+    enc = KrotovPatchEncoder(n_components=K1, window=WINDOW, power=1, pool_size=2, pool_stride=2, max_iter=krotov_epochs, random_state=0).fit(X_train)
     print(f"KrotovPatchEncoder fit ({krotov_epochs} epochs): {time.perf_counter() - t0:.1f} s")
     rnd = clone(enc).set_params(max_iter=1).fit(X_train[:10])
     G = np.random.RandomState(0).standard_normal(enc.components_.shape)
@@ -119,8 +118,7 @@ def main(quick=False):
     with torch.no_grad():
         z = layer(Xte_t[:5]).permute(0, 2, 3, 1).reshape(5, -1).numpy()
     # (float32: NNLConv2d centres through |v|^2 - n mean^2, which loses digits on nearly flat patches)
-    print(f"to_torch() vs transform on 5 images (float32): max |diff| = "
-          f"{np.abs(z - enc.transform(X_test[:5])).max():.2e}")
+    print(f"to_torch() vs transform on 5 images (float32): max |diff| = {np.abs(z - enc.transform(X_test[:5])).max():.2e}")
 
     runs = {}
     for name, e in [("Krotov pre-trained", enc), ("random init", rnd)]:

@@ -52,8 +52,9 @@ def main(quick=False):
     print(f"Fashion-MNIST: {n_train} training images, {n_test} test images, {epochs} epochs per block")
 
     def block(window, n_components):
-        return KrotovPatchEncoder(n_components=n_components, window=window, power=POWER, pool_size=8,
-                                  pool_stride=4, max_iter=epochs, random_state=window)
+        return KrotovPatchEncoder(
+            n_components=n_components, window=window, power=POWER, pool_size=8, pool_stride=4, max_iter=epochs, random_state=window
+        )
 
     multi = FeatureUnion([(f"w{w}", block(w, k)) for w in WINDOWS])
     single = block(5, k * len(WINDOWS))
@@ -61,12 +62,10 @@ def main(quick=False):
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        for name, feats in [(f"multi-block W = {WINDOWS}, K = {len(WINDOWS)} x {k}", multi),
-                            (f"single block W = 5, K = {len(WINDOWS) * k}", single)]:
+        for name, feats in [(f"multi-block W = {WINDOWS}, K = {len(WINDOWS)} x {k}", multi), (f"single block W = 5, K = {len(WINDOWS) * k}", single)]:
             t0 = time.perf_counter()
             m = model(feats).fit(X_train, y_train)
-            rows.append((name, m.score(X_test, y_test), m[0].transform(X_test[:1]).shape[1],
-                         time.perf_counter() - t0))
+            rows.append((name, m.score(X_test, y_test), m[0].transform(X_test[:1]).shape[1], time.perf_counter() - t0))
             if feats is multi:
                 fitted_multi = m[0]
         # control: the multi-block layer with random filters, never trained
@@ -75,8 +74,9 @@ def main(quick=False):
         for i, (_, enc) in enumerate(ctrl.transformer_list):
             enc.components_ = np.random.RandomState(i).standard_normal(enc.components_.shape)
         head = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(ctrl.transform(X_train), y_train)
-        rows.append(("multi-block, random filters", head.score(ctrl.transform(X_test), y_test),
-                     ctrl.transform(X_test[:1]).shape[1], time.perf_counter() - t0))
+        rows.append(
+            ("multi-block, random filters", head.score(ctrl.transform(X_test), y_test), ctrl.transform(X_test[:1]).shape[1], time.perf_counter() - t0)
+        )
 
     print(f"{'model':<40}{'test acc':>9}{'features':>10}{'time s':>8}")
     for name, acc, n_feat, t in rows:

@@ -57,8 +57,10 @@ def main(quick=False):
     # unit-norm rows: the scale of X^T X against alpha Y^T Y (one-hot rows have norm 1)
     X_train /= np.linalg.norm(X_train, axis=1, keepdims=True)
     X_test /= np.linalg.norm(X_test, axis=1, keepdims=True)
-    print(f"Fashion-MNIST: {n_train} training images, {n_test} test images (unit-norm rows); "
-          f"S^2M with {N_NEURONS} ReLU neurons, {epochs} epochs; LinearSVC on transform(X)")
+    print(
+        f"Fashion-MNIST: {n_train} training images, {n_test} test images (unit-norm rows); "
+        f"S^2M with {N_NEURONS} ReLU neurons, {epochs} epochs; LinearSVC on transform(X)"
+    )
 
     print(f"{'alpha':>8}{'LinearSVC':>10}{'standardised':>14}{'mean |r|':>12}{'dyn. steps':>12}{'time s':>8}")
     rows = []
@@ -72,14 +74,16 @@ def main(quick=False):
             acc = LinearSVC(random_state=0).fit(Z, y_train).score(Zt, y_test)
             acc_std = make_pipeline(StandardScaler(), LinearSVC(random_state=0)).fit(Z, y_train).score(Zt, y_test)
         rows.append((alpha, acc, enc, acc_std, float(np.mean(np.linalg.norm(Zt, axis=1)))))
-        print(f"{alpha:>8g}{acc:>10.4f}{acc_std:>14.4f}{rows[-1][4]:>12.4f}{enc.n_dynamics_steps_:>12.1f}"
-              f"{time.perf_counter() - t0:>8.1f}", flush=True)
+        print(
+            f"{alpha:>8g}{acc:>10.4f}{acc_std:>14.4f}{rows[-1][4]:>12.4f}{enc.n_dynamics_steps_:>12.1f}{time.perf_counter() - t0:>8.1f}", flush=True
+        )
     best = max(rows[1:], key=lambda r: r[1])
-    print(f"LinearSVC: plain NSM (alpha = 0) {rows[0][1]:.4f}; best S^2M: alpha = {best[0]:g}, {best[1]:.4f} "
-          f"({100 * (best[1] - rows[0][1]):+.1f} points); largest alpha {rows[-1][0]:g}: {rows[-1][1]:.4f}")
+    print(
+        f"LinearSVC: plain NSM (alpha = 0) {rows[0][1]:.4f}; best S^2M: alpha = {best[0]:g}, {best[1]:.4f} "
+        f"({100 * (best[1] - rows[0][1]):+.1f} points); largest alpha {rows[-1][0]:g}: {rows[-1][1]:.4f}"
+    )
     best_std = max(rows[1:], key=lambda r: r[3])
-    print(f"standardised features: alpha = 0 {rows[0][3]:.4f}; best alpha = {best_std[0]:g}, {best_std[3]:.4f}; "
-          f"largest alpha: {rows[-1][3]:.4f}")
+    print(f"standardised features: alpha = 0 {rows[0][3]:.4f}; best alpha = {best_std[0]:g}, {best_std[3]:.4f}; largest alpha: {rows[-1][3]:.4f}")
 
     try:
         import matplotlib
@@ -104,7 +108,7 @@ def main(quick=False):
     half = N_NEURONS // 2
     for r, (alpha, _acc, enc, *_) in enumerate([rows[0], best]):
         order = np.argsort(-np.linalg.norm(enc.components_, axis=1))
-        for j, k in enumerate(order[: N_NEURONS]):
+        for j, k in enumerate(order[:N_NEURONS]):
             sub = fig.add_subplot(gs[r, 1 + j]) if j < 2 * half else None
             if sub is None:
                 continue

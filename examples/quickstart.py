@@ -27,9 +27,7 @@ from sklhebb import KrotovPatchEncoder
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
 
-encoder = KrotovPatchEncoder(
-    n_components=100, window=3, image_shape=(8, 8), power=2, pool_size=2, pool_stride=2, max_iter=5, random_state=0
-)
+encoder = KrotovPatchEncoder(n_components=100, window=3, image_shape=(8, 8), power=2, pool_size=2, pool_stride=2, max_iter=5, random_state=0)
 
 
 def readout():

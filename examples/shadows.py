@@ -86,13 +86,14 @@ def main(quick=False):
     X_train, y_train = X[:n_train].astype(np.float32) / 255, y[:n_train].astype(np.int64)
     X_test, y_test = Xt[:n_test].astype(np.float32) / 255, yt[:n_test].astype(np.int64)
     X_shadow = add_shadow(X_test, strength=SHADOW, random_state=0).astype(np.float32)
-    print(f"Fashion-MNIST: {n_train} clean training images, {n_test} test images (clean and shadowed x{SHADOW}); "
-          f"K = {K}, W = {WINDOW}, max pool {POOL} stride {POOL_STRIDE}")
+    print(
+        f"Fashion-MNIST: {n_train} clean training images, {n_test} test images (clean and shadowed x{SHADOW}); "
+        f"K = {K}, W = {WINDOW}, max pool {POOL} stride {POOL_STRIDE}"
+    )
 
     t0 = time.perf_counter()
     nnl = make_pipeline(
-        KrotovPatchEncoder(n_components=K, window=WINDOW, power=POWER, pool_size=POOL, pool_stride=POOL_STRIDE,
-                           max_iter=epochs, random_state=0),
+        KrotovPatchEncoder(n_components=K, window=WINDOW, power=POWER, pool_size=POOL, pool_stride=POOL_STRIDE, max_iter=epochs, random_state=0),
         StandardScaler(),
         LogisticRegression(max_iter=500),
     )

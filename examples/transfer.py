@@ -45,8 +45,7 @@ def load(quick):
     fashion = (X[:n_train], y[:n_train], Xt[:n_test], yt[:n_test])
     Xd, yd = mnist_data()  # 5,000 digits, 500 per class, rows of 784 values in 0..255
     Xd = Xd.reshape(-1, 28, 28)
-    Xd_tr, Xd_te, yd_tr, yd_te = train_test_split(Xd, yd, train_size=n_train, test_size=n_test, stratify=yd,
-                                                  random_state=0)
+    Xd_tr, Xd_te, yd_tr, yd_te = train_test_split(Xd, yd, train_size=n_train, test_size=n_test, stratify=yd, random_state=0)
     digits = (Xd_tr, yd_tr, Xd_te, yd_te)
     scale = lambda d: (d[0].astype(np.float32) / 255, d[1], d[2].astype(np.float32) / 255, d[3])  # noqa: E731
     return {"Fashion-MNIST": scale(fashion), "MNIST digits": scale(digits)}
@@ -55,11 +54,12 @@ def load(quick):
 def main(quick=False):
     n_filter_images, K, epochs = (500, 32, 1) if quick else (2000, 64, 3)
     data = load(quick)
-    base = KrotovPatchEncoder(n_components=K, window=5, power=1, pool_size=8, pool_stride=4, max_iter=epochs,
-                              random_state=0)
-    print(f"filters: K = {K}, W = 5, learned on {n_filter_images} training images of the source, {epochs} epochs; "
-          f"readout on {len(next(iter(data.values()))[0])} target training images, "
-          f"tested on {len(next(iter(data.values()))[2])}")
+    base = KrotovPatchEncoder(n_components=K, window=5, power=1, pool_size=8, pool_stride=4, max_iter=epochs, random_state=0)
+    print(
+        f"filters: K = {K}, W = 5, learned on {n_filter_images} training images of the source, {epochs} epochs; "
+        f"readout on {len(next(iter(data.values()))[0])} target training images, "
+        f"tested on {len(next(iter(data.values()))[2])}"
+    )
 
     encoders = {}
     for source, (X_tr, _, _, _) in data.items():
@@ -97,8 +97,7 @@ def main(quick=False):
     x = np.arange(len(targets))
     width = 0.8 / len(encoders)
     for k, name in enumerate(encoders):
-        bars = ax_bar.bar(x + (k - (len(encoders) - 1) / 2) * width, [table[name, t] for t in targets], width,
-                          label=name)
+        bars = ax_bar.bar(x + (k - (len(encoders) - 1) / 2) * width, [table[name, t] for t in targets], width, label=name)
         ax_bar.bar_label(bars, fmt="%.3f", fontsize=7)
     ax_bar.set_xticks(x, [f"target: {t}" for t in targets])
     lo = min(table.values())

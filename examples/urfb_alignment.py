@@ -57,8 +57,16 @@ def main(quick=False):
 
     runs = {}
     for fb in FEEDBACKS:
-        clf = URFBClassifier(hidden_layer_sizes="simpnet", feedback=fb, loss="hinge", ramp_scale=1.0, learning_rate=0.1,
-                             batch_size=BATCH, image_shape=(28, 28), random_state=0)
+        clf = URFBClassifier(
+            hidden_layer_sizes="simpnet",
+            feedback=fb,
+            loss="hinge",
+            ramp_scale=1.0,
+            learning_rate=0.1,
+            batch_size=BATCH,
+            image_shape=(28, 28),
+            random_state=0,
+        )
         errors = []
         t0 = time.perf_counter()
         for _ in range(epochs):
@@ -75,8 +83,7 @@ def main(quick=False):
         al = "".join(f"{a:>16.3f}" for a in clf.alignment_[-1])
         print(f"{fb:<10}{errors[-1]:>12.4f}{clf.loss_curve_[-1]:>12.4f}{al}{t:>9.1f}")
     print("(bp sends the error through W itself: its alignment is 1 by definition)")
-    print("alignment after epoch 1:", ", ".join(f"{fb} {np.array2string(runs[fb][0].alignment_[0], precision=3)}"
-                                               for fb in ("urfb", "frfb")))
+    print("alignment after epoch 1:", ", ".join(f"{fb} {np.array2string(runs[fb][0].alignment_[0], precision=3)}" for fb in ("urfb", "frfb")))
 
     try:
         import matplotlib

@@ -362,8 +362,7 @@ def _torch_device(torch, device):
     dev = torch.device("cpu" if device is None else device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceUnavailableError(
-            f"device={device!r} was requested but torch reports no CUDA device "
-            "(torch.cuda.is_available() is False). Use device='cpu'."
+            f"device={device!r} was requested but torch reports no CUDA device (torch.cuda.is_available() is False). Use device='cpu'."
         )
     return dev
 
@@ -383,10 +382,7 @@ def resolve(backend: str = "numpy", device=None, X=None) -> Backend:
         return Backend("cupy", array_namespace(X), X.device, cp)
     if backend == "numpy":
         if device not in (None, "cpu"):
-            raise ValueError(
-                f"backend='numpy' runs on the CPU only; got device={device!r}. "
-                "Use backend='torch' or backend='cupy' for a GPU."
-            )
+            raise ValueError(f"backend='numpy' runs on the CPU only; got device={device!r}. Use backend='torch' or backend='cupy' for a GPU.")
         import array_api_compat.numpy as xnp
 
         return Backend("numpy", xnp, "cpu", np)

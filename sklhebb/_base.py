@@ -165,17 +165,12 @@ def validate_images(est, X, *, image_shape=None, reset: bool):
     if ndim is not None and ndim >= 3:
         images = as_image_stack(X)
         if tuple(images.shape[1:]) != fitted:
-            raise ValueError(
-                f"X has images of shape {tuple(images.shape[1:])}, but {type(est).__name__} "
-                f"was fitted on images of shape {fitted}."
-            )
+            raise ValueError(f"X has images of shape {tuple(images.shape[1:])}, but {type(est).__name__} was fitted on images of shape {fitted}.")
         return images
     images = as_image_stack(X)  # (n, 1, 1, d)
     d = images.shape[-1]
     if d != est.n_features_in_:
-        raise ValueError(
-            f"X has {d} features, but {type(est).__name__} is expecting {est.n_features_in_} features as input."
-        )
+        raise ValueError(f"X has {d} features, but {type(est).__name__} is expecting {est.n_features_in_} features as input.")
     return images.reshape((images.shape[0],) + fitted)
 
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DivergenceError", "TrainResult", "learning_rate_at", "train", "begin_fit_callbacks", "end_fit_callbacks",
-           "all_finite", "RowStream"]
+__all__ = ["DivergenceError", "TrainResult", "learning_rate_at", "train", "begin_fit_callbacks", "end_fit_callbacks", "all_finite", "RowStream"]
 
 
 class DivergenceError(FloatingPointError, ValueError):

@@ -47,7 +47,6 @@ def _incremental_base():
     return _Incremental
 
 
-
 def __getattr__(name):  # PEP 562: build Incremental on first access
     if name != "Incremental":
         raise AttributeError(name)

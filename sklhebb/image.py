@@ -85,8 +85,7 @@ def as_image_stack(X, image_shape=None, *, name="X"):
         shape = shape + (1,)
     if len(shape) != 3 or math.prod(shape) != d:
         raise ValueError(
-            f"image_shape={tuple(image_shape)} does not match {name} with {d} features per row "
-            f"(expected (H, W) or (H, W, C) with H * W * C == {d})."
+            f"image_shape={tuple(image_shape)} does not match {name} with {d} features per row (expected (H, W) or (H, W, C) with H * W * C == {d})."
         )
     return X.reshape((n,) + shape)
 
@@ -301,9 +300,7 @@ class PatchStream:
         self.window = window
         self.win = (H, W) if window is None else (window, window)
         if self.win[0] > H or self.win[1] > W:
-            raise ValueError(
-                f"window={window} is larger than the images ({H} x {W}); choose window <= {min(H, W)}."
-            )
+            raise ValueError(f"window={window} is larger than the images ({H} x {W}); choose window <= {min(H, W)}.")
         if y is not None and len(y) != n:
             raise ValueError(f"y has {len(y)} labels but there are {n} images.")
         self.batch_size = int(batch_size)
@@ -441,4 +438,3 @@ def affine_permutation(bk, n: int, rng):
             break
     b = int(rng.randint(0, n))
     return (bk.arange(n) * a + b) % n
-

@@ -228,9 +228,7 @@ def competitive_to_torch(est, *, dtype=None):
     from torch import nn
 
     if est.window is not None:
-        raise ValueError(
-            f"to_torch exports fully connected layers only; window={est.window!r} (locally connected layers) is not supported."
-        )
+        raise ValueError(f"to_torch exports fully connected layers only; window={est.window!r} (locally connected layers) is not supported.")
     RowNormalize, SquareNormalize, Abs, StdAbs, _ = _modules()
     dt = _torch_dtype(est.coefs_[0].dtype, dtype)
     head = [RowNormalize()] if est.normalize_input else []

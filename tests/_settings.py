@@ -17,22 +17,34 @@ FAST_PARAMS = {
 # Such small images leave room for 1 x 1 conv windows only; LocalCompetitiveEncoder's 3 x 3 receptive
 # fields (window=3) are zero-padded at the border.
 EXTRA_PARAMS = [
-    ("NSMEncoder", dict(n_components=3, hidden_layer_sizes=(2,), structure="local", gamma=0.2, alpha=0.5,
-                        activation="tanh", max_iter=2, batch_size=16, random_state=0)),
+    (
+        "NSMEncoder",
+        dict(
+            n_components=3,
+            hidden_layer_sizes=(2,),
+            structure="local",
+            gamma=0.2,
+            alpha=0.5,
+            activation="tanh",
+            max_iter=2,
+            batch_size=16,
+            random_state=0,
+        ),
+    ),
 ] + [
     (name, dict(params, image_shape=image_shape))
     for image_shape in [(1, 3), (1, 2)]
     for name, params in [
         ("KrotovPatchEncoder", dict(n_components=4, window=1, max_iter=2, batch_size=16, random_state=0)),
         ("NSMEncoder", dict(n_components=4, window=1, max_iter=2, batch_size=16, random_state=0)),
-        ("LocalCompetitiveEncoder", dict(n_components=2, hidden_layer_sizes=(3,), window=3, max_iter=3, batch_size=16,
-                                         random_state=0)),
+        ("LocalCompetitiveEncoder", dict(n_components=2, hidden_layer_sizes=(3,), window=3, max_iter=3, batch_size=16, random_state=0)),
     ]
 ]
 
 # Every estimator also goes through the checks as it comes (its defaults, random_state aside): a user
 # who never changes a parameter gets an estimator that keeps scikit-learn's contract (issue 15). The one
 # place these run: the estimators' own test modules do not repeat them.
-EXTRA_PARAMS += [(name, dict(random_state=0)) for name in (
-    "KrotovPatchEncoder", "NSMEncoder", "LocalCompetitiveEncoder", "ActivationLearningClassifier", "URFBClassifier")]
-
+EXTRA_PARAMS += [
+    (name, dict(random_state=0))
+    for name in ("KrotovPatchEncoder", "NSMEncoder", "LocalCompetitiveEncoder", "ActivationLearningClassifier", "URFBClassifier")
+]

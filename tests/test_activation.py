@@ -313,8 +313,14 @@ def test_score_samples_detects_a_held_out_class(digits):
 def test_locally_connected_classifier(digits):
     Xtr, Xte, ytr, yte = digits
     clf = ActivationLearningClassifier(
-        (2, 2, 128), window=3, image_shape=(8, 8), label_repeat=8,
-        max_iter=8, batch_size=50, learning_rate=0.3, random_state=0,
+        (2, 2, 128),
+        window=3,
+        image_shape=(8, 8),
+        label_repeat=8,
+        max_iter=8,
+        batch_size=50,
+        learning_rate=0.3,
+        random_state=0,
     ).fit(Xtr, ytr)
     assert clf.coefs_[0].shape == (8, 8, 9, 2) and clf.coefs_[1].shape == (8, 8, 18, 2)
     assert clf.coefs_[2].shape == (128, 128) and clf.label_coef_.shape == (80, 128)

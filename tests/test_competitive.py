@@ -212,8 +212,9 @@ def test_transform_outputs(activation):
         enc.set_params(feature_scale="auto")
     if activation == "abs":
         assert np.all(Z >= 0)
-    enc_all = LocalCompetitiveEncoder(3, hidden_layer_sizes=(6,), activation=activation, return_layers="all", max_iter=3, batch_size=20,
-                                      random_state=0)
+    enc_all = LocalCompetitiveEncoder(
+        3, hidden_layer_sizes=(6,), activation=activation, return_layers="all", max_iter=3, batch_size=20, random_state=0
+    )
     Za = enc_all.fit(X).transform(X)
     assert Za.shape == (100, 9)
     np.testing.assert_allclose(Za[:, 6:], Z, rtol=1e-5)
@@ -222,8 +223,16 @@ def test_transform_outputs(activation):
 
 def test_partial_fit_chunks_equal_one_epoch():
     X = low_rank_data(n=100)
-    kw = dict(n_components=3, hidden_layer_sizes=(5,), activation="std_abs", training="joint", batch_size=20, shuffle=False, schedule="constant",
-              random_state=0)
+    kw = dict(
+        n_components=3,
+        hidden_layer_sizes=(5,),
+        activation="std_abs",
+        training="joint",
+        batch_size=20,
+        shuffle=False,
+        schedule="constant",
+        random_state=0,
+    )
     full = LocalCompetitiveEncoder(max_iter=1, **kw).fit(X)
     part = LocalCompetitiveEncoder(**kw)
     assert part.partial_fit(X[:40]) is part

@@ -104,7 +104,9 @@ def test_transform_matches_nnl_conv_oracle(stride, pool, pool_stride, center):
     rng = np.random.default_rng(2)
     X = rng.random((3, 9, 8, 2))
     X[0, :4, :4] = 0.0  # black region: zero patches must give zeros, not NaN
-    enc = KrotovPatchEncoder(n_components=5, window=3, stride=stride, power=3, pool_size=pool, pool_stride=pool_stride, center=center, max_iter=1, random_state=0).fit(X)
+    enc = KrotovPatchEncoder(
+        n_components=5, window=3, stride=stride, power=3, pool_size=pool, pool_stride=pool_stride, center=center, max_iter=1, random_state=0
+    ).fit(X)
     got = enc.transform(X)
     want = oracle_nnl_conv(X, enc.components_, 3, stride, 3, pool, pool_stride, center)
     assert np.isfinite(got).all()
@@ -290,7 +292,10 @@ def test_multi_block_layer_is_a_feature_union(digits):
     Xtr, Xte, ytr, yte = digits
     blocks = FeatureUnion(
         [
-            (f"w{w}", KrotovPatchEncoder(n_components=30, window=w, image_shape=(8, 8), power=2, pool_size=2, pool_stride=2, max_iter=2, random_state=w))
+            (
+                f"w{w}",
+                KrotovPatchEncoder(n_components=30, window=w, image_shape=(8, 8), power=2, pool_size=2, pool_stride=2, max_iter=2, random_state=w),
+            )
             for w in (2, 3, 4)
         ]
     )
@@ -316,7 +321,9 @@ def test_to_torch_module_reproduces_transform(center, window, stride):
     torch = pytest.importorskip("torch")
     X = np.random.default_rng(12).random((4, 9, 9, 3)).astype(np.float32)
     X[0] = 0.5  # constant image: centred patches are zero and must give zeros
-    enc = KrotovPatchEncoder(n_components=6, window=window, stride=stride, power=3, pool_size=3, pool_stride=2, center=center, max_iter=1, random_state=0).fit(X)
+    enc = KrotovPatchEncoder(
+        n_components=6, window=window, stride=stride, power=3, pool_size=3, pool_stride=2, center=center, max_iter=1, random_state=0
+    ).fit(X)
     module = enc.to_torch()
     with torch.no_grad():
         out = module(torch.from_numpy(X).permute(0, 3, 1, 2))

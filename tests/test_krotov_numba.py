@@ -130,8 +130,9 @@ def _fit(X, enabled, monkeypatch, **kw):
     return KrotovPatchEncoder(**args).fit(X)
 
 
-@pytest.mark.parametrize("kw", [{}, {"p": 3.0, "rank": 1, "center": False}, {"normalize_update": False, "learning_rate": 1e-3},
-                                {"window": None, "n_components": 6}])
+@pytest.mark.parametrize(
+    "kw", [{}, {"p": 3.0, "rank": 1, "center": False}, {"normalize_update": False, "learning_rate": 1e-3}, {"window": None, "n_components": 6}]
+)
 def test_fit_with_and_without_the_compiled_step_agree(monkeypatch, kw):
     X = np.random.default_rng(4).random((30, 7, 7, 2))  # float64: no rank flips from rounding
     fast = _fit(X, True, monkeypatch, **kw)
@@ -331,8 +332,7 @@ def test_a_chunk_is_made_contiguous_once_not_per_minibatch(monkeypatch):
     real = kn._read_only
     monkeypatch.setattr(kn, "_read_only", lambda a: calls.append(a.shape) or real(a))
     X = np.asfortranarray(np.random.default_rng(14).random((40, 36)).astype(np.float32))  # a column-major table
-    enc = KrotovPatchEncoder(n_components=5, window=None, batch_size=4, max_iter=1, shuffle=False, chunk_size=20,
-                             random_state=0).fit(X)
+    enc = KrotovPatchEncoder(n_components=5, window=None, batch_size=4, max_iter=1, shuffle=False, chunk_size=20, random_state=0).fit(X)
     assert enc.n_steps_ == 10
     assert calls.count((20, 1, 1, 36)) == 2  # two chunks of 20 rows, ten minibatches
 

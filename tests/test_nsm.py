@@ -114,8 +114,7 @@ def test_sparse_checks_and_starts_keep_the_per_row_guarantee(activation, check_e
     X = rng.standard_normal((B, K)) * rng.uniform(0.01, 3.0, (B, 1))
     lam = 0.1 if activation != "linear" else 0.0
     tol = 1e-7
-    kw = dict(activation=activation, threshold=lam, cap=0.7, tol=tol, max_iter=20000, accelerate=accelerate,
-              check_every=check_every, start=start)
+    kw = dict(activation=activation, threshold=lam, cap=0.7, tol=tol, max_iter=20000, accelerate=accelerate, check_every=check_every, start=start)
     R, k = rules.nsm_fixed_point(X @ W.T, L, **kw)
     assert k < 20000 and k % check_every == 0
     for t in range(B):
@@ -290,8 +289,9 @@ def test_structured_masks_hold_exact_zeros():
     rng = np.random.RandomState(10)
     X = rng.uniform(size=(60, 8, 8)).astype(np.float32)
     X -= X.mean(axis=0)
-    enc = NSMEncoder(n_components=2, structure="local", site_stride=2, radius=2.0, lateral_radius=2.0,
-                     activation="tanh", max_iter=2, batch_size=20, random_state=0).fit(X)
+    enc = NSMEncoder(
+        n_components=2, structure="local", site_stride=2, radius=2.0, lateral_radius=2.0, activation="tanh", max_iter=2, batch_size=20, random_state=0
+    ).fit(X)
     cW, cL = enc.feedforward_mask_, enc.lateral_mask_
     assert enc.components_.shape == (16 * 2, 64) and enc.lateral_.shape == (32, 32)
     assert np.all(enc.components_[~cW] == 0.0) and np.all(enc.lateral_[~cL] == 0.0)
@@ -452,13 +452,12 @@ def test_convolutional_shapes_pooling_and_black_images(pool):
     R, _ = rules.nsm_fixed_point(P @ enc.components_.T, enc.lateral_, tol=enc.tol, max_iter=enc.max_iter_dynamics)
     R = R.reshape(9, 9, 5)
     red = np.max if pool == "max" else np.sum
-    want = np.stack([red(R[a:a + 5, b:b + 5], axis=(0, 1)) for a in (0, 4) for b in (0, 4)])
+    want = np.stack([red(R[a : a + 5, b : b + 5], axis=(0, 1)) for a in (0, 4) for b in (0, 4)])
     np.testing.assert_allclose(Z[0].reshape(4, 5), want, rtol=1e-4, atol=1e-5)
     black = enc.transform(np.zeros((2, 12, 12), dtype=np.float32))
     assert np.all(black == 0)
     assert enc.get_feature_names_out().shape == (20,)
-    enc2 = NSMEncoder(n_components=5, window=4, pool=pool, pool_size=3, pool_stride=2, max_iter=1, batch_size=500,
-                      random_state=0).fit(X)
+    enc2 = NSMEncoder(n_components=5, window=4, pool=pool, pool_size=3, pool_stride=2, max_iter=1, batch_size=500, random_state=0).fit(X)
     assert enc2.transform(X[:2]).shape == (2, 4 * 4 * 5)
 
 
@@ -501,7 +500,6 @@ def test_invalid_combinations():
         NSMEncoder(structure="local", window=3).fit(X)
     with pytest.raises(ValueError, match="larger than the images"):
         NSMEncoder(window=9).fit(X)
-
 
 
 @pytest.mark.cuda
@@ -572,8 +570,7 @@ def test_deep_encoder_learns_and_returns_layers():
     rng = np.random.RandomState(21)
     X = lowrank_data(rng, 1500, 20)
     train, test = X[:1200], X[1200:]
-    enc = NSMEncoder(n_components=4, hidden_layer_sizes=(8,), gamma=0.3, learning_rate=0.02, shuffle=False,
-                     random_state=0, input_scale=1.0)
+    enc = NSMEncoder(n_components=4, hidden_layer_sizes=(8,), gamma=0.3, learning_rate=0.02, shuffle=False, random_state=0, input_scale=1.0)
     enc.partial_fit(train[:100])
     c0 = -enc.score(test)
     for _ in range(3):
@@ -598,8 +595,7 @@ def test_accelerated_dynamics_reach_the_same_fixed_point(activation):
     X = rng.standard_normal((B, K))
     tol = 1e-7
     # from the zero start: the default linear start is already the fixed point of the linear network
-    R, k = rules.nsm_fixed_point(X @ W.T, L, activation=activation, cap=0.7, tol=tol, max_iter=50000, accelerate=True,
-                                 start="zero")
+    R, k = rules.nsm_fixed_point(X @ W.T, L, activation=activation, cap=0.7, tol=tol, max_iter=50000, accelerate=True, start="zero")
     R0, k0 = rules.nsm_fixed_point(X @ W.T, L, activation=activation, cap=0.7, tol=tol, max_iter=50000, start="zero")
     assert fixed_point_residual_loop(W, L, X, R, activation, 0.0, 0.7) <= tol * (1 + 1e-6)
     if activation == "linear":  # unconstrained and ill-conditioned: momentum must pay off
@@ -627,8 +623,18 @@ def test_block_diagonal_lateral_equals_dense_masked_network():
     rng = np.random.RandomState(24)
     X = rng.uniform(size=(80, 8, 8)).astype(np.float32)
     X -= X.mean(axis=0)
-    kw = dict(n_components=3, structure="local", site_stride=2, radius=2.5, activation="tanh", max_iter=2,
-              batch_size=20, tol=1e-7, max_iter_dynamics=2000, random_state=0)
+    kw = dict(
+        n_components=3,
+        structure="local",
+        site_stride=2,
+        radius=2.5,
+        activation="tanh",
+        max_iter=2,
+        batch_size=20,
+        tol=1e-7,
+        max_iter_dynamics=2000,
+        random_state=0,
+    )
     blocks = NSMEncoder(lateral_radius=0.0, **kw).fit(X)
     dense = NSMEncoder(lateral_radius=0.0, **kw)
     dense._block_laterals = False  # force the dense, masked storage
@@ -658,8 +664,7 @@ def test_block_lateral_numpy_and_torch_agree():
     torch = pytest.importorskip("torch")
     X = np.random.RandomState(25).uniform(size=(60, 8, 8)).astype(np.float32)
     X -= X.mean(axis=0)
-    kw = dict(n_components=3, structure="local", site_stride=2, radius=2.5, activation="tanh", max_iter=2,
-              batch_size=20, tol=1e-6, random_state=0)
+    kw = dict(n_components=3, structure="local", site_stride=2, radius=2.5, activation="tanh", max_iter=2, batch_size=20, tol=1e-6, random_state=0)
     a = NSMEncoder(**kw).fit(X)
     b = NSMEncoder(backend="torch", **kw).fit(X)
     np.testing.assert_allclose(a.lateral_, b.lateral_, atol=1e-5)
@@ -777,8 +782,17 @@ def small_images(seed, n=60, side=8, dtype=np.float32):
 
 # layer 1: 4 x 4 sites on the 8 x 8 image, neighbouring sites inhibit each other (dense masked L);
 # layer 2: 2 x 2 sites on layer 1's 4 x 4 site grid, same-site inhibition (L stored as blocks)
-DEEP_STRUCT = dict(n_components=3, hidden_layer_sizes=(2,), structure="local", site_stride=(2, 2), radius=(2.0, 1.5),
-                   lateral_radius=(2.0, 0.0), batch_size=20, random_state=0, input_scale=1.0)
+DEEP_STRUCT = dict(
+    n_components=3,
+    hidden_layer_sizes=(2,),
+    structure="local",
+    site_stride=(2, 2),
+    radius=(2.0, 1.5),
+    lateral_radius=(2.0, 0.0),
+    batch_size=20,
+    random_state=0,
+    input_scale=1.0,
+)
 
 
 def dense_lateral(L):
@@ -834,8 +848,9 @@ def test_deep_structured_per_layer_parameters_are_checked():
     with pytest.raises(ValueError, match="site_stride must hold integers"):
         NSMEncoder(**{**DEEP_STRUCT, "site_stride": (2, 0)}).fit(X)
     # a number is every layer's value; three layers: the third on layer 2's 2 x 2 grid is one site
-    enc = NSMEncoder(n_components=2, hidden_layer_sizes=(2, 3), structure="local", site_stride=2, radius=1.5,
-                     max_iter=1, batch_size=20, random_state=0).fit(X)
+    enc = NSMEncoder(
+        n_components=2, hidden_layer_sizes=(2, 3), structure="local", site_stride=2, radius=1.5, max_iter=1, batch_size=20, random_state=0
+    ).fit(X)
     assert [W.shape for W in enc.layer_components_] == [(32, 64), (12, 32), (2, 12)]
     assert [L.shape for L in enc.layer_laterals_] == [(16, 2, 2), (4, 3, 3), (1, 2, 2)]
     # layer 3's one site at (0.5, 0.5) on the 2 x 2 grid: every layer-2 site within radius 1.5
@@ -848,8 +863,7 @@ def test_deep_structured_transform_is_a_fixed_point_of_eq17():
     X = small_images(32, dtype=np.float64)
     gamma, tol = 0.5, 1e-8
     for activation in ("tanh", "capped_relu"):
-        enc = NSMEncoder(activation=activation, gamma=gamma, tol=tol, max_iter_dynamics=20000, max_iter=2,
-                         return_layers="all", **DEEP_STRUCT).fit(X)
+        enc = NSMEncoder(activation=activation, gamma=gamma, tol=tol, max_iter_dynamics=20000, max_iter=2, return_layers="all", **DEEP_STRUCT).fit(X)
         Rs = split_layers(enc, enc.transform(X[:15]))
         Ws, Ls = enc.layer_components_, [dense_lateral(L) for L in enc.layer_laterals_]
         Xf = X[:15].reshape(15, -1)
@@ -871,8 +885,7 @@ def test_deep_dynamics_with_blocks_and_top_drive_reach_eq17():
     V, Y = rng.standard_normal((4, 3)), np.eye(3)[rng.randint(0, 3, 7)] * 1.3
     gamma, tol = 0.4, 1e-9
     for activation in ("relu", "tanh"):
-        Rs, k = rules.deep_fixed_point(X, Ws, Ls, gamma=gamma, activation=activation, tol=tol, max_iter=50000,
-                                       top_drive=Y @ V.T)
+        Rs, k = rules.deep_fixed_point(X, Ws, Ls, gamma=gamma, activation=activation, tol=tol, max_iter=50000, top_drive=Y @ V.T)
         assert k < 50000
         # the label is one more input of the top layer: W_aug = [W, V] on [r^(P-1), y] (loop oracle: fold y into
         # the top layer's drive by augmenting its weights and the layer below's output)
@@ -889,8 +902,9 @@ def test_deep_dynamics_with_blocks_and_top_drive_reach_eq17():
                 u -= sum((Ls[1][i, m] - (i == m)) * r2[m] for m in range(4))
                 worst = max(worst, abs(f_scalar(u, activation) - r2[i]))
         assert worst <= tol * max(1.0, np.abs(X @ Ws[0].T).max(), np.abs(Rs[0] @ Ws[1].T + Y @ V.T).max()) * (1 + 1e-6)
-        dense, _ = rules.deep_fixed_point(X, Ws, [block_diag(*Lb), Ls[1]], gamma=gamma, activation=activation,
-                                          tol=tol, max_iter=50000, top_drive=Y @ V.T)
+        dense, _ = rules.deep_fixed_point(
+            X, Ws, [block_diag(*Lb), Ls[1]], gamma=gamma, activation=activation, tol=tol, max_iter=50000, top_drive=Y @ V.T
+        )
         np.testing.assert_allclose(Rs[0], dense[0], atol=1e-7)
         np.testing.assert_allclose(Rs[1], dense[1], atol=1e-7)
 
@@ -903,8 +917,17 @@ def test_deep_structured_update_matches_loop_transcription_of_eq19(alpha):
     X = small_images(34, n=24, dtype=np.float64)
     y = np.arange(24) % 3
     eta, tau, gamma = 0.05, 0.5, 0.4
-    enc = NSMEncoder(activation="tanh", gamma=gamma, learning_rate=eta, tau=tau, alpha=alpha, tol=1e-12,
-                     max_iter_dynamics=50000, shuffle=False, **{**DEEP_STRUCT, "batch_size": 24})
+    enc = NSMEncoder(
+        activation="tanh",
+        gamma=gamma,
+        learning_rate=eta,
+        tau=tau,
+        alpha=alpha,
+        tol=1e-12,
+        max_iter_dynamics=50000,
+        shuffle=False,
+        **{**DEEP_STRUCT, "batch_size": 24},
+    )
     enc.partial_fit(X, y)
     enc.partial_fit(X, y)  # weights away from their initial values
     Ws = [W.copy() for W in enc.layer_components_]
@@ -912,8 +935,7 @@ def test_deep_structured_update_matches_loop_transcription_of_eq19(alpha):
     V = enc.label_components_.copy() if alpha else None
     Xf = X.reshape(24, -1)
     Y = np.eye(3)[y] * math.sqrt(alpha)
-    Rs, _ = rules.deep_fixed_point(Xf, Ws, Ls, gamma=gamma, activation="tanh", tol=1e-12, max_iter=50000,
-                                   top_drive=Y @ V.T if alpha else None)
+    Rs, _ = rules.deep_fixed_point(Xf, Ws, Ls, gamma=gamma, activation="tanh", tol=1e-12, max_iter=50000, top_drive=Y @ V.T if alpha else None)
     enc.partial_fit(X, y)  # one minibatch
     T = 24
     for p in range(2):
@@ -936,7 +958,7 @@ def test_deep_structured_update_matches_loop_transcription_of_eq19(alpha):
         np.testing.assert_allclose(enc.layer_components_[p], W_new, rtol=0, atol=1e-10)
         got_L = enc.layer_laterals_[p]
         if got_L.ndim == 3:  # blocks: compare the blocks, and L_new is zero off them (it started so)
-            L_new = np.stack([L_new[3 * s: 3 * s + 3, 3 * s: 3 * s + 3] for s in range(got_L.shape[0])])
+            L_new = np.stack([L_new[3 * s : 3 * s + 3, 3 * s : 3 * s + 3] for s in range(got_L.shape[0])])
         np.testing.assert_allclose(got_L, L_new, rtol=0, atol=1e-10)
     if alpha:
         R = Rs[-1]
@@ -954,30 +976,29 @@ def test_deep_structured_gamma_zero_is_stacked_single_layers():
     minibatches, and at fixed weights layer 2's outputs are the single structured layer with layer 2's weights
     applied to layer 1's outputs (its input grid: layer 1's 4 x 4 sites with 2 channels)."""
     X = small_images(35, dtype=np.float64)
-    kw = dict(activation="tanh", tol=1e-12, max_iter_dynamics=50000, shuffle=False, max_iter=2, batch_size=20,
-              random_state=0, input_scale=1.0)
-    deep = NSMEncoder(3, hidden_layer_sizes=(2,), structure="local", site_stride=2, radius=(2.0, 1.5),
-                      lateral_radius=0.0, gamma=0.0, return_layers="all", **kw).fit(X)
+    kw = dict(activation="tanh", tol=1e-12, max_iter_dynamics=50000, shuffle=False, max_iter=2, batch_size=20, random_state=0, input_scale=1.0)
+    deep = NSMEncoder(
+        3, hidden_layer_sizes=(2,), structure="local", site_stride=2, radius=(2.0, 1.5), lateral_radius=0.0, gamma=0.0, return_layers="all", **kw
+    ).fit(X)
     one = NSMEncoder(2, structure="local", site_stride=2, radius=2.0, lateral_radius=0.0, **kw).fit(X)
     np.testing.assert_allclose(deep.layer_components_[0], one.components_, atol=1e-8)
     np.testing.assert_allclose(deep.layer_laterals_[0], one.lateral_, atol=1e-8)
     R1, R2 = split_layers(deep, deep.transform(X))
     np.testing.assert_allclose(R1, one.transform(X), atol=1e-8)
-    top = NSMEncoder(3, structure="local", image_shape=(4, 4, 2), site_stride=2, radius=1.5, lateral_radius=0.0,
-                     **kw).fit(R1)
+    top = NSMEncoder(3, structure="local", image_shape=(4, 4, 2), site_stride=2, radius=1.5, lateral_radius=0.0, **kw).fit(R1)
     np.testing.assert_array_equal(top.feedforward_mask_, deep.feedforward_mask_)
     top.components_, top.lateral_ = deep.components_, deep.lateral_
     np.testing.assert_allclose(top.transform(R1), R2, atol=1e-8)
     # with feedback the first layer's outputs change
-    fb = NSMEncoder(3, hidden_layer_sizes=(2,), structure="local", site_stride=2, radius=(2.0, 1.5),
-                    lateral_radius=0.0, gamma=0.5, return_layers="all", **kw).fit(X)
+    fb = NSMEncoder(
+        3, hidden_layer_sizes=(2,), structure="local", site_stride=2, radius=(2.0, 1.5), lateral_radius=0.0, gamma=0.5, return_layers="all", **kw
+    ).fit(X)
     assert np.abs(fb.layer_components_[0] - one.components_).max() > 1e-4
 
 
 def test_deep_structured_block_lateral_equals_dense_masked():
     X = small_images(36)
-    kw = dict(DEEP_STRUCT, lateral_radius=0.0, activation="tanh", gamma=0.3, max_iter=2, tol=1e-7,
-              max_iter_dynamics=5000)
+    kw = dict(DEEP_STRUCT, lateral_radius=0.0, activation="tanh", gamma=0.3, max_iter=2, tol=1e-7, max_iter_dynamics=5000)
     blocks = NSMEncoder(**kw).fit(X)
     dense = NSMEncoder(**kw)
     dense._block_laterals = False
@@ -1006,8 +1027,7 @@ def test_deep_structured_numpy_and_torch_agree():
     torch = pytest.importorskip("torch")
     X = small_images(38)
     y = np.arange(60) % 3
-    kw = dict(DEEP_STRUCT, activation="tanh", gamma=0.3, alpha=0.5, max_iter=2, tol=1e-6, max_iter_dynamics=2000,
-              return_layers="all")
+    kw = dict(DEEP_STRUCT, activation="tanh", gamma=0.3, alpha=0.5, max_iter=2, tol=1e-6, max_iter_dynamics=2000, return_layers="all")
     a = NSMEncoder(**kw).fit(X, y)
     b = NSMEncoder(backend="torch", **kw).fit(X, y)
     for name in ("layer_components_", "layer_laterals_"):
@@ -1122,12 +1142,10 @@ def test_input_scale_auto_gives_the_same_network_for_every_pixel_scale():
     np.testing.assert_allclose(norm, 10.0, rtol=1e-6)
     np.testing.assert_allclose(a.input_scale_ * 255.0, b.input_scale_, rtol=1e-6)
     np.testing.assert_allclose(a.components_, b.components_, rtol=1e-3, atol=1e-3 * np.abs(a.components_).max())
-    np.testing.assert_allclose(a.transform(pixels), b.transform(pixels / 255.0), rtol=1e-3,
-                               atol=1e-3 * np.abs(a.transform(pixels)).max())
+    np.testing.assert_allclose(a.transform(pixels), b.transform(pixels / 255.0), rtol=1e-3, atol=1e-3 * np.abs(a.transform(pixels)).max())
     given = NSMEncoder(**kw, input_scale=1.0).fit(pixels / 255.0)
     assert given.input_scale_ == 1.0 and not np.allclose(given.components_, b.components_)
     assert NSMEncoder(**kw, window=3).fit(pixels).input_scale_ == 1.0  # patches: normalize_patches scales them
-
 
 
 def test_digits_with_defaults_beat_raw_pixels():

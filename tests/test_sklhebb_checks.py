@@ -78,7 +78,6 @@ def test_single_pixel_images_are_encoded():
     assert np.isfinite(enc.transform(X)).all()
 
 
-
 def _tensor():
     import torch
 

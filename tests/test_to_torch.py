@@ -46,9 +46,7 @@ def test_nsm_fully_connected_module_is_the_feedforward_layer(dtype):
 @DTYPES
 def test_nsm_linear_dynamics_module_equals_transform(dtype):
     X = _rows(dtype)
-    enc = NSMEncoder(
-        n_components=4, activation="linear", max_iter=3, batch_size=10, tol=1e-9, max_iter_dynamics=5000, random_state=0
-    ).fit(X)
+    enc = NSMEncoder(n_components=4, activation="linear", max_iter=3, batch_size=10, tol=1e-9, max_iter_dynamics=5000, random_state=0).fit(X)
     module = enc.to_torch(lateral=True)
     _trainable(module)
     out = module(torch.as_tensor(X)).detach().numpy()

@@ -335,8 +335,7 @@ def test_options_change_the_training(digits):
     X, y = digits
     X, y = X[:200], y[:200]
     # the hinge loss and ramp 0.5 (the defaults before issue 15) pinned, so that softmax and ramp 1 are changes
-    base = dict(hidden_layer_sizes="conv 3 3x3; full 10", image_shape=(8, 8), max_iter=2, batch_size=50,
-                loss="hinge", ramp_scale=0.5, random_state=0)
+    base = dict(hidden_layer_sizes="conv 3 3x3; full 10", image_shape=(8, 8), max_iter=2, batch_size=50, loss="hinge", ramp_scale=0.5, random_state=0)
     ref = URFBClassifier(**base).fit(X, y)
     for extra in [
         dict(propagate_with="post_update"),

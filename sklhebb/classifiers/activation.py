@@ -340,8 +340,7 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         for name, reason in unused:
             if getattr(self, name) != defaults[name]:
                 warnings.warn(
-                    f"{name}={getattr(self, name)!r} has no effect with {reason}; "
-                    "leave it at its default to silence this warning.",
+                    f"{name}={getattr(self, name)!r} has no effect with {reason}; leave it at its default to silence this warning.",
                     UserWarning,
                     stacklevel=5,
                 )
@@ -384,9 +383,7 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         for i, layer in enumerate(rest):
             h = self._phi(params, i, Y)
             if self.activation == "std_abs":
-                params[f"mu{i}"], params[f"var{i}"] = rules.abs_statistics_update(
-                    Y, params[f"mu{i}"], params[f"var{i}"], self.stat_momentum
-                )
+                params[f"mu{i}"], params[f"var{i}"] = rules.abs_statistics_update(Y, params[f"mu{i}"], params[f"var{i}"], self.stat_momentum)
             Wn = params[f"W{i + 1}"]
             Y = forward(bk, layer, Wn, h)
             deltas.append(layer.competitive_increment(Wn, h, Y, rates))
@@ -751,4 +748,3 @@ def _monitor(params):
     W = params[f"W{sum(1 for k in params if k.startswith('W') and k[1:].isdigit()) - 1}"]
     top = float(to_numpy((W * W).sum()))
     return f"sum w^2 (top layer) = {top:.4g}, gamma EMA = {float(to_numpy(params['gscale'])):.3f}"
-

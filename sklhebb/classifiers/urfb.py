@@ -322,8 +322,7 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
     def _setup(self, images, y, dtype):
         if len(self.classes_) < 2:
             raise ValueError(
-                f"{type(self).__name__} needs samples of at least 2 classes in the data; got {len(self.classes_)} class "
-                f"({self.classes_[0]!r})."
+                f"{type(self).__name__} needs samples of at least 2 classes in the data; got {len(self.classes_)} class ({self.classes_[0]!r})."
             )
         layers = self._network().layers
         self._warn_ineffective(layers)
@@ -458,8 +457,15 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
                 params[f"b{i}"] += lr * incs["b"]
 
         net.feedback(
-            bk, params, caches, delta, use=use, on_increment=update, propagate=self.propagate_with,
-            error_clip=self.error_clip, feedback_weights=stale,
+            bk,
+            params,
+            caches,
+            delta,
+            use=use,
+            on_increment=update,
+            propagate=self.propagate_with,
+            error_clip=self.error_clip,
+            feedback_weights=stale,
         )
         return {"loss": bk.xp.sum(loss), "samples": X.shape[0]}
 

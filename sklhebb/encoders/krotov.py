@@ -413,8 +413,13 @@ class KrotovPatchEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, Tran
                 win = self._window(self.image_shape_)
                 stepper = KrotovStepper(
                     np.array(M, order="C", copy=True),  # updated in place: never the caller's array
-                    batch_size=min(self._batch_size(), stream.n_patches), n_threads=n_threads, p=self.p, rank=rank,
-                    delta=delta, normalize=self.normalize_update, center=self.center,
+                    batch_size=min(self._batch_size(), stream.n_patches),
+                    n_threads=n_threads,
+                    p=self.p,
+                    rank=rank,
+                    delta=delta,
+                    normalize=self.normalize_update,
+                    center=self.center,
                     window=self.image_shape_[:2] if win is None else (win, win),
                 )
                 stepper.warm_up()  # compiles, or loads from numba's cache, before the first minibatch

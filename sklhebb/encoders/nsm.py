@@ -462,8 +462,9 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
             raise ValueError(f"window={self.window} is larger than the images ({H} x {W}); choose window <= {min(H, W)}.")
         self.input_scale_ = self._input_scale(images)
         if self.structure == "local":
-            self._layers = structured_layers(self.image_shape_, self._sizes(), self.site_stride, self.radius,
-                                             self.lateral_radius, blocks=self._block_laterals)
+            self._layers = structured_layers(
+                self.image_shape_, self._sizes(), self.site_stride, self.radius, self.lateral_radius, blocks=self._block_laterals
+            )
         else:
             self._layers = dense_layers(self.window * self.window * C if self._conv() else H * W * C, self._sizes())
 
@@ -517,8 +518,13 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
     def _fitted_attributes(self, params):
         Ws, Ls = ([to_numpy(a) for a in arrays] for arrays in self._weights(params))
         counts = getattr(self, "_dynamics_counts", None)
-        attrs = {"components_": Ws[-1], "lateral_": Ls[-1], "layer_components_": Ws, "layer_laterals_": Ls,
-                 "n_dynamics_steps_": float(np.mean(counts)) if counts else 0.0}
+        attrs = {
+            "components_": Ws[-1],
+            "lateral_": Ls[-1],
+            "layer_components_": Ws,
+            "layer_laterals_": Ls,
+            "n_dynamics_steps_": float(np.mean(counts)) if counts else 0.0,
+        }
         if "V" in params:
             attrs["label_components_"] = to_numpy(params["V"])
         if self.structure is not None:
@@ -531,8 +537,17 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
     def _fixed_point(self, X, Ws, Ls, top_drive=None):
         """Outputs r* of every layer for inputs X (rows): Obeid Eq. (1), Eq. (17) for several layers."""
         return rules.deep_fixed_point(
-            X, Ws, Ls, gamma=self.gamma, activation=self.activation, threshold=self.threshold, cap=self.cap,
-            step=self.dynamics_step, tol=self.tol, max_iter=self.max_iter_dynamics, top_drive=top_drive,
+            X,
+            Ws,
+            Ls,
+            gamma=self.gamma,
+            activation=self.activation,
+            threshold=self.threshold,
+            cap=self.cap,
+            step=self.dynamics_step,
+            tol=self.tol,
+            max_iter=self.max_iter_dynamics,
+            top_drive=top_drive,
             accelerate=self.dynamics == "accelerated",
         )
 
@@ -561,8 +576,7 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
             # lateral decay is 1 / (1 + gamma) below the top; c in {0, 1}: the Hebbian terms are masked,
             # so weights outside the structure stay exactly 0
             decay = 1.0 if p == len(keys) - 1 else 1.0 / (1.0 + self.gamma)
-            dW, dL = rules.nsm_update(Ws[p], Ls[p], below, Rs[p], W_mask=masks[p][0], L_mask=masks[p][1],
-                                      lateral_decay=decay)
+            dW, dL = rules.nsm_update(Ws[p], Ls[p], below, Rs[p], W_mask=masks[p][0], L_mask=masks[p][1], lateral_decay=decay)
             params[wk] = Ws[p] + lr * dW
             params[lk] = Ls[p] + (lr / self.tau) * dL
             below = Rs[p]
@@ -599,33 +613,42 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         name, flat = type(self).__name__, getattr(self, "_flat_input", False)
         notes = []
         if flat and self.window is not None:
-            notes.append(f"window={self.window!r} has no effect: X holds flat rows and image_shape is None, so each "
-                         "row is one input vector. Pass image_shape=(H, W[, C]) to read the rows as images, or "
-                         "window=None")
+            notes.append(
+                f"window={self.window!r} has no effect: X holds flat rows and image_shape is None, so each "
+                "row is one input vector. Pass image_shape=(H, W[, C]) to read the rows as images, or "
+                "window=None"
+            )
         if flat and self.structure is not None:
-            notes.append(f"structure={self.structure!r} has no effect: X holds flat rows and image_shape is None "
-                         "(one site that sees every input). Pass image_shape=(H, W[, C]), or structure=None")
+            notes.append(
+                f"structure={self.structure!r} has no effect: X holds flat rows and image_shape is None "
+                "(one site that sees every input). Pass image_shape=(H, W[, C]), or structure=None"
+            )
         changed = self._changed(self._CONV_PARAMETERS)
         if changed and not self._conv():
-            notes.append(f"{', '.join(changed)} only apply to the convolutional layout (window set, image input), "
-                         "which this is not; leave them at their defaults")
+            notes.append(
+                f"{', '.join(changed)} only apply to the convolutional layout (window set, image input), "
+                "which this is not; leave them at their defaults"
+            )
         changed = self._changed(self._STRUCTURE_PARAMETERS)
         if changed and self.structure is None:
             notes.append(f"{', '.join(changed)} only apply to structure='local'; leave them at their defaults")
         if self.gamma > 0 and not self.hidden_layer_sizes:
-            notes.append(f"gamma={self.gamma} has no effect: the network has one layer (hidden_layer_sizes=()), "
-                         "so there is no feedback between layers")
+            notes.append(
+                f"gamma={self.gamma} has no effect: the network has one layer (hidden_layer_sizes=()), so there is no feedback between layers"
+            )
         if self.threshold > 0 and self.activation in ("tanh", "linear"):
-            notes.append(f"threshold={self.threshold} has no effect with activation={self.activation!r}; use "
-                         "'relu' or 'capped_relu'")
+            notes.append(f"threshold={self.threshold} has no effect with activation={self.activation!r}; use 'relu' or 'capped_relu'")
         if self.cap != 1.0 and self.activation != "capped_relu":
             notes.append(f"cap={self.cap} has no effect with activation={self.activation!r}; use 'capped_relu'")
         if self.dynamics == "accelerated" and (self.activation == "tanh" or self.hidden_layer_sizes):
-            notes.append("dynamics='accelerated' has no effect with activation='tanh' or several layers (the "
-                         "Euler dynamics run instead); use dynamics='neural'")
+            notes.append(
+                "dynamics='accelerated' has no effect with activation='tanh' or several layers (the "
+                "Euler dynamics run instead); use dynamics='neural'"
+            )
         if self.alpha > 0 and not supervised:
-            notes.append(f"alpha={self.alpha} has no effect without labels: pass y to fit (or y / classes to the "
-                         "first partial_fit) for S^2M, or alpha=0")
+            notes.append(
+                f"alpha={self.alpha} has no effect without labels: pass y to fit (or y / classes to the first partial_fit) for S^2M, or alpha=0"
+            )
         for note in notes:
             warnings.warn(f"{name}: {note}.", UserWarning, stacklevel=5)
 
@@ -676,16 +699,14 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
             chunk = self.chunk_size or max(1, _FIT_CHUNK_PATCHES // per_image)
             # convolutional S^2M: every patch takes its image's label (as pynsm's
             # SupervisedSimilarityMatching broadcasts the label over positions)
-            return PatchStream(bk, images, self.window, self.batch_size, chunk, dtype, center=self.center,
-                               normalize=self.normalize_patches, y=codes)
+            return PatchStream(bk, images, self.window, self.batch_size, chunk, dtype, center=self.center, normalize=self.normalize_patches, y=codes)
         rows = images.reshape(images.shape[0], -1)
         return RowStream(bk, rows, self.batch_size, dtype, y=codes, chunk_size=self.chunk_size)
 
     def _steps(self, bk, params, stream, rng, stage, stack):
         """The base's epochs, with a step that is given the structure constants on the device."""
         dtype = str(params["W"].dtype).split(".")[-1]
-        masks = [tuple(None if m is None else bk.asarray(m, dtype=dtype) for m in (layer.W_mask, layer.L_mask))
-                 for layer in self._layers]
+        masks = [tuple(None if m is None else bk.asarray(m, dtype=dtype) for m in (layer.W_mask, layer.L_mask)) for layer in self._layers]
         self._dynamics_counts = []
         epoch_fn, _ = super()._steps(bk, params, stream, rng, stage, stack)
         return epoch_fn, (lambda p, batch, lr: self._step(bk, p, batch, lr, masks))
@@ -826,8 +847,9 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         params = self._to_device(bk, self._params_from_fitted(), dtype)
         xp = bk.xp
         if self._conv():
-            stream = PatchStream(bk, images, self.window, _TRANSFORM_CHUNK_ROWS, self._rows_per_chunk(), dtype,
-                                 center=self.center, normalize=self.normalize_patches)
+            stream = PatchStream(
+                bk, images, self.window, _TRANSFORM_CHUNK_ROWS, self._rows_per_chunk(), dtype, center=self.center, normalize=self.normalize_patches
+            )
         else:
             stream = RowStream(bk, images.reshape(images.shape[0], -1), _TRANSFORM_CHUNK_ROWS, dtype)
         Ws, Ls = self._weights(params)
@@ -846,8 +868,7 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         masks = [(None, None)] * P
         if self.structure is not None:
             masks = list(zip(self.layer_feedforward_masks_, self.layer_lateral_masks_))
-        return -sum(rules.sm_cost_from_grams(*grams[p], n, regs[p], W_mask=masks[p][0], L_mask=masks[p][1])
-                    for p in range(P))
+        return -sum(rules.sm_cost_from_grams(*grams[p], n, regs[p], W_mask=masks[p][0], L_mask=masks[p][1]) for p in range(P))
 
     def to_torch(self, *, lateral=False, dtype=None):
         """The learned feedforward weights as a torch module, for fine-tuning.

@@ -31,10 +31,7 @@ __all__ = ["PRESETS", "parse_architecture", "build_layers"]
 #: text and Fig. 6-7; deepnet_s is the network of Section 4.1.
 PRESETS = {
     "simpnet": "conv 32 5x5; maxpool 3; drop .8; full 500; drop .3",
-    "deepnet": (
-        "conv 32 5x5; maxpool 3; conv 32 3x3; conv 32 3x3; maxpool 3; drop .8; "
-        "conv 32 3x3; conv 32 3x3; maxpool 3; drop .3; full 500"
-    ),
+    "deepnet": ("conv 32 5x5; maxpool 3; conv 32 3x3; conv 32 3x3; maxpool 3; drop .8; conv 32 3x3; conv 32 3x3; maxpool 3; drop .3; full 500"),
     "deepernet": (
         "conv 16 3x3; conv 16 3x3; sum; conv 32 3x3; conv 32 3x3; sum; maxpool 3; drop .5; "
         "conv 64 3x3; conv 64 3x3; sum; maxpool 3; "

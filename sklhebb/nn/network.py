@@ -108,11 +108,7 @@ class Network:
 
     def draw_masks(self, rng, batch, dtype):
         """Dropout masks for one minibatch, drawn on the host (numpy Generator)."""
-        return {
-            i: layer.draw_mask(rng, batch, dtype)
-            for i, layer in enumerate(self.layers)
-            if isinstance(layer, Dropout) and layer.rate > 0
-        }
+        return {i: layer.draw_mask(rng, batch, dtype) for i, layer in enumerate(self.layers) if isinstance(layer, Dropout) and layer.rate > 0}
 
     @staticmethod
     def _view(params, i):
@@ -144,7 +140,16 @@ class Network:
 
     # ------------------------------------------------------------ feedback
     def feedback(
-        self, bk, params, caches, delta, *, use="R", on_increment=None, propagate="pre_update", error_clip=0.0,
+        self,
+        bk,
+        params,
+        caches,
+        delta,
+        *,
+        use="R",
+        on_increment=None,
+        propagate="pre_update",
+        error_clip=0.0,
         feedback_weights=None,
     ):
         """Top-down feedback pass from the output error ``delta`` (B, C).
@@ -210,4 +215,3 @@ class Network:
 
     def describe(self):
         return "; ".join(layer.describe() for layer in self.layers)
-

@@ -131,8 +131,7 @@ def _cut_rows(images, index, V, lo, hi, wy, wx, center):
 
 # ---------------------------------------------------------------- the step
 @njit(parallel=True, nogil=True, cache=True)
-def fit_step(images, index, cut, center, wy, wx, V, B, M, Wt, p, rank, delta, lr, normalize,
-             I, bits, S, c, dM, rowmax, lowest):
+def fit_step(images, index, cut, center, wy, wx, V, B, M, Wt, p, rank, delta, lr, normalize, I, bits, S, c, dM, rowmax, lowest):
     """One minibatch of Eq. (1)-(2); updates ``M`` and ``Wt`` in place.
 
     images, index : the chunk (n, H, W, C) and the B flat patch indices of
@@ -272,6 +271,27 @@ class KrotovStepper:
             raise ValueError(f"{B} rows in a minibatch of at most {self.V.shape[0]}")
         wy, wx = self.window
         with launch_lock:
-            fit_step(images, index, cut, self.center, wy, wx, self.V, B, self.M, self.Wt, self.p, self.rank,
-                     self.delta, float(lr), self.normalize, self.I, self.bits, self.S, self.c, self.dM, self.rowmax,
-                     self.lowest)
+            fit_step(
+                images,
+                index,
+                cut,
+                self.center,
+                wy,
+                wx,
+                self.V,
+                B,
+                self.M,
+                self.Wt,
+                self.p,
+                self.rank,
+                self.delta,
+                float(lr),
+                self.normalize,
+                self.I,
+                self.bits,
+                self.S,
+                self.c,
+                self.dM,
+                self.rowmax,
+                self.lowest,
+            )

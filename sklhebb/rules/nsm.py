@@ -129,8 +129,9 @@ def nsm_step_size(L, *, n_power=12):
     return 1.0 / lam
 
 
-def nsm_fixed_point(D, L, *, activation="relu", threshold=0.0, cap=1.0, step=None, tol=1e-4, max_iter=100,
-                    accelerate=False, check_every=2, start="linear"):
+def nsm_fixed_point(
+    D, L, *, activation="relu", threshold=0.0, cap=1.0, step=None, tol=1e-4, max_iter=100, accelerate=False, check_every=2, start="linear"
+):
     """Run the neural dynamics to the fixed point r = f(D - (L - I) r), D = W x.
 
     Obeid Eq. (1) (tau du/ds = -u + W x - (L - I) r, r = f(u)); Bahroun Eq. (3)
@@ -450,8 +451,9 @@ def nsm_update(W, L, X, R, *, W_mask=None, L_mask=None, lateral_decay=1.0):
     return dW, dL
 
 
-def deep_fixed_point(X, Ws, Ls, *, gamma=0.0, activation="relu", threshold=0.0, cap=1.0, step=None, tol=1e-4,
-                     max_iter=100, top_drive=None, accelerate=False):
+def deep_fixed_point(
+    X, Ws, Ls, *, gamma=0.0, activation="relu", threshold=0.0, cap=1.0, step=None, tol=1e-4, max_iter=100, top_drive=None, accelerate=False
+):
     r"""Fixed point of the deep network with feedback, Obeid Eq. (17), all layers at once.
 
     .. math::
@@ -494,8 +496,9 @@ def deep_fixed_point(X, Ws, Ls, *, gamma=0.0, activation="relu", threshold=0.0, 
         D = X @ Ws[0].T
         if top_drive is not None:
             D = D + top_drive
-        R, k = nsm_fixed_point(D, Ls[0], activation=activation, threshold=threshold, cap=cap, step=step, tol=tol,
-                               max_iter=max_iter, accelerate=accelerate)
+        R, k = nsm_fixed_point(
+            D, Ls[0], activation=activation, threshold=threshold, cap=cap, step=step, tol=tol, max_iter=max_iter, accelerate=accelerate
+        )
         return [R], k
     bk = backend_of(X)
     xp = bk.xp

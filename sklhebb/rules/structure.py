@@ -123,8 +123,7 @@ def structured_layers(image_shape, sizes, site_stride, radius, lateral_radius, *
         ny, nx = site_grid(shape[0], shape[1], s)
         n_blocks = ny * nx if (blocks and lr < s) else None
         W_mask, L_mask = local_structure(shape, n, s, float(r), float(lr), dense_lateral=n_blocks is None)
-        layers.append(Layer(W_mask.shape[1], W_mask.shape[0], W_mask.astype(bool),
-                            None if L_mask is None else L_mask.astype(bool), n_blocks))
+        layers.append(Layer(W_mask.shape[1], W_mask.shape[0], W_mask.astype(bool), None if L_mask is None else L_mask.astype(bool), n_blocks))
         shape = (ny, nx, n)
     return layers
 

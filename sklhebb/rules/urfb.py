@@ -174,4 +174,3 @@ def feedback_error(delta_above, F, slope):
     """
     g = delta_above @ F.T
     return g if slope is None else slope * g
-
