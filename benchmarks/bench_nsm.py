@@ -257,19 +257,9 @@ def bench_structured(args):
     acc = svc.fit(X, y).score(Xt, yt)
     print(f"| raw pixels (mean-subtracted) | - | 784 | - | {acc:.4f} |")
     for nps in [2] if args.quick else args.nps:
-        e = NSMEncoder(
-            nps,
-            input_scale=1.0,
-            structure="local",
-            image_shape=(28, 28),
-            site_stride=2,
-            radius=4.0,
-            activation="tanh",
-            learning_rate=args.eta,
-            max_iter=1 if args.quick else args.epochs,
-            batch_size=100,
-            random_state=0,
-        )
+        # the network of the learned row and of its control
+        net = dict(input_scale=1.0, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", random_state=0)
+        e = NSMEncoder(nps, learning_rate=args.eta, max_iter=1 if args.quick else args.epochs, batch_size=100, **net)
         t0 = time.perf_counter()
         e.fit(X)
         t_fit = time.perf_counter() - t0
@@ -277,19 +267,7 @@ def bench_structured(args):
         acc = LinearSVC().fit(Z, y).score(Zt, yt)
         print(f"| learned structured NSM | {nps} | {Z.shape[1]} | {t_fit:.1f} | {acc:.4f} |", flush=True)
         # control: the same network with its initial (random, masked) weights, untrained
-        e0 = NSMEncoder(
-            nps,
-            input_scale=1.0,
-            structure="local",
-            image_shape=(28, 28),
-            site_stride=2,
-            radius=4.0,
-            activation="tanh",
-            max_iter=1,
-            learning_rate=1e-12,
-            batch_size=n_train,
-            random_state=0,
-        ).fit(X)
+        e0 = NSMEncoder(nps, max_iter=1, learning_rate=1e-12, batch_size=n_train, **net).fit(X)
         Z, Zt = e0.transform(X), e0.transform(Xt)
         acc0 = LinearSVC().fit(Z, y).score(Zt, yt)
         print(f"| random structured weights (control) | {nps} | {Z.shape[1]} | - | {acc0:.4f} |", flush=True)
