@@ -226,7 +226,8 @@ class HebbianEstimator(BackendMixin):
         Public fitted attributes (NumPy) from device parameters; used to store
         the result and for the per-epoch snapshots that callbacks receive.
     ``_stream(bk, data, y, dtype)``
-        The minibatches: an object whose ``epoch(rng or None)`` yields them.
+        The minibatches: an object whose ``epoch(rng or None)`` yields them,
+        ``n_batches`` per pass (the progress bar's total).
     ``_step(bk, params, batch, lr, stage)``
         One minibatch update of the rule, in place on ``params``.
     ``_encode(bk, params, chunk)``
@@ -334,7 +335,7 @@ class HebbianEstimator(BackendMixin):
                 stream = self._stream(bk, data, targets, dtype)
                 epoch_fn, step_fn = self._steps(bk, params, stream, rng, stage, stack)
                 stack.enter_context(bk.memory_hint(*self._memory_hints))
-                result = train(self, bk, params, epoch_fn, step_fn, n_epochs=n_epochs, lr_at=lr_at, ctx=ctx)
+                result = train(self, bk, params, epoch_fn, step_fn, n_epochs=n_epochs, lr_at=lr_at, ctx=ctx, n_batches=stream.n_batches)
             n_done += result.n_epochs
             n_steps += result.n_steps
             history += result.history

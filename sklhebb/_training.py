@@ -74,7 +74,7 @@ class TrainResult:
     stopped: bool = False  # a callback asked to stop (after epoch n_epochs)
 
 
-def train(est, bk, params: dict, epoch_fn, step_fn, *, n_epochs: int, lr_at, ctx=None) -> TrainResult:
+def train(est, bk, params: dict, epoch_fn, step_fn, *, n_epochs: int, lr_at, ctx=None, n_batches=None) -> TrainResult:
     """The epoch loop of every estimator: ``n_epochs`` passes of ``step_fn`` over ``epoch_fn(epoch)``.
 
     ``step_fn(params, batch, lr)`` updates the device arrays of ``params`` in
@@ -88,11 +88,13 @@ def train(est, bk, params: dict, epoch_fn, step_fn, *, n_epochs: int, lr_at, ctx
     ``_fitted_attributes`` for the per-epoch snapshots that scikit-learn's
     callbacks receive. ``ctx`` is the fit's root callback task (or None); each
     epoch is a sub-task of it, and a callback that asks to stop ends training
-    after the current epoch (``result.stopped``).
+    after the current epoch (``result.stopped``). ``n_batches``, the minibatches
+    per epoch (the stream's ``n_batches``), is the total of the ``verbose=2``
+    progress bar, so that it shows an ETA.
     """
     # divergence is detected explicitly; NumPy's overflow warnings would only add noise
     with np.errstate(over="ignore", invalid="ignore"):
-        return _epochs(est, bk, params, epoch_fn, step_fn, n_epochs, lr_at, ctx)
+        return _epochs(est, bk, params, epoch_fn, step_fn, n_epochs, lr_at, ctx, n_batches)
 
 
 def begin_fit_callbacks(estimator, X=None, y=None, *, max_subtasks):
@@ -123,7 +125,7 @@ def _lazy(reconstruct, params):
     return None if reconstruct is None else (lambda: copy.deepcopy(reconstruct(params)))
 
 
-def _epochs(est, bk, params, epoch_fn, step_fn, n_epochs, lr_at, ctx):
+def _epochs(est, bk, params, epoch_fn, step_fn, n_epochs, lr_at, ctx, n_batches):
     name, verbose = type(est).__name__, est.verbose
     n_steps = 0
     history = []
@@ -136,7 +138,7 @@ def _epochs(est, bk, params, epoch_fn, step_fn, n_epochs, lr_at, ctx):
         lr = lr_at(epoch)
         t0 = time.perf_counter()
         it = epoch_fn(epoch)
-        bar = _progress(it, verbose, name, epoch, n_epochs)
+        bar = _progress(it, verbose, name, epoch, n_epochs, n_batches)
         steps_here = 0
         totals = {}  # what the steps report (a dict of numbers each, e.g. a loss summed over the minibatch), added up
         for batch in bar:
@@ -187,14 +189,14 @@ def _diverged(name, epoch, n_steps, lr, hint):
     )
 
 
-def _progress(it, verbose, name, epoch, n_epochs):
+def _progress(it, verbose, name, epoch, n_epochs, n_batches):
     if verbose < 2:
         return it
     try:
         from tqdm.auto import tqdm
     except ImportError:  # tqdm is optional
         return it
-    return tqdm(it, desc=f"{name} epoch {epoch + 1}/{n_epochs}", leave=False, unit="batch")
+    return tqdm(it, desc=f"{name} epoch {epoch + 1}/{n_epochs}", total=n_batches, leave=False, unit="batch")
 
 
 class RowStream:
@@ -215,7 +217,8 @@ class RowStream:
     ``epoch(rng)`` yields one pass of ``Xb`` (or ``(Xb, yb)`` with ``y``):
     with an ``rng`` (NumPy RandomState) the rows are permuted on the host, so
     every backend sees the same order; with None they come in order. Every
-    batch has ``batch_size`` rows but the last one of the pass.
+    batch has ``batch_size`` rows but the last one of the pass: ``n_batches``
+    per pass.
     """
 
     def __init__(self, bk, X, batch_size, dtype, y=None, chunk_size=None):
@@ -227,6 +230,7 @@ class RowStream:
         self.chunk_size = int(chunk_size) if chunk_size else 64 * self.batch_size
         # chunks hold whole batches so that batch boundaries do not depend on them
         self.chunk_size = max(self.batch_size, (self.chunk_size // self.batch_size) * self.batch_size)
+        self.n_batches = -(-X.shape[0] // self.batch_size)
 
     def epoch(self, rng=None):
         from .image import to_device_chunk

@@ -287,8 +287,8 @@ class PatchStream:
         A label per image (host): every patch carries its image's label. It
         travels chunk by chunk with the images (moved as int64).
 
-    ``epoch(rng)`` yields one pass: patch rows, or ``(rows, labels)`` with
-    ``y``. With an ``rng`` the image order is permuted and the patches inside
+    ``epoch(rng)`` yields one pass of ``n_batches`` minibatches: patch rows, or
+    ``(rows, labels)`` with ``y``. With an ``rng`` the image order is permuted and the patches inside
     each chunk are shuffled; with None the patches come in order (image by
     image, row-major positions).
     """
@@ -311,6 +311,7 @@ class PatchStream:
         self.y = None if y is None else np.asarray(y)
         self.per_image = output_size(H, self.win[0], 1) * output_size(W, self.win[1], 1)
         self.n_patches = n * self.per_image
+        self.n_batches = -(-self.n_patches // self.batch_size)
 
     def _patches(self, chunk, order=None):
         """The chunk's patches as rows, in ``order`` (flat patch indices) when given.

@@ -185,3 +185,39 @@ def test_partial_fit_reports_its_epoch():
     est = _make(NSMEncoder).set_callbacks(rec)
     est.partial_fit(X)
     assert rec.events.count(("end", "epoch")) == 1
+
+
+@ESTIMATORS
+def test_every_estimators_progress_bar_knows_its_total(cls, monkeypatch, capsys):
+    # verbose=2: one tqdm bar per epoch whose total is the epoch's minibatches, so that it shows an ETA
+    tqdm_auto = pytest.importorskip("tqdm.auto")
+    bars = []
+
+    class Recording(tqdm_auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.seen = 0
+            bars.append(self)
+
+        def __iter__(self):
+            for item in super().__iter__():
+                self.seen += 1
+                yield item
+
+    monkeypatch.setattr(tqdm_auto, "tqdm", Recording)
+    X, y = _data()
+    est = _make(cls, max_iter=2, verbose=2).fit(X, y)
+    assert len(bars) == est.n_iter_
+    assert [bar.total for bar in bars] == [bar.seen for bar in bars]
+    assert sum(bar.seen for bar in bars) == est.n_steps_
+    assert f"/{bars[0].total} [" in capsys.readouterr().err  # "i/total [elapsed<remaining": the ETA
+
+
+def test_scikit_learns_progress_bar_runs_with_the_progress_extra():
+    # the `progress` extra installs rich, which sklearn.callback.ProgressBar needs
+    pytest.importorskip("rich")
+    from sklearn.callback import ProgressBar
+
+    enc = KrotovPatchEncoder(n_components=4, window=3, max_iter=3, random_state=0).set_callbacks(ProgressBar())
+    enc.fit(_X())
+    assert enc.n_iter_ == 3
