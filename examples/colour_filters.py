@@ -83,6 +83,9 @@ def main(quick=False):
         f"learned chromatic fraction (converged units): median {np.median(frac[converged]):.2f}, "
         f"quartiles {np.percentile(frac[converged], 25):.2f} / {np.percentile(frac[converged], 75):.2f}"
     )
+    counts = {"colour": n_colour, "grey": n_grey, "mixed": K - n_colour - n_grey - n_dead, "not_converged": n_dead}
+    counts |= {"random_colour": int((rand > THRESHOLD).sum()), "random_grey": int((rand < GREY).sum())}
+    print("RESULT " + " ".join(f"{k}={v}" for k, v in counts.items()))
 
     try:
         import matplotlib

@@ -128,10 +128,13 @@ def site_centres(layer):
 
 
 def summary(name, H, F):
+    """Print each layer's active fraction and median feature area; return the areas."""
+    areas = []
     for p, (h, f) in enumerate(zip(H, F)):
         on = h.max(axis=0) > 0
-        area = np.median(half_mass_area(f[on])) if on.any() else float("nan")
-        print(f"{name + ', layer ' + str(p + 1):<36}{h.shape[1]:>8}{on.mean():>8.2f}{area:>18.0f}")
+        areas.append(np.median(half_mass_area(f[on])) if on.any() else float("nan"))
+        print(f"{name + ', layer ' + str(p + 1):<36}{h.shape[1]:>8}{on.mean():>8.2f}{areas[-1]:>18.0f}")
+    return areas
 
 
 def main(quick=False):
@@ -157,8 +160,7 @@ def main(quick=False):
         f"mean dynamics steps per minibatch {deep.n_dynamics_steps_:.1f}"
     )
     print(f"{'network':<36}{'neurons':>8}{'active':>8}{'median area (px)':>18}")
-    summary(f"feedback gamma = {GAMMA:g}", H, F)
-    summary("no feedback (gamma = 0)", H0, F0)
+    areas = {"feedback": summary(f"feedback gamma = {GAMMA:g}", H, F), "no_feedback": summary("no feedback (gamma = 0)", H0, F0)}
     print(f"fit time: gamma = {GAMMA:g} {t_deep:.1f} s, gamma = 0 {t_flat:.1f} s")
 
     # faces vs non-faces: LinearSVC on the features, 3-fold cross-validation (encoder refitted per fold)
@@ -175,6 +177,9 @@ def main(quick=False):
     print("faces vs non-faces (all 200 images of lfw_subset), LinearSVC, 3-fold cross-validated accuracy:")
     for name, a in accs.items():
         print(f"  {name:<36}{a.mean():.3f} +- {a.std():.3f}")
+    results = {f"area_layer{p + 1}_{net}": a for net, per_layer in areas.items() for p, a in enumerate(per_layer)}
+    results |= {"cv_raw": accs["raw pixels"].mean(), "cv_deep": accs[f"deep structured, gamma = {GAMMA:g}"].mean()}
+    print("RESULT " + " ".join(f"{k}={v:.6g}" for k, v in results.items()))
 
     try:
         import matplotlib

@@ -88,6 +88,9 @@ def main(quick=False):
     print(f"{'random filters, same NNL-CONV + logistic':<52}{acc_random:.4f}")
     print(f"{'raw pixels + logistic':<52}{acc_raw:.4f}")
     print(f"(total {time.perf_counter() - t0:.0f} s)")
+    results = {"best_power": best["encoder__power"], "best_delta": best["encoder__delta"], "best_cv": search.best_score_}
+    results |= {"learned": acc_best, "random_filters": acc_random, "raw": acc_raw}
+    print("RESULT " + " ".join(f"{k}={v:.6g}" for k, v in results.items()))
 
     try:
         import matplotlib

@@ -132,6 +132,10 @@ def main(quick=False):
     for name, (_, _, accs, _, ep_cos) in runs.items():
         print(f"{name:<20}cos  " + " ".join(f"{c:.4f}" for c in ep_cos))
         print(f"{name:<20}acc  " + " ".join(f"{a:>6.3f}" for a in accs))
+    short = {"Krotov pre-trained": "pretrained", "random init": "random"}
+    finals = {f"{short[n]}_cosine_end": r[4][-1] for n, r in runs.items()}
+    finals |= {f"{short[n]}_accuracy_epoch1": r[2][1] for n, r in runs.items()} | {f"{short[n]}_accuracy_end": r[2][-1] for n, r in runs.items()}
+    print("RESULT " + " ".join(f"{k}={v:.6g}" for k, v in finals.items()))
 
     try:
         import matplotlib

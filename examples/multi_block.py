@@ -81,6 +81,8 @@ def main(quick=False):
     print(f"{'model':<40}{'test acc':>9}{'features':>10}{'time s':>8}")
     for name, acc, n_feat, t in rows:
         print(f"{name:<40}{acc:>9.4f}{n_feat:>10}{t:>8.1f}")
+    results = dict(zip(("multi_block", "single_block", "multi_block_random"), (acc for _, acc, _, _ in rows)))
+    print("RESULT " + " ".join(f"{k}={v:.6g}" for k, v in results.items()))
 
     try:
         import matplotlib

@@ -31,7 +31,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -39,8 +38,6 @@ from sklearn.svm import LinearSVC
 
 from sklhebb import NSMEncoder
 from sklhebb.datasets import load_fashion_mnist
-
-torch.set_num_threads(1)
 
 N_NEURONS = 10
 
@@ -84,6 +81,9 @@ def main(quick=False):
     )
     best_std = max(rows[1:], key=lambda r: r[3])
     print(f"standardised features: alpha = 0 {rows[0][3]:.4f}; best alpha = {best_std[0]:g}, {best_std[3]:.4f}; largest alpha: {rows[-1][3]:.4f}")
+    results = {"alpha0": rows[0][1], "best_alpha": best[0], "best": best[1], "largest_alpha": rows[-1][1]}
+    results |= {"std_alpha0": rows[0][3], "std_best_alpha": best_std[0], "std_best": best_std[3], "std_largest_alpha": rows[-1][3]}
+    print("RESULT " + " ".join(f"{k}={v:.6g}" for k, v in results.items()))
 
     try:
         import matplotlib

@@ -52,6 +52,8 @@ print(f"{'raw pixels + logistic regression':<44}{raw:.4f}")
 print(f"{'random filters + NNL-CONV + logistic':<44}{acc_random:.4f}")
 print(f"{'KrotovPatchEncoder + logistic regression':<44}{acc_learned:.4f}")
 print(f"(total {time.perf_counter() - t0:.1f} s)")
+# the figures above, machine-readable (tests/test_examples.py checks them against the README)
+print("RESULT " + " ".join(f"{k}={v:.6g}" for k, v in {"raw": raw, "random_filters": acc_random, "learned_filters": acc_learned}.items()))
 
 try:
     import matplotlib

@@ -125,6 +125,9 @@ def main(quick=False):
     print(f"{f'NNL-CONV (local filters, {epochs} ep) + logistic readout':<52}{acc_nnl[0]:>8.4f}{acc_nnl[1]:>10.4f}{t_nnl:>8.1f}")
     print(f"{'NNL-CONV, random filters (control) + logistic':<52}{acc_rnd[0]:>8.4f}{acc_rnd[1]:>10.4f}{t_rnd:>8.1f}")
     print(f"{f'CONV + ReLU, end-to-end backprop ({bp_epochs} ep, Adam)':<52}{acc_conv[0]:>8.4f}{acc_conv[1]:>10.4f}{t_conv:>8.1f}")
+    accs = {"nnl": acc_nnl, "nnl_random": acc_rnd, "conv": acc_conv}
+    results = {f"{m}_{k}": a[i] for m, a in accs.items() for i, k in enumerate(("clean", "shadowed"))}
+    print("RESULT " + " ".join(f"{k}={v:.6g}" for k, v in results.items()))
 
     try:
         import matplotlib

@@ -83,6 +83,9 @@ def main(quick=False):
     print(f"\n{'filters':<28}" + "".join(f"{t:>16}" for t in targets))
     for name in encoders:
         print(f"{name:<28}" + "".join(f"{table[name, t]:>16.4f}" for t in targets))
+    key = {"learned on Fashion-MNIST": "fashion_filters", "learned on MNIST digits": "digit_filters", "random (control)": "random_filters"}
+    key |= {"Fashion-MNIST": "fashion", "MNIST digits": "digits"}
+    print("RESULT " + " ".join(f"{key[name]}_on_{key[t]}={a:.6g}" for (name, t), a in table.items()))
 
     try:
         import matplotlib

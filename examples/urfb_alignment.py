@@ -35,12 +35,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from sklhebb import URFBClassifier
 from sklhebb.datasets import load_fashion_mnist
-
-torch.set_num_threads(1)
 
 FEEDBACKS = ("urfb", "frfb", "bp")
 BATCH = 20
@@ -83,6 +80,9 @@ def main(quick=False):
         al = "".join(f"{a:>16.3f}" for a in clf.alignment_[-1])
         print(f"{fb:<10}{errors[-1]:>12.4f}{clf.loss_curve_[-1]:>12.4f}{al}{t:>9.1f}")
     print("(bp sends the error through W itself: its alignment is 1 by definition)")
+    results = {f"{fb}_test_error": errors[-1] for fb, (_, errors, _) in runs.items()}
+    results |= {f"{fb}_corr_layer{i + 1}": a for fb in ("urfb", "frfb") for i, a in enumerate(runs[fb][0].alignment_[-1])}
+    print("RESULT " + " ".join(f"{k}={v:.6g}" for k, v in results.items()))
     print("alignment after epoch 1:", ", ".join(f"{fb} {np.array2string(runs[fb][0].alignment_[0], precision=3)}" for fb in ("urfb", "frfb")))
 
     try:
