@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
@@ -355,11 +356,32 @@ def test_pickle_round_trip(digits):
     np.testing.assert_array_equal(clone.decision_function(Xte), clf.decision_function(Xte))
 
 
-def test_default_epochs_follow_the_authors_step_budget_capped_at_ten():
+def test_default_epochs_follow_the_authors_step_budget_capped_by_presentations():
     clf = ActivationLearningClassifier(batch_size=100)
+    clf.batch_size_ = 100  # what _setup fixes at the first fit
     assert clf._n_epochs(10_000_000) == 7  # S = 774,596 minibatches of the 100,000 per epoch
-    assert clf._n_epochs(60000) == clf._n_epochs(600) == 10  # S = 100 and 1666 epochs, capped
+    assert clf._n_epochs(60000) == 10  # S = 100 epochs, capped at 100,000 // n = 1, raised to 10
+    assert clf._n_epochs(600) == 40  # S = 1666 epochs, capped at 100,000 // 600 = 166, lowered to 40
+    assert clf._n_epochs(4000) == 25  # the cap between: 100,000 // 4,000
     assert ActivationLearningClassifier(max_iter=100)._n_epochs(60000) == 100
+
+
+@pytest.mark.parametrize(("n", "expected"), [(60, 20), (1347, 20), (10_000, 20), (30_000, 60), (50_000, 100), (70_000, 100)])
+def test_auto_batch_size_is_n_over_500_between_20_and_100(n, expected):
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(n, 4), np.arange(n) % 2
+    clf = ActivationLearningClassifier((4,), label_repeat=1, max_iter=1, random_state=0)
+    clf._validate_fit_data(X, y, reset=True, whole_fit=True)
+    clf._setup(X, np.searchsorted(clf.classes_, y), "float64")
+    assert clf.batch_size_ == expected
+
+
+def test_fit_with_defaults_records_the_batch_size_it_used(digits):
+    Xtr, _, ytr, _ = digits
+    clf = ActivationLearningClassifier((8, 8), label_repeat=2, max_iter=1, random_state=0).fit(Xtr[:300], ytr[:300])
+    assert clf.batch_size_ == 20 and clf.n_steps_ == 15
+    clf = ActivationLearningClassifier((8, 8), label_repeat=2, max_iter=1, batch_size=60, random_state=0).fit(Xtr[:300], ytr[:300])
+    assert clf.batch_size_ == 60 and clf.n_steps_ == 5
 
 
 # ------------------------------------------------ inference by optimisation
@@ -513,3 +535,13 @@ def test_parameters_without_effect_warn_and_defaults_are_silent(digits):
         ActivationLearningClassifier(random_state=0).fit(Xtr[:100], ytr[:100])
         ActivationLearningClassifier(feedback=False, **kw).fit(Xtr[:100], ytr[:100])
         ActivationLearningClassifier(unlearning_factor=0.5, stat_momentum=0.9, **kw).fit(Xtr[:100], ytr[:100])
+
+
+def test_defaults_beat_raw_pixels_on_digits():
+    """Issue 15's digits case: ActivationLearningClassifier(random_state=0) alone >= raw-pixel LogisticRegression."""
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=450, random_state=0, stratify=y)
+    raw = LogisticRegression(max_iter=3000).fit(Xtr / 16, ytr).score(Xte / 16, yte)
+    clf = ActivationLearningClassifier(random_state=0).fit(Xtr, ytr)
+    assert (clf.batch_size_, clf.n_iter_) == (20, 40)
+    assert clf.score(Xte, yte) >= raw

@@ -55,7 +55,14 @@ __all__ = ["ActivationLearningClassifier"]
 _GAMMA_MOMENTUM = 0.99  # EMA of mean gamma (spec 4.4 step 3)
 # parameters of the accuracy feedback (Eq. 12-14), without effect when feedback=False
 _FEEDBACK_PARAMETERS = ("unlearning_factor", "gap_slope", "renormalize_gamma", "feedback_update", "feedback_order", "unlearning_threshold")
-_MAX_AUTO_EPOCHS = 10  # cap of max_iter=None (a fit on small data takes seconds)
+# max_iter=None: the authors' step budget in epochs, capped at about 100,000 sample presentations,
+# from 10 to 40 epochs (a fit on small data takes seconds; benchmarks/RESULTS.md, "Defaults")
+_AUTO_PRESENTATIONS = 100_000
+_AUTO_EPOCHS = (10, 40)
+# batch_size="auto": n // 500 samples per minibatch, from 20 to the paper's 100 (the rule needs
+# thousands of steps and a minibatch's cost is nearly proportional to its size; 10 diverged on MNIST)
+_AUTO_BATCH_DIVISOR = 500
+_AUTO_BATCH = (20, 100)
 _PREDICT_FLOATS = 1 << 25  # floats per (sample, label) chunk in predict (~128 MB in float32)
 
 
@@ -103,10 +110,17 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
     max_iter : int or None, default=None
         Epochs. None: the authors' step budget
         S = max(60000 * sqrt(n / 60000), 10000) minibatches (spec 5.1) in
-        epochs, capped at 10 epochs, so that a fit on small data takes
-        seconds (uncapped, S is at least 10,000 minibatches: 352 s on 1,257
-        digits); set an int for the paper's long runs.
-    batch_size : int, default=100
+        epochs, capped at 100,000 // n epochs but never below 10 nor above 40
+        (40 epochs of digits, 10 of 10,000 Fashion-MNIST images), so that a
+        fit on small data takes seconds (uncapped, S is at least 10,000
+        minibatches: 352 s on 1,257 digits); set an int for the paper's long
+        runs.
+    batch_size : int or "auto", default="auto"
+        Samples per minibatch. "auto": n // 500 of the first fit's n samples,
+        from 20 to the paper's 100 (20 up to 10,000 samples, 100 from 50,000
+        on): the rule needs thousands of steps, and a step costs about in
+        proportion to its samples (10 diverged on MNIST at the default
+        learning rate). The value used is ``batch_size_``.
     shuffle : bool, default=True
     init_std : float, default=0.01
         Truncated-normal initial weights (+-2 std).
@@ -170,6 +184,8 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         Statistics of |y| of the hidden layers (std_abs).
     gamma_scale_ : float
         EMA of the batch-mean gamma (``renormalize_gamma``).
+    batch_size_ : int
+        Samples per minibatch (``batch_size`` with "auto" resolved).
     n_iter_, n_steps_ : int
     n_features_in_ : int
     image_shape_ : tuple
@@ -200,7 +216,7 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "schedule": [StrOptions({"step", "constant", "linear"}), callable],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
         "init_std": [Interval(Real, 0, None, closed="neither")],
         "stat_momentum": [Interval(Real, 0, 1, closed="both")],
@@ -234,7 +250,7 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         learning_rate=0.1,
         schedule="step",
         max_iter=None,
-        batch_size=100,
+        batch_size="auto",
         shuffle=True,
         init_std=0.01,
         stat_momentum=0.995,
@@ -327,6 +343,8 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         self.label_codes_ = label_codes(len(self.classes_), self.label_repeat, self.label_strength, dtype)
         self._layers()  # bad sizes or a window without images fail here, before any weight is drawn
         self._fit_gap_slope = self._gap_slope(data.shape[0])
+        lo, hi = _AUTO_BATCH
+        self.batch_size_ = min(hi, max(lo, data.shape[0] // _AUTO_BATCH_DIVISOR)) if self.batch_size == "auto" else int(self.batch_size)
         self._warn_ineffective()
 
     def _warn_ineffective(self):
@@ -434,12 +452,18 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
             self._learn(bk, params, Xn, neg, r_neg)
             self._learn(bk, params, Xn, yb, r_pos)
 
+    def _batch_size(self):
+        return self.batch_size_ if self.batch_size == "auto" else int(self.batch_size)
+
     def _n_epochs(self, n_samples):
-        """``max_iter``, or the authors' step budget S = max(60000 sqrt(n / 60000), 10000) minibatches, at most 10 epochs."""
+        """``max_iter``, or the authors' step budget S = max(60000 sqrt(n / 60000), 10000) minibatches in epochs,
+        capped at 100,000 // n epochs within [10, 40]."""
         if self.max_iter is not None:
             return self.max_iter
         steps = max(int(60000 * math.sqrt(n_samples / 60000)), 10000)
-        return min(max(steps // max(n_samples // self.batch_size, 1), 1), _MAX_AUTO_EPOCHS)
+        lo, hi = _AUTO_EPOCHS
+        cap = min(hi, max(lo, _AUTO_PRESENTATIONS // max(n_samples, 1)))
+        return min(max(steps // max(n_samples // self._batch_size(), 1), 1), cap)
 
     def _init_params(self, rng, dtype):
         first, label_layer, rest = self._layers()
@@ -474,7 +498,7 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         }
 
     def _stream(self, bk, data, y, dtype):
-        return RowStream(bk, data, self.batch_size, dtype, y=y)
+        return RowStream(bk, data, self._batch_size(), dtype, y=y)
 
     def _monitor(self, bk, params):
         W = params[f"W{len(self._layers()[2])}"]
@@ -743,8 +767,3 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         tags.input_tags.three_d_array = True
         return tags
 
-
-def _monitor(params):
-    W = params[f"W{sum(1 for k in params if k.startswith('W') and k[1:].isdigit()) - 1}"]
-    top = float(to_numpy((W * W).sum()))
-    return f"sum w^2 (top layer) = {top:.4g}, gamma EMA = {float(to_numpy(params['gscale'])):.3f}"
