@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_limits
 from .. import rules
 from .._backend import backend_of, to_numpy
 from .._base import BACKEND_CONSTRAINTS, HebbianClassifierMixin, HebbianEstimator
+from .._constraints import ImageShape, LayerSizes, LayerSpec
 from .._training import RowStream
 from ..nn import Dense, Dropout, Network, Sum, UntiedConv, UntiedDense, build_layers
 
@@ -150,11 +151,16 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
         (H, W) or (H, W, C) of the images when ``X`` is 2-D and the
         hidden layers have convolutions.
     backend : {"numpy", "torch", "cupy"}, default="numpy"
+        Where to compute for NumPy input. Torch and CuPy input is computed in
+        its own namespace and device and returned there.
     device : str, default=None
+        Device for ``backend`` ("cpu", "cuda", "cuda:1"); None is the CPU for
+        NumPy and torch and the current GPU for CuPy.
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, the masks, the shuffling and dropout (all drawn on
         the host, so every backend sees the same numbers).
     verbose : int, default=0
+        1 prints one line per epoch; 2 adds a progress bar (tqdm).
 
     Attributes
     ----------
@@ -221,7 +227,7 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
     """
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": [tuple, list, str],
+        "hidden_layer_sizes": [LayerSizes(), LayerSpec()],
         "feedback": [StrOptions({"urfb", "frfb", "bp"})],
         "feedback_init": [StrOptions({"random", "copy"})],
         "loss": [StrOptions({"hinge", "softmax"})],
@@ -241,7 +247,7 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
         "error_clip": [Interval(Real, 0, None, closed="left")],
         "use_bias": ["boolean"],
         "input_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
-        "image_shape": [tuple, list, None],
+        "image_shape": [ImageShape(), None],
         **BACKEND_CONSTRAINTS,
         "random_state": ["random_state"],
         "verbose": ["verbose"],

@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 from .. import _numba, rules
 from .._backend import to_numpy
 from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, host_normal, validate_images
+from .._constraints import ImageShape
 from ..image import PatchStream, extract_patches, max_pool, normalize_rows, pooled_size
 
 __all__ = ["KrotovPatchEncoder"]
@@ -203,7 +204,7 @@ class KrotovPatchEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, Tran
         "shuffle": ["boolean"],
         "normalize_update": ["boolean"],
         "center": ["boolean"],
-        "image_shape": [StrOptions({"auto"}), tuple, list, None],
+        "image_shape": [StrOptions({"auto"}), ImageShape(), None],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
         **BACKEND_CONSTRAINTS,
         "random_state": ["random_state"],

@@ -44,6 +44,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from .. import rules
 from .._backend import to_numpy
 from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, compute_dtype, host_normal
+from .._constraints import ImageShape, LayerSizes, PerLayer
 from .._training import RowStream
 from ..image import PatchStream, extract_patches, max_pool, normalize_rows, pooled_size
 from ..rules.structure import dense_layers, lateral_identity, structured_layers
@@ -327,15 +328,15 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         "pool": [StrOptions({"max", "sum"})],
         "pool_size": [Interval(Integral, 1, None, closed="left"), None],
         "pool_stride": [Interval(Integral, 1, None, closed="left"), None],
-        "hidden_layer_sizes": [tuple, list],
+        "hidden_layer_sizes": [LayerSizes()],
         "gamma": [Interval(Real, 0, None, closed="left")],
         "return_layers": [StrOptions({"top", "all"})],
         "structure": [StrOptions({"local"}), None],
-        "site_stride": [Interval(Integral, 1, None, closed="left"), tuple, list],
-        "radius": [Interval(Real, 0, None, closed="left"), tuple, list],
-        "lateral_radius": [Interval(Real, 0, None, closed="left"), tuple, list],
+        "site_stride": [PerLayer(Interval(Integral, 1, None, closed="left"))],
+        "radius": [PerLayer(Interval(Real, 0, None, closed="left"))],
+        "lateral_radius": [PerLayer(Interval(Real, 0, None, closed="left"))],
         "input_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
-        "image_shape": [tuple, list, None],
+        "image_shape": [ImageShape(), None],
         "shuffle": ["boolean"],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
         **BACKEND_CONSTRAINTS,
@@ -449,8 +450,6 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
             if hasattr(self, name):  # from an earlier fit with structure
                 delattr(self, name)
         H, W, C = self.image_shape_
-        if any(isinstance(n, bool) or not isinstance(n, Integral) or n < 1 for n in self.hidden_layer_sizes):
-            raise ValueError(f"hidden_layer_sizes must hold positive integers; got {self.hidden_layer_sizes!r}")
         if self.structure is not None and self.window is not None:
             raise ValueError("structure='local' and window are exclusive: the structured network sees whole images.")
         if self._conv() and self.hidden_layer_sizes:
