@@ -437,7 +437,8 @@ class LocalCompetitiveEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin,
         Parameters
         ----------
         dtype : torch.dtype, default=None
-            The fitted dtype (float32, or float64 when fitted in float64).
+            The module's dtype; None is float32, whatever dtype the model was
+            fitted in. The module takes input of this dtype.
 
         Returns
         -------

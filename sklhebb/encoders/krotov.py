@@ -509,6 +509,17 @@ class KrotovPatchEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, Tran
         ``nn.MaxPool2d`` when ``pooling``. Takes NCHW input and returns
         (n, K, ph, pw); ``transform`` gives the same numbers in (ph, pw, K)
         order.
+
+        Parameters
+        ----------
+        pooling : bool, default=True
+        dtype : torch.dtype, default=None
+            The module's dtype; None is float32, whatever dtype the model was
+            fitted in. The module takes input of this dtype.
+
+        Returns
+        -------
+        module : torch.nn.Sequential whose weights require grad
         """
         check_is_fitted(self)
         from ..torch_export import krotov_to_torch
