@@ -567,10 +567,11 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
 
         Returns
         -------
-        y : ndarray of shape (n,)
+        y : array of shape (n,)
+            NumPy for NumPy input; torch or CuPy on the input's device for
+            numeric labels.
         """
-        index = to_numpy(self._predict_index(X))
-        return self.classes_[index]
+        return self._labels(self._predict_index(X))
 
     def score_samples(self, X):
         """Typicality for anomaly detection: max_c A(x, c) (Section VI-A).

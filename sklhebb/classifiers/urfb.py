@@ -557,9 +557,10 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
         return self._outputs(X, rules.log_softmax)
 
     def predict(self, X):
-        """Class of the largest output, ``classes_[argmax x_L]``."""
+        """Class of the largest output, ``classes_[argmax x_L]``, in the input's library (NumPy for
+        NumPy input; torch or CuPy on the input's device for numeric labels)."""
         o = self._outputs(X)
-        return self.classes_[np.asarray(to_numpy(backend_of(o).xp.argmax(o, axis=1)))]
+        return self._labels(backend_of(o).xp.argmax(o, axis=1))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
