@@ -15,7 +15,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -23,6 +23,7 @@ from .. import rules
 from .._backend import to_numpy, to_output
 from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, compute_dtype, validate_images
 from .._constraints import ImageShape, LayerSizes
+from .._feature_names import GridFeatureNamesMixin
 from .._training import RowStream
 from ..nn.competitive import ACTIVATIONS, activate, apply_deltas, dense, forward, init_statistics, init_weights, local, n_outputs, normalize_input
 
@@ -31,7 +32,7 @@ __all__ = ["LocalCompetitiveEncoder"]
 _CHUNK_ROWS = 4096  # rows encoded at a time in transform / score_samples
 
 
-class LocalCompetitiveEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class LocalCompetitiveEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, BaseEstimator):
     """Layers of neurons trained by the local competitive rule (unsupervised).
 
     Each layer computes y = w^T x and learns by Eq. (4),
@@ -359,6 +360,13 @@ class LocalCompetitiveEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin,
         if self.feature_scale != "auto":
             return [float(self.feature_scale)] * len(self.coefs_)
         return [math.sqrt(W.shape[-1] * (W.shape[0] * W.shape[1] if W.ndim == 4 else 1)) for W in self.coefs_]
+
+    def _output_grids(self):
+        """(rows, columns, units) of every locally connected layer ``transform`` returns; None for dense layers."""
+        if self.window is None:
+            return None
+        grids = [tuple(layer.out_shape) for layer in self._layers()]
+        return grids if self.return_layers == "all" else grids[-1:]
 
     def _encode(self, bk, params, chunk):
         _, Hs = self._forward_all(bk, params, chunk)
