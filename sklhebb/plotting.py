@@ -131,12 +131,15 @@ def _krotov_fields(est, shape):
 def _nsm_fields(est, layer, shape):
     params = {k: np.asarray(v, dtype=np.float64) for k, v in est._params_from_fitted().items()}
     Ws, Ls = est._weights(params)
+    if not 0 <= layer < len(Ws):
+        raise ValueError(f"layer={layer}: {type(est).__name__}'s network has layers 0 to {len(Ws) - 1}, and only layer 0 sees pixels.")
     if layer != 0:
         raise ValueError(
             f"layer={layer}: layer {layer} of {type(est).__name__}'s network sees the outputs of layer {layer - 1}, "
             "not pixels; only layer 0 has filters that are images."
         )
     bk = _numpy()
+    silent = est.activation in ("relu", "capped_relu")  # an output of 0 is no response: an all-0 group has no winner
     if est._conv():
         C = est.image_shape_[2]
         if shape is None:
@@ -148,7 +151,7 @@ def _nsm_fields(est, layer, shape):
             return est._fixed_point(P.reshape(-1, P.shape[-1]), Ws, Ls)[0][0]
 
         F = Ws[0]
-        return _Fields(F, shape, _all_units(len(F)), activity, what="filters", inputs=f"{est.window} x {est.window} patches", positive=True)
+        return _Fields(F, shape, _all_units(len(F)), activity, what="filters", inputs=f"{est.window} x {est.window} patches", positive=silent)
     if shape is None:
         shape = _image_shape(est)
     F = Ws[0]
@@ -164,13 +167,15 @@ def _nsm_fields(est, layer, shape):
 
     groups = np.arange(len(F)).reshape(n_sites, -1)  # structured: the neurons of a site compete
     if n_sites > 1:
-        return _Fields(F, shape, groups, activity, what="receptive fields", inputs="images", rivals="the neurons of its site", positive=True)
-    return _Fields(F, shape, groups, activity, what="filters", inputs="images", positive=True)
+        return _Fields(F, shape, groups, activity, what="receptive fields", inputs="images", rivals="the neurons of its site", positive=silent)
+    return _Fields(F, shape, groups, activity, what="filters", inputs="images", positive=silent)
 
 
 def _competitive_fields(est, layer, shape):
     from .nn.competitive import forward, normalize_input
 
+    if not 0 <= layer < len(est.coefs_):
+        raise ValueError(f"layer={layer}: {type(est).__name__} has layers 0 to {len(est.coefs_) - 1}, and only layer 0 sees pixels.")
     if layer != 0:
         raise ValueError(
             f"layer={layer}: layer {layer} of {type(est).__name__} sees the features of layer {layer - 1}, not pixels; "
@@ -222,6 +227,9 @@ def _fields(estimator, layer, shape):
 def _win_fractions(fields, X):
     """Fraction of the inputs (rows, or patches) on which each unit has the largest activation of its group;
     with ``fields.positive`` an input whose group is silent (all activations 0) has no winner."""
+    from ._backend import is_foreign_array, to_numpy
+
+    X = to_numpy(X) if is_foreign_array(X) else (X if hasattr(X, "shape") else np.asarray(X))
     n_units = len(fields.filters)
     counts = np.zeros(n_units)
     n_inputs = 0
@@ -238,8 +246,9 @@ def _win_fractions(fields, X):
 
 
 def crop_to_fields(filters, shape):
-    """(filters, shape) with each NaN-padded image (n, prod(shape)) cropped to one common box around its receptive field (the non-NaN pixels),
-    so that small fields fill the tile; pixels of the box outside the field or the image are NaN."""
+    """``(filters, shape)`` with every image (a row of ``filters``, NaN outside its receptive field) cropped
+    to one common box around its field, so that small fields fill their tiles; the pixels of a box
+    outside the field (or the image) are NaN."""
     imgs = np.asarray(filters, dtype=np.float64).reshape((len(filters),) + tuple(shape))
     inside = ~np.isnan(imgs).reshape(imgs.shape[:3] + (-1,)).all(axis=-1)  # (n, H, W)
     rows, cols = inside.any(axis=2), inside.any(axis=1)
@@ -248,7 +257,6 @@ def crop_to_fields(filters, shape):
     top, bottom = np.argmax(rows, axis=1), rows.shape[1] - np.argmax(rows[:, ::-1], axis=1)
     left, right = np.argmax(cols, axis=1), cols.shape[1] - np.argmax(cols[:, ::-1], axis=1)
     h, w = int((bottom - top).max()), int((right - left).max())
-    H, W = imgs.shape[1:3]
     padded = np.pad(imgs.reshape(imgs.shape[:3] + (-1,)), ((0, 0), (h, h), (w, w), (0, 0)), constant_values=np.nan)
     r0 = h + (top + bottom - h) // 2
     c0 = w + (left + right - w) // 2
@@ -274,7 +282,7 @@ class ReceptiveFieldDisplay:
         The unit (index into the encoder's units) of each row; 0..n-1 if None.
     win_fraction : ndarray of shape (n_filters,), default=None
         Share of the inputs on which each unit wins its competition; shown
-        under each filter when given.
+        above each filter when given.
     title : str, default=None
         The figure's title.
     caption : str, default=None

@@ -134,6 +134,8 @@ def test_estimators_without_filters_and_upper_layers_are_refused(digits):
     deep = NSMEncoder(3, hidden_layer_sizes=(4,), image_shape=(8, 8), max_iter=1, random_state=0).fit(X)
     with pytest.raises(ValueError, match="layer=1: .*only layer 0 has filters that are images"):
         ReceptiveFieldDisplay.from_estimator(deep, layer=1)
+    with pytest.raises(ValueError, match="layer=2: NSMEncoder's network has layers 0 to 1"):
+        ReceptiveFieldDisplay.from_estimator(deep, layer=2)
     enc = KrotovPatchEncoder(4, window=3, image_shape=(8, 8), max_iter=1, random_state=0).fit(X)
     with pytest.raises(ValueError, match="order='wins' needs the data"):
         ReceptiveFieldDisplay.from_estimator(enc, order="wins")
