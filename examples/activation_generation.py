@@ -117,7 +117,7 @@ def main(quick=False):
         print("matplotlib not installed: no figure written")
         return
     rows = [("generated, no noise", gen_plain)]
-    rows += [("generated, noise" if i == 0 else "", gen_noisy[i * 10 : (i + 1) * 10]) for i in range(n_noisy)]
+    rows += [("generated, noise", gen_noisy[i * 10 : (i + 1) * 10]) for i in range(n_noisy)]
     rows += [
         ("bottom half masked", X_masked[:10]),
         ("completed", X_done[:10]),

@@ -100,7 +100,13 @@ def main(quick=False):
     key = lambda F: -chromatic_fraction(F, window) + 10 * (np.abs(np.linalg.norm(F, axis=1) - 1) > 0.1)  # noqa: E731
     disp = ReceptiveFieldDisplay.from_estimator(enc, order=key)
     disp.plot(ax=ax_f)
-    fig.text(0.05, 0.95, f"learned {window}x{window}x3 filters, colour units first ({n_colour} of {K} pass)", fontsize=10)
+    ax_f.set_title(
+        f"learned {window} x {window} x 3 filters, colour units first ({n_colour} of {K} pass),\n"
+        "then by falling chromatic fraction; each stretched from its most negative to its largest weight",
+        fontsize=9,
+        pad=16,
+    )
+    ax_h.set_title("chromatic energy fraction: learned against random filters", fontsize=9)
     bins = np.linspace(0, 1, 26)
     ax_h.hist(frac[converged], bins=bins, alpha=0.7, label="learned, converged")
     if n_dead:

@@ -55,6 +55,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from sklhebb import NSMEncoder
+from sklhebb.plotting import crop_to_fields
 
 SIDE = 25
 NEURONS_PER_SITE = (4, 8)  # layer 1, layer 2
@@ -211,21 +212,29 @@ def main(quick=False):
                 if central[k // nps] and k // nps not in seen:
                     seen.add(k // nps)
                     pick.append(k)
+        # each receptive field is the disc of pixels within the radius of its site (composed down the layers):
+        # crop the row to one box around its fields, the pixels outside a field in tan
+        shown = np.where(masks[p][pick[:n_show]], feats[pick[:n_show]], np.nan)
+        crops, (h, w) = crop_to_fields(shown, (SIDE, SIDE))
+        cmap = plt.get_cmap("gray").with_extremes(bad=(0.93, 0.86, 0.72))
         for c in range(n_show):
             ax = axes[r, c]
             ax.set_xticks([])
             ax.set_yticks([])
-            if c < len(pick):
-                f = feats[pick[c]].reshape(SIDE, SIDE)
-                v = np.abs(f).max() + 1e-12
-                ax.imshow(f, cmap="gray", vmin=-v, vmax=v)
+            if c < len(crops):
+                f = crops[c].reshape(h, w)
+                v = np.nanmax(np.abs(f)) + 1e-12
+                ax.imshow(f, cmap=cmap, vmin=-v, vmax=v, interpolation="nearest")
+                ax.set_title(f"n{pick[c]}, {h} x {w} px", fontsize=7, pad=2)
             if c == 0:
                 ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle(
-        f"Deep structured similarity matching with feedback (gamma = {GAMMA:g}) on lfw_subset faces:\nfeatures per layer (Obeid et al. Fig. 3)",
-        fontsize=10,
+        f"Deep structured similarity matching with feedback (gamma = {GAMMA:g}) on lfw_subset faces, {epochs} epochs: "
+        "features per layer (Obeid et al. Fig. 3)\neach cropped to its receptive field (tan: pixels outside it); "
+        "grey 0, white / black: the largest positive / negative value",
+        fontsize=9,
     )
-    fig.subplots_adjust(left=0.14, right=0.99, top=0.86, bottom=0.01, wspace=0.05, hspace=0.1)
+    fig.subplots_adjust(left=0.14, right=0.99, top=0.84, bottom=0.01, wspace=0.05, hspace=0.25)
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     fig.savefig(out / "faces_structured_nsm.png", dpi=80)

@@ -117,6 +117,7 @@ def main(quick=False):
     ax.axhline(acc_raw, color="k", ls=":", label=f"raw pixels, test ({acc_raw:.3f})")
     ax.plot([best["encoder__power"]], [acc_best], "r*", ms=12, label=f"best, test ({acc_best:.3f})")
     ax.set_xscale("log")
+    ax.minorticks_off()  # the powers themselves label the axis, not 2 x 10^0, 3 x 10^0
     ax.set_xticks(powers, [str(p) for p in powers])
     ax.set_xlabel("power n of ReLU(x)^n")
     ax.set_ylabel("accuracy")

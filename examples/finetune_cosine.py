@@ -161,6 +161,7 @@ def main(quick=False):
         ax2.plot(range(len(accs)), accs, marker="o", label=name)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("test accuracy")
+    ax2.set_title("test accuracy while fine-tuning")
     ax2.legend()
     start = enc.components_
     end = runs["Krotov pre-trained"][3].numpy().reshape(K1, 1, WINDOW, WINDOW).transpose(0, 2, 3, 1).reshape(K1, -1)

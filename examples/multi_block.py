@@ -92,13 +92,17 @@ def main(quick=False):
     except ImportError:
         print("matplotlib not installed: no figure written")
         return
-    fig, axes = plt.subplots(1, len(WINDOWS), figsize=(4 * len(WINDOWS), 4.4))
+    fig, axes = plt.subplots(1, len(WINDOWS), figsize=(4 * len(WINDOWS), 4.6))
+    fig.subplots_adjust(top=0.8, bottom=0.03, left=0.02, right=0.98)
     for ax, (name, enc) in zip(axes, fitted_multi.transformer_list):
-        ax.set_title(f"block {name}: {enc.window}x{enc.window}, K = {enc.n_components}")
-        title = ax.title.get_text()
-        pos = ax.get_position()
-        ReceptiveFieldDisplay.from_estimator(enc, order="norm").plot(ax=ax)
-        fig.text(pos.x0 + pos.width / 2, pos.y1 + 0.02, title, ha="center")
+        # the units that win most patches of the test images first, each with its share
+        ReceptiveFieldDisplay.from_estimator(enc, X_test).plot(ax=ax)
+        ax.set_title(f"block {name}: {enc.window} x {enc.window} filters, K = {enc.n_components}", fontsize=10, pad=18)
+    fig.suptitle(
+        "Multi-block NNL-CONV layer: the filters of each block, most frequent winner on the test patches first\n"
+        "(% of the patches each unit wins; every filter stretched from black, its most negative weight, to white)",
+        fontsize=9,
+    )
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     fig.savefig(out / "multi_block.png", dpi=80)

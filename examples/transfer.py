@@ -106,11 +106,12 @@ def main(quick=False):
     lo = min(table.values())
     ax_bar.set_ylim(max(0, lo - 0.1), 1.02)
     ax_bar.set_ylabel("test accuracy")
+    ax_bar.set_title("linear readout on each target's features")
     ax_bar.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncols=3)
     for ax, source in zip(axes[:2], data):
         enc = encoders[f"learned on {source}"]
-        fig.text(ax.get_position().x0, 0.93, f"filters learned on {source}", fontsize=10)
         ReceptiveFieldDisplay.from_estimator(enc, order="norm").plot(ax=ax)
+        ax.set_title(f"filters learned on {source}, largest first", fontsize=10, pad=16)
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     fig.savefig(out / "transfer.png", dpi=85, bbox_inches="tight")

@@ -17,7 +17,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classi
 from sklearn.utils.validation import _assert_all_finite, check_consistent_length, check_is_fitted, validate_data
 
 from . import __version__
-from ._backend import DeviceUnavailableError, is_foreign_array, resolve, to_output
+from ._backend import DeviceUnavailableError, backend_of, is_foreign_array, resolve, to_numpy, to_output
 from ._training import TrainResult, begin_fit_callbacks, end_fit_callbacks, learning_rate_at, train
 from .image import as_image_stack, iter_chunks, to_device_chunk
 
@@ -393,10 +393,26 @@ class HebbianClassifierMixin:
     ``fit`` learns ``classes_`` from ``y``; the first ``partial_fit`` takes them
     from ``classes=`` (required there), later calls check that ``y`` holds no
     other label. The estimator's hooks receive the labels as indices into
-    ``classes_`` (int64).
+    ``classes_`` (int64). ``predict`` gives labels in the input's library
+    (:meth:`_labels`), ``score`` a float.
     """
 
     _fitted_attribute = "classes_"
+
+    def _labels(self, index):
+        """``classes_[index]`` where ``index`` is: NumPy for NumPy input, torch / CuPy (on its device) for
+        theirs. Labels that torch and CuPy cannot hold (strings, objects) come back as NumPy."""
+        if not is_foreign_array(index) or self.classes_.dtype.kind not in "biuf":
+            return self.classes_[np.asarray(to_numpy(index))]
+        bk = backend_of(index)
+        return bk.xp.take(bk.asarray(self.classes_), index, axis=0)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of ``predict(X)`` against ``y``, as a float (for NumPy, torch or CuPy ``X`` and ``y``)."""
+        from sklearn.metrics import accuracy_score
+
+        y, pred = (np.asarray(to_numpy(a)) if is_foreign_array(a) else a for a in (y, self.predict(X)))
+        return float(accuracy_score(y, pred, sample_weight=sample_weight))
 
     def _first_partial_call(self, classes):
         return _check_partial_fit_first_call(self, classes)

@@ -8,6 +8,10 @@ feedforward layer W (``nn.Linear`` or ``nn.Conv2d``; optionally the linear
 lateral fixed point), ``LocalCompetitiveEncoder.to_torch()`` its dense layers
 and activations as an ``nn.Sequential`` equal to ``transform``. Torch is
 imported lazily.
+
+Every module is float32 by default, whatever dtype the model was fitted in (scikit-learn's data
+sets are float64; torch's default, and what fine-tuning on a GPU wants, is float32); ``dtype=``
+chooses another. Like any torch module, it takes input of its own dtype.
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ def krotov_to_torch(est, *, pooling=True, dtype=None):
     H, W, C = est.image_shape_
     win = est._window(est.image_shape_)
     kh, kw = (H, W) if win is None else (win, win)
-    M = torch.as_tensor(est.components_, dtype=dtype or torch.float32)
+    M = torch.as_tensor(est.components_, dtype=_torch_dtype(dtype))
     weight = M.reshape(M.shape[0], kh, kw, C).permute(0, 3, 1, 2).contiguous()
     NNLConv2d = nnl_conv2d_class()
     layers = [NNLConv2d(weight, stride=1 if win is None else est.stride, power=est.power, center=est.center)]
@@ -90,12 +94,11 @@ def krotov_to_torch(est, *, pooling=True, dtype=None):
     return nn.Sequential(*layers)
 
 
-def _torch_dtype(est_dtype, dtype):
+def _torch_dtype(dtype):
+    """The module's dtype: ``dtype``, or float32 (for a model fitted in any dtype)."""
     import torch
 
-    if dtype is not None:
-        return dtype
-    return torch.float64 if str(est_dtype) == "float64" else torch.float32
+    return torch.float32 if dtype is None else dtype
 
 
 def _modules():
@@ -185,7 +188,7 @@ def nsm_to_torch(est, *, lateral=False, dtype=None):
 
     if est.hidden_layer_sizes:
         raise ValueError("to_torch does not export deep networks (hidden_layer_sizes); use hidden_layer_sizes=().")
-    dt = _torch_dtype(est.components_.dtype, dtype)
+    dt = _torch_dtype(dtype)
     # the network sees input_scale_ * x: the factor is folded into the weights
     W = torch.as_tensor(est.components_ * est.input_scale_, dtype=dt)
     N, K = W.shape
@@ -230,7 +233,7 @@ def competitive_to_torch(est, *, dtype=None):
     if est.window is not None:
         raise ValueError(f"to_torch exports fully connected layers only; window={est.window!r} (locally connected layers) is not supported.")
     RowNormalize, SquareNormalize, Abs, StdAbs, _ = _modules()
-    dt = _torch_dtype(est.coefs_[0].dtype, dtype)
+    dt = _torch_dtype(dtype)
     head = [RowNormalize()] if est.normalize_input else []
     stages = []
     for W, mean, var in zip(est.coefs_, est.running_mean_, est.running_var_):

@@ -845,7 +845,7 @@ def test_deep_structured_per_layer_parameters_are_checked():
     for bad in (dict(site_stride=(2, 2, 2)), dict(radius=(2.0,)), dict(lateral_radius=[0.0, 1.0, 0.0])):
         with pytest.raises(ValueError, match="one entry per layer"):
             NSMEncoder(**{**DEEP_STRUCT, **bad}).fit(X)
-    with pytest.raises(ValueError, match="site_stride must hold integers"):
+    with pytest.raises(ValueError, match=r"'site_stride' parameter of NSMEncoder must be an int in the range \[1, inf\)"):
         NSMEncoder(**{**DEEP_STRUCT, "site_stride": (2, 0)}).fit(X)
     # a number is every layer's value; three layers: the third on layer 2's 2 x 2 grid is one site
     enc = NSMEncoder(

@@ -23,6 +23,11 @@ def _tol(dtype):
     return dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
 
 
+def _tdt(dtype):
+    """The torch dtype that matches the NumPy dtype of the data (passed as to_torch's dtype=)."""
+    return torch.float64 if dtype == np.float64 else torch.float32
+
+
 def _trainable(module):
     params = list(module.parameters())
     assert params and all(p.requires_grad for p in params)
@@ -33,10 +38,9 @@ def _trainable(module):
 def test_nsm_fully_connected_module_is_the_feedforward_layer(dtype):
     X = _rows(dtype)
     enc = NSMEncoder(n_components=5, max_iter=2, batch_size=10, random_state=0).fit(X)
-    module = enc.to_torch()
+    module = enc.to_torch(dtype=_tdt(dtype))
     assert isinstance(module, torch.nn.Linear) and module.bias is None
-    tdt = torch.float64 if dtype == np.float64 else torch.float32
-    assert module.weight.dtype == tdt
+    assert module.weight.dtype == _tdt(dtype)
     _trainable(module)
     out = module(torch.as_tensor(X)).detach().numpy()
     # the network's input is input_scale_ * x, folded into the module's weight
@@ -47,7 +51,7 @@ def test_nsm_fully_connected_module_is_the_feedforward_layer(dtype):
 def test_nsm_linear_dynamics_module_equals_transform(dtype):
     X = _rows(dtype)
     enc = NSMEncoder(n_components=4, activation="linear", max_iter=3, batch_size=10, tol=1e-9, max_iter_dynamics=5000, random_state=0).fit(X)
-    module = enc.to_torch(lateral=True)
+    module = enc.to_torch(lateral=True, dtype=_tdt(dtype))
     _trainable(module)
     out = module(torch.as_tensor(X)).detach().numpy()
     tol = dict(rtol=1e-3, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-6, atol=1e-7)
@@ -68,7 +72,7 @@ def test_nsm_lateral_is_refused_where_it_is_not_exact():
 def test_nsm_convolutional_module_holds_the_shared_filters(dtype):
     X = _images(dtype)
     enc = NSMEncoder(n_components=3, window=3, stride=2, max_iter=1, batch_size=16, random_state=0).fit(X)
-    module = enc.to_torch()
+    module = enc.to_torch(dtype=_tdt(dtype))
     assert isinstance(module, torch.nn.Conv2d)
     _trainable(module)
     out = module(torch.as_tensor(X).permute(0, 3, 1, 2)).detach().numpy()  # (n, N, oh, ow)
@@ -94,7 +98,7 @@ def test_competitive_module_equals_transform(activation, dtype):
     X = _rows(dtype)
     X[0] = 0  # zero rows stay zero through the input normalisation
     enc = LocalCompetitiveEncoder(4, hidden_layer_sizes=(6,), activation=activation, max_iter=2, batch_size=10, random_state=0).fit(X)
-    module = enc.to_torch()
+    module = enc.to_torch(dtype=_tdt(dtype))
     assert isinstance(module, torch.nn.Sequential)
     linears = [m for m in module if isinstance(m, torch.nn.Linear)]
     assert [tuple(m.weight.shape) for m in linears] == [(6, 12), (4, 6)]
@@ -116,8 +120,54 @@ def test_competitive_output_all_module_concatenates_every_layer(activation, dtyp
     X = _rows(dtype)
     enc = LocalCompetitiveEncoder(4, hidden_layer_sizes=(6,), activation=activation, return_layers="all", max_iter=2, batch_size=10, random_state=0)
     enc.fit(X)
-    module = enc.to_torch()
+    module = enc.to_torch(dtype=_tdt(dtype))
     _trainable(module)
     out = module(torch.as_tensor(X)).detach().numpy()
     assert out.shape == (len(X), 10)
     np.testing.assert_allclose(out, enc.transform(X), **_tol(dtype))
+
+
+# ------------------------------------------------------------------- dtypes
+def _fitted_in_float64():
+    """One fitted model of each exporting encoder, fitted on float64 data (scikit-learn's data sets are float64)."""
+    from sklhebb import KrotovPatchEncoder
+
+    images = _images(np.float64)
+    rows = _rows(np.float64)
+    return [
+        (KrotovPatchEncoder(n_components=4, window=3, pool_size=2, pool_stride=2, max_iter=1, random_state=0).fit(images), images, True),
+        (NSMEncoder(n_components=4, max_iter=1, batch_size=10, random_state=0).fit(rows), rows, False),
+        (NSMEncoder(n_components=3, window=3, max_iter=1, batch_size=16, random_state=0).fit(images), images, True),
+        (LocalCompetitiveEncoder(4, hidden_layer_sizes=(6,), max_iter=1, batch_size=10, random_state=0).fit(rows), rows, False),
+    ]
+
+
+def _as_input(X, nchw, dtype):
+    t = torch.as_tensor(X, dtype=dtype)
+    return t.permute(0, 3, 1, 2) if nchw else t
+
+
+def test_module_of_a_float64_model_is_float32_by_default_and_takes_float32_input():
+    for enc, X, nchw in _fitted_in_float64():
+        assert enc.transform(X).dtype == np.float64
+        module = enc.to_torch()
+        assert {p.dtype for p in module.parameters()} == {torch.float32}, type(enc).__name__
+        out = module(_as_input(X, nchw, torch.float32))
+        assert out.dtype == torch.float32
+
+
+def test_dtype_argument_gives_a_float64_module_for_float64_input():
+    for enc, X, nchw in _fitted_in_float64():
+        module = enc.to_torch(dtype=torch.float64)
+        assert {p.dtype for p in module.parameters()} == {torch.float64}, type(enc).__name__
+        assert module(_as_input(X, nchw, torch.float64)).dtype == torch.float64
+        # a float32 module gives the float64 module's numbers to float32 precision
+        low = enc.to_torch()(_as_input(X, nchw, torch.float32)).detach().double()
+        np.testing.assert_allclose(low.numpy(), module(_as_input(X, nchw, torch.float64)).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_module_of_a_float32_model_can_be_float64():
+    X = _rows(np.float32)
+    enc = LocalCompetitiveEncoder(4, max_iter=1, batch_size=10, random_state=0).fit(X)
+    module = enc.to_torch(dtype=torch.float64)
+    np.testing.assert_allclose(module(torch.as_tensor(X, dtype=torch.float64)).detach().numpy(), enc.transform(X), rtol=1e-4, atol=1e-5)

@@ -35,6 +35,7 @@ from sklearn.utils.validation import check_is_fitted
 from .. import rules
 from .._backend import to_numpy, to_output
 from .._base import BACKEND_CONSTRAINTS, HebbianClassifierMixin, HebbianEstimator, compute_dtype, validate_images
+from .._constraints import ImageShape, LayerSizes
 from .._training import RowStream
 from ..nn import UntiedConv
 from ..nn.competitive import (
@@ -120,8 +121,11 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         from 20 to the paper's 100 (20 up to 10,000 samples, 100 from 50,000
         on): the rule needs thousands of steps, and a step costs about in
         proportion to its samples (10 diverged on MNIST at the default
-        learning rate). The value used is ``batch_size_``.
+        learning rate). The change of Eq. (4) is averaged over the minibatch.
+        The value used is ``batch_size_``.
     shuffle : bool, default=True
+        Shuffle the samples every epoch (on the host, the same order on every
+        backend).
     init_std : float, default=0.01
         Truncated-normal initial weights (+-2 std).
     stat_momentum : float, default=0.995
@@ -166,9 +170,15 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
     image_shape : tuple of int, default=None
         (H, W) or (H, W, C) for 2-D X with ``window``.
     backend : {"numpy", "torch", "cupy"}, default="numpy"
+        Where to compute for NumPy input. Torch and CuPy input is computed in
+        its own namespace and device and returned there.
     device : str, default=None
+        Device for ``backend`` ("cpu", "cuda", "cuda:1"); None is the CPU for
+        NumPy and torch and the current GPU for CuPy.
     random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights (drawn on the host) and the shuffling.
     verbose : int, default=0
+        1 prints one line per epoch; 2 adds a progress bar (tqdm).
 
     Attributes
     ----------
@@ -208,7 +218,7 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
     """
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": [tuple, list, None],
+        "hidden_layer_sizes": [LayerSizes(allow_empty=False), None],
         "activation": [StrOptions({"std_abs", "abs"})],
         "label_repeat": [Interval(Integral, 1, None, closed="left")],
         "input_strength": [Interval(Real, 0, None, closed="neither")],
@@ -231,7 +241,7 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         "weight_clip": [Interval(Real, 0, None, closed="neither"), None],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "window": [Interval(Integral, 1, None, closed="left"), None],
-        "image_shape": [tuple, list, None],
+        "image_shape": [ImageShape(), None],
         **BACKEND_CONSTRAINTS,
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -305,10 +315,7 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         """Units of every layer, bottom first, or None for the paper's widths."""
         if self.hidden_layer_sizes is None:
             return None
-        sizes = list(self.hidden_layer_sizes)
-        if not sizes or any(isinstance(s, bool) or not isinstance(s, Integral) or s < 1 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be a non-empty tuple of positive integers or None; got {self.hidden_layer_sizes!r}.")
-        return [int(s) for s in sizes]
+        return [int(s) for s in self.hidden_layer_sizes]
 
     def _layers(self):
         """(data block of layer 1, label block of layer 1, layers 2..L), built from the parameters (never stored)."""
@@ -341,7 +348,7 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
 
     def _setup(self, data, y, dtype):
         self.label_codes_ = label_codes(len(self.classes_), self.label_repeat, self.label_strength, dtype)
-        self._layers()  # bad sizes or a window without images fail here, before any weight is drawn
+        self._layers()  # a window without images fails here, before any weight is drawn
         self._fit_gap_slope = self._gap_slope(data.shape[0])
         lo, hi = _AUTO_BATCH
         self.batch_size_ = min(hi, max(lo, data.shape[0] // _AUTO_BATCH_DIVISOR)) if self.batch_size == "auto" else int(self.batch_size)
@@ -584,10 +591,11 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
 
         Returns
         -------
-        y : ndarray of shape (n,)
+        y : array of shape (n,)
+            NumPy for NumPy input; torch or CuPy on the input's device for
+            numeric labels.
         """
-        index = to_numpy(self._predict_index(X))
-        return self.classes_[index]
+        return self._labels(self._predict_index(X))
 
     def score_samples(self, X):
         """Typicality for anomaly detection: max_c A(x, c) (Section VI-A).

@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_limits
 from .. import rules
 from .._backend import backend_of, to_numpy
 from .._base import BACKEND_CONSTRAINTS, HebbianClassifierMixin, HebbianEstimator
+from .._constraints import ImageShape, LayerSizes, LayerSpec
 from .._training import RowStream
 from ..nn import Dense, Dropout, Network, Sum, UntiedConv, UntiedDense, build_layers
 
@@ -150,11 +151,16 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
         (H, W) or (H, W, C) of the images when ``X`` is 2-D and the
         hidden layers have convolutions.
     backend : {"numpy", "torch", "cupy"}, default="numpy"
+        Where to compute for NumPy input. Torch and CuPy input is computed in
+        its own namespace and device and returned there.
     device : str, default=None
+        Device for ``backend`` ("cpu", "cuda", "cuda:1"); None is the CPU for
+        NumPy and torch and the current GPU for CuPy.
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, the masks, the shuffling and dropout (all drawn on
         the host, so every backend sees the same numbers).
     verbose : int, default=0
+        1 prints one line per epoch; 2 adds a progress bar (tqdm).
 
     Attributes
     ----------
@@ -221,7 +227,7 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
     """
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": [tuple, list, str],
+        "hidden_layer_sizes": [LayerSizes(), LayerSpec()],
         "feedback": [StrOptions({"urfb", "frfb", "bp"})],
         "feedback_init": [StrOptions({"random", "copy"})],
         "loss": [StrOptions({"hinge", "softmax"})],
@@ -241,7 +247,7 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
         "error_clip": [Interval(Real, 0, None, closed="left")],
         "use_bias": ["boolean"],
         "input_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
-        "image_shape": [tuple, list, None],
+        "image_shape": [ImageShape(), None],
         **BACKEND_CONSTRAINTS,
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -551,9 +557,10 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
         return self._outputs(X, rules.log_softmax)
 
     def predict(self, X):
-        """Class of the largest output, ``classes_[argmax x_L]``."""
+        """Class of the largest output, ``classes_[argmax x_L]``, in the input's library (NumPy for
+        NumPy input; torch or CuPy on the input's device for numeric labels)."""
         o = self._outputs(X)
-        return self.classes_[np.asarray(to_numpy(backend_of(o).xp.argmax(o, axis=1)))]
+        return self._labels(backend_of(o).xp.argmax(o, axis=1))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

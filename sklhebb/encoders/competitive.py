@@ -15,13 +15,15 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import rules
 from .._backend import to_numpy, to_output
 from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, compute_dtype, validate_images
+from .._constraints import ImageShape, LayerSizes
+from .._feature_names import GridFeatureNamesMixin
 from .._training import RowStream
 from ..nn.competitive import ACTIVATIONS, activate, apply_deltas, dense, forward, init_statistics, init_weights, local, n_outputs, normalize_input
 
@@ -30,7 +32,7 @@ __all__ = ["LocalCompetitiveEncoder"]
 _CHUNK_ROWS = 4096  # rows encoded at a time in transform / score_samples
 
 
-class LocalCompetitiveEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class LocalCompetitiveEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, BaseEstimator):
     """Layers of neurons trained by the local competitive rule (unsupervised).
 
     Each layer computes y = w^T x and learns by Eq. (4),
@@ -91,7 +93,10 @@ class LocalCompetitiveEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin,
     max_iter : int, default=10
         Epochs (per layer with ``training="layerwise"``).
     batch_size : int, default=100
+        Samples per minibatch; the change of Eq. (4) is averaged over it.
     shuffle : bool, default=True
+        Shuffle the samples every epoch (on the host, the same order on every
+        backend).
     init_std : float, default=0.01
         Standard deviation of the truncated-normal initial weights.
     stat_momentum : float, default=0.995
@@ -104,10 +109,15 @@ class LocalCompetitiveEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin,
     image_shape : tuple of int, default=None
         (H, W) or (H, W, C) for 2-D ``X`` with locally connected layers.
     backend : {"numpy", "torch", "cupy"}, default="numpy"
+        Where to compute for NumPy input. Torch and CuPy input is computed in
+        its own namespace and device and returned there.
     device : str, default=None
+        Device for ``backend`` ("cpu", "cuda", "cuda:1"); None is the CPU for
+        NumPy and torch and the current GPU for CuPy.
     random_state : int, RandomState instance or None, default=None
         Seeds the initial weights (drawn on the host) and the shuffling.
     verbose : int, default=0
+        1 prints one line per epoch; 2 adds a progress bar (tqdm).
 
     Attributes
     ----------
@@ -140,7 +150,7 @@ class LocalCompetitiveEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin,
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": [tuple, list],
+        "hidden_layer_sizes": [LayerSizes()],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "training": [StrOptions({"layerwise", "joint"})],
         "return_layers": [StrOptions({"top", "all"})],
@@ -154,7 +164,7 @@ class LocalCompetitiveEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin,
         "init_std": [Interval(Real, 0, None, closed="neither")],
         "stat_momentum": [Interval(Real, 0, 1, closed="both")],
         "window": [Interval(Integral, 1, None, closed="left"), None],
-        "image_shape": [tuple, list, None],
+        "image_shape": [ImageShape(), None],
         **BACKEND_CONSTRAINTS,
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -210,10 +220,7 @@ class LocalCompetitiveEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin,
     # ------------------------------------------------------------ geometry
     def _sizes(self):
         """Units of every layer, bottom first (per position with ``window``)."""
-        hidden = list(self.hidden_layer_sizes)
-        if any(isinstance(s, bool) or not isinstance(s, Integral) or s < 1 for s in hidden):
-            raise ValueError(f"hidden_layer_sizes must be positive integers; got {self.hidden_layer_sizes!r}.")
-        return [int(s) for s in hidden] + [int(self.n_components)]
+        return [int(s) for s in self.hidden_layer_sizes] + [int(self.n_components)]
 
     def _layers(self):
         """The layers: dense, or locally connected on the images (built from the parameters, never stored)."""
@@ -234,7 +241,7 @@ class LocalCompetitiveEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin,
         return layers
 
     def _setup(self, data, y, dtype):
-        self._layers()  # bad sizes or a window without images fail here, before any weight is drawn
+        self._layers()  # a window without images fails here, before any weight is drawn
         default = inspect.signature(type(self).__init__).parameters["stat_momentum"].default
         if self.activation != "std_abs" and self.stat_momentum != default:
             warnings.warn(
@@ -354,6 +361,13 @@ class LocalCompetitiveEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin,
             return [float(self.feature_scale)] * len(self.coefs_)
         return [math.sqrt(W.shape[-1] * (W.shape[0] * W.shape[1] if W.ndim == 4 else 1)) for W in self.coefs_]
 
+    def _output_grids(self):
+        """(rows, columns, units) of every locally connected layer ``transform`` returns; None for dense layers."""
+        if self.window is None:
+            return None
+        grids = [tuple(layer.out_shape) for layer in self._layers()]
+        return grids if self.return_layers == "all" else grids[-1:]
+
     def _encode(self, bk, params, chunk):
         _, Hs = self._forward_all(bk, params, chunk)
         Hs = [h * s for h, s in zip(Hs, self._feature_scales())]
@@ -431,7 +445,8 @@ class LocalCompetitiveEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin,
         Parameters
         ----------
         dtype : torch.dtype, default=None
-            The fitted dtype (float32, or float64 when fitted in float64).
+            The module's dtype; None is float32, whatever dtype the model was
+            fitted in. The module takes input of this dtype.
 
         Returns
         -------

@@ -24,13 +24,15 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _numba, rules
 from .._backend import to_numpy
 from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, host_normal, validate_images
+from .._constraints import ImageShape
+from .._feature_names import GridFeatureNamesMixin
 from ..image import PatchStream, extract_patches, max_pool, normalize_rows, pooled_size
 
 __all__ = ["KrotovPatchEncoder"]
@@ -49,7 +51,7 @@ _AUTO_WINDOW = 5
 _TRANSFORM_CHUNK_POSITIONS = 2**15
 
 
-class KrotovPatchEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, BaseEstimator):
     """Convolutional Krotov-Hopfield encoder (NNL-CONV layer with local learning).
 
     Learns ``n_components`` filters of size ``window x window x C`` by the
@@ -203,7 +205,7 @@ class KrotovPatchEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, Tran
         "shuffle": ["boolean"],
         "normalize_update": ["boolean"],
         "center": ["boolean"],
-        "image_shape": [StrOptions({"auto"}), tuple, list, None],
+        "image_shape": [StrOptions({"auto"}), ImageShape(), None],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
         **BACKEND_CONSTRAINTS,
         "random_state": ["random_state"],
@@ -472,6 +474,14 @@ class KrotovPatchEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, Tran
         pw = pooled_size(ow, self.pool_size, self.pool_stride)
         return ph * pw * self.n_components
 
+    def _output_grids(self):
+        """(pooled rows, pooled columns, units) of ``transform``'s columns; None for one patch per image."""
+        if self._window(self.image_shape_) is None:
+            return None
+        oh, ow = self._conv_size(self.image_shape_)
+        ph, pw = (pooled_size(n, self.pool_size, self.pool_stride) for n in (oh, ow))
+        return [(ph, pw, self.components_.shape[0])]
+
     def _encode(self, bk, params, chunk):
         """NNL-CONV on a chunk of images: (n, H, W, C) -> (n, n_features_out)."""
         xp = bk.xp
@@ -508,6 +518,17 @@ class KrotovPatchEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, Tran
         ``nn.MaxPool2d`` when ``pooling``. Takes NCHW input and returns
         (n, K, ph, pw); ``transform`` gives the same numbers in (ph, pw, K)
         order.
+
+        Parameters
+        ----------
+        pooling : bool, default=True
+        dtype : torch.dtype, default=None
+            The module's dtype; None is float32, whatever dtype the model was
+            fitted in. The module takes input of this dtype.
+
+        Returns
+        -------
+        module : torch.nn.Sequential whose weights require grad
         """
         check_is_fitted(self)
         from ..torch_export import krotov_to_torch

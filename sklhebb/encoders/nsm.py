@@ -37,16 +37,18 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .. import rules
 from .._backend import to_numpy
 from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, compute_dtype, host_normal
+from .._constraints import ImageShape, LayerSizes, PerLayer
+from .._feature_names import GridFeatureNamesMixin
 from .._training import RowStream
 from ..image import PatchStream, extract_patches, max_pool, normalize_rows, pooled_size
-from ..rules.structure import dense_layers, lateral_identity, structured_layers
+from ..rules.structure import dense_layers, lateral_identity, site_grid, structured_layers
 
 __all__ = ["NSMEncoder"]
 
@@ -69,7 +71,7 @@ def _sum_pool(bk, F, size, stride):
     return xp.sum(bk.sliding_windows(F, 2, sx, stride), axis=-1)
 
 
-class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, BaseEstimator):
     """Similarity matching encoder (NSM, S^2M; fully connected, convolutional, structured; deep).
 
     A Hebbian/anti-Hebbian network (Obeid et al. 2019, Eq. 1-2): feedforward
@@ -327,15 +329,15 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         "pool": [StrOptions({"max", "sum"})],
         "pool_size": [Interval(Integral, 1, None, closed="left"), None],
         "pool_stride": [Interval(Integral, 1, None, closed="left"), None],
-        "hidden_layer_sizes": [tuple, list],
+        "hidden_layer_sizes": [LayerSizes()],
         "gamma": [Interval(Real, 0, None, closed="left")],
         "return_layers": [StrOptions({"top", "all"})],
         "structure": [StrOptions({"local"}), None],
-        "site_stride": [Interval(Integral, 1, None, closed="left"), tuple, list],
-        "radius": [Interval(Real, 0, None, closed="left"), tuple, list],
-        "lateral_radius": [Interval(Real, 0, None, closed="left"), tuple, list],
+        "site_stride": [PerLayer(Interval(Integral, 1, None, closed="left"))],
+        "radius": [PerLayer(Interval(Real, 0, None, closed="left"))],
+        "lateral_radius": [PerLayer(Interval(Real, 0, None, closed="left"))],
         "input_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
-        "image_shape": [tuple, list, None],
+        "image_shape": [ImageShape(), None],
         "shuffle": ["boolean"],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
         **BACKEND_CONSTRAINTS,
@@ -449,8 +451,6 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
             if hasattr(self, name):  # from an earlier fit with structure
                 delattr(self, name)
         H, W, C = self.image_shape_
-        if any(isinstance(n, bool) or not isinstance(n, Integral) or n < 1 for n in self.hidden_layer_sizes):
-            raise ValueError(f"hidden_layer_sizes must hold positive integers; got {self.hidden_layer_sizes!r}")
         if self.structure is not None and self.window is not None:
             raise ValueError("structure='local' and window are exclusive: the structured network sees whole images.")
         if self._conv() and self.hidden_layer_sizes:
@@ -801,6 +801,23 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         size, stride = self._pool_geometry(oh, ow)
         return pooled_size(oh, size, stride) * pooled_size(ow, size, stride) * self.components_.shape[0]
 
+    def _output_grids(self):
+        """(rows, columns, units) of every layer ``transform`` returns: the pooled maps (convolutional),
+        the site grids (structured); None for the fully connected network."""
+        if self._conv():
+            oh, ow = self._conv_size()
+            size, stride = self._pool_geometry(oh, ow)
+            return [(pooled_size(oh, size, stride), pooled_size(ow, size, stride), self.components_.shape[0])]
+        if self.structure is None or getattr(self, "_flat_input", False):
+            return None
+        sizes = self._sizes()
+        strides = list(self.site_stride) if isinstance(self.site_stride, (tuple, list)) else [self.site_stride] * len(sizes)
+        (rows, cols, _), grids = self.image_shape_, []
+        for n, s in zip(sizes, strides):
+            rows, cols = site_grid(rows, cols, int(s))
+            grids.append((rows, cols, n))
+        return grids if self.return_layers == "all" else grids[-1:]
+
     def _rows_per_chunk(self):
         if self.chunk_size is not None:
             return self.chunk_size
@@ -885,7 +902,8 @@ class NSMEncoder(HebbianEstimator, ClassNamePrefixFeaturesOutMixin, TransformerM
         ----------
         lateral : bool, default=False
         dtype : torch.dtype, default=None
-            The fitted dtype (float32, or float64 when fitted in float64).
+            The module's dtype; None is float32, whatever dtype the model was
+            fitted in. The module takes input of this dtype.
 
         Returns
         -------
