@@ -489,6 +489,16 @@ def test_batch_size_auto_makes_fifty_steps_per_epoch_from_10_to_500():
         X, y = rng.rand(n, 3), np.arange(n) % 2
         clf = URFBClassifier((4,), max_iter=1, random_state=0).fit(X, y)
         assert clf.n_steps_ == -(-n // batch), (n, clf.n_steps_)
+        assert clf.batch_size_ == batch
+
+
+def test_auto_batch_size_is_fixed_at_the_first_partial_fit():
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(1000, 3), np.arange(1000) % 2
+    clf = URFBClassifier((4,), random_state=0).partial_fit(X, y, classes=[0, 1])
+    assert clf.batch_size_ == 20 and clf.n_steps_ == 50
+    clf.partial_fit(X[:100], y[:100])  # a smaller chunk keeps the first call's minibatch size
+    assert clf.batch_size_ == 20 and clf.n_steps_ == 55
 
 
 @pytest.mark.parametrize(

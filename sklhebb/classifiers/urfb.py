@@ -111,10 +111,12 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
         it has no effect, and a value other than None gives a UserWarning.
     batch_size : int or "auto", default="auto"
         Samples per minibatch. "auto": ``min(500, max(10, n // 50))`` for
-        ``n`` training samples (of the call, for ``partial_fit``), i.e. 50
-        steps per epoch up to the paper's 500 (reached at 25,000 samples):
-        with 500 on small data an epoch makes too few steps (2,000 Fashion
-        images, 20 epochs: 0.49 with 500, 0.765 with 50).
+        ``n`` training samples, i.e. 50 steps per epoch up to the paper's 500
+        (reached at 25,000 samples): with 500 on small data an epoch makes
+        too few steps (2,000 Fashion images, 20 epochs: 0.49 with 500, 0.765
+        with 50). Fixed at the first ``fit`` / ``partial_fit``
+        (``batch_size_``), so that later ``partial_fit`` calls use the same
+        minibatches.
     max_iter : int, default=50
         Epochs.
     shuffle : bool, default=True
@@ -187,6 +189,8 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
     n_features_in_ : int
     input_scale_ : float
         The divisor of the inputs (``input_scale``, resolved).
+    batch_size_ : int
+        Samples per minibatch (``batch_size`` with "auto" resolved).
     image_shape_ : tuple (H, W, C)
         Shape of one sample as the network sees it ((1, 1, d) for rows).
     feature_names_in_ : ndarray of str
@@ -333,6 +337,7 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
         layers = self._network().layers
         self._warn_ineffective(layers)
         self.input_scale_ = self._input_scale_of(images)
+        self.batch_size_ = self._auto_batch_size(images.shape[0]) if self.batch_size == "auto" else int(self.batch_size)
         spatial = any(not isinstance(layer, (Dense, Dropout, Sum)) for layer in layers)
         H, W, C = self.image_shape_
         if spatial and H == W == 1 and C > 1:
@@ -352,11 +357,13 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
         top = max(float(to_numpy(xp.max(images))), -float(to_numpy(xp.min(images))))
         return top if top > 1.0 else 1.0
 
-    def _batch_size_for(self, n_samples):
-        """``batch_size``, or under "auto" the rule of n in the docstring."""
-        if self.batch_size != "auto":
-            return self.batch_size
+    @staticmethod
+    def _auto_batch_size(n_samples):
+        """``batch_size="auto"``: the rule of n in the docstring."""
         return int(min(_AUTO_BATCH_MAX, max(_AUTO_BATCH_MIN, n_samples // _AUTO_STEPS_PER_EPOCH)))
+
+    def _batch_size(self):
+        return self.batch_size_ if self.batch_size == "auto" else int(self.batch_size)
 
     def _warn_ineffective(self, layers):
         """A UserWarning for every parameter set to a value that changes nothing in this configuration."""
@@ -412,7 +419,7 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
         }
 
     def _stream(self, bk, images, y, dtype):
-        return RowStream(bk, images, self._batch_size_for(images.shape[0]), dtype, y=y)
+        return RowStream(bk, images, self._batch_size(), dtype, y=y)
 
     def _steps(self, bk, params, stream, rng, stage, stack):
         """The epochs and :meth:`_minibatch_step` with what one fit shares across its steps: the
