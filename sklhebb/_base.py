@@ -139,6 +139,22 @@ class BackendMixin(_CallbackBase):
             self.__dict__.update(state)
 
 
+# image_shape="auto": rows of s * s features, s >= 8, are s x s images (digits, MNIST rows)
+_AUTO_MIN_SIDE = 8
+
+
+def resolve_image_shape(image_shape, X):
+    """``image_shape`` with "auto" resolved for ``X``: square rows of side s >= 8 are s x s images,
+    other rows (and 3-D/4-D input, which carries its own shape) get None."""
+    if not (isinstance(image_shape, str) and image_shape == "auto"):
+        return image_shape
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2:
+        return None
+    side = math.isqrt(int(shape[1]))
+    return (side, side) if side >= _AUTO_MIN_SIDE and side * side == int(shape[1]) else None
+
+
 def validate_images(est, X, *, image_shape=None, reset: bool):
     """Validate ``X`` as images, set or check ``n_features_in_`` / ``image_shape_``.
 
@@ -248,7 +264,7 @@ class HebbianEstimator(BackendMixin):
 
     # ----------------------------------------------------------- the hooks
     def _validate_input(self, X, *, reset):
-        return validate_images(self, X, image_shape=getattr(self, "image_shape", None), reset=reset)
+        return validate_images(self, X, image_shape=resolve_image_shape(getattr(self, "image_shape", None), X), reset=reset)
 
     def _setup(self, data, y, dtype):
         """Fix what the first fit decides from the data (layer geometry); default: nothing."""

@@ -19,7 +19,6 @@ transform (NNL-CONV layer, Section 2)
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from numbers import Integral, Real
 
@@ -30,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import _numba, rules
 from .._backend import to_numpy
-from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, host_normal, validate_images
+from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, host_normal, resolve_image_shape, validate_images
 from .._constraints import ImageShape
 from .._feature_names import GridFeatureNamesMixin
 from ..image import PatchStream, extract_patches, max_pool, normalize_rows, pooled_size
@@ -43,8 +42,6 @@ _FIT_CHUNK_PATCHES = 2**16
 # batch_size="auto": the paper's 1000 patches, or fewer so that an epoch makes at least 100 steps
 _PAPER_BATCH = 1000
 _AUTO_STEPS = 100
-# image_shape="auto": rows of s * s features, s >= 8, are s x s images
-_AUTO_MIN_SIDE = 8
 # window="auto" on images: 5 x 5 patches (benchmarks/RESULTS.md, "Defaults")
 _AUTO_WINDOW = 5
 # patch positions encoded at a time in transform (x K floats each)
@@ -262,16 +259,6 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         self.verbose = verbose
 
     # ------------------------------------------------------------- geometry
-    def _image_shape(self, X):
-        """``image_shape``, with "auto" resolved: square rows of side >= 8 are images, other rows flat."""
-        if not (isinstance(self.image_shape, str) and self.image_shape == "auto"):
-            return self.image_shape
-        shape = getattr(X, "shape", None)
-        if shape is None or len(shape) != 2:
-            return None
-        side = math.isqrt(int(shape[1]))
-        return (side, side) if side >= _AUTO_MIN_SIDE and side * side == int(shape[1]) else None
-
     def _window(self, image_shape):
         """Effective patch side W, or None for one patch per image (flat rows, ``window=None``)."""
         if self.window is None or getattr(self, "_flat_input", False):
@@ -302,7 +289,7 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
     _memory_hints = ("batch_size", "chunk_size")
 
     def _validate_input(self, X, *, reset):
-        images = validate_images(self, X, image_shape=self._image_shape(X), reset=reset)
+        images = validate_images(self, X, image_shape=resolve_image_shape(self.image_shape, X), reset=reset)
         if reset:
             self._warn_ineffective()
         H, W, _ = images.shape[1:]
