@@ -312,6 +312,17 @@ class PatchStream:
         self.per_image = output_size(H, self.win[0], 1) * output_size(W, self.win[1], 1)
         self.n_patches = n * self.per_image
 
+    @property
+    def n_items(self):
+        """Patches in one pass."""
+        return self.n_patches
+
+    def empty(self):
+        """A minibatch of no patches, shaped like the others (a data-parallel rank whose shard has run out)."""
+        bk = self.bk
+        rows = bk.zeros((0, self.win[0] * self.win[1] * self.images.shape[-1]), dtype=bk.dtype(self.dtype))
+        return rows if self.y is None else (rows, bk.zeros((0,), dtype=bk.dtype("int64")))
+
     def _patches(self, chunk, order=None):
         """The chunk's patches as rows, in ``order`` (flat patch indices) when given.
 
