@@ -226,7 +226,9 @@ class HebbianEstimator(BackendMixin):
         Public fitted attributes (NumPy) from device parameters; used to store
         the result and for the per-epoch snapshots that callbacks receive.
     ``_stream(bk, data, y, dtype)``
-        The minibatches: an object whose ``epoch(rng or None)`` yields them.
+        The minibatches: an object whose ``epoch(rng or None)`` yields them, with ``batch_size``,
+        ``n_items`` (rows or patches per pass) and ``empty()`` (a minibatch of none) for
+        :func:`sklhebb.distributed.data_parallel`, whose ranks pad their epochs to the same steps.
     ``_step(bk, params, batch, lr, stage)``
         One minibatch update of the rule, in place on ``params``.
     ``_encode(bk, params, chunk)``

@@ -73,9 +73,13 @@ def active():
 
 
 def _allreduce_arrays(bk, ranks, arrays):
-    """Sum ``arrays`` (same dtype) over the ranks in one all-reduce; new arrays of the same shapes."""
+    """Sum ``arrays`` (same dtype) over the ranks in one all-reduce; arrays of the same shapes.
+
+    Several arrays are packed into one buffer (one copy); a single C-contiguous array is reduced in
+    place (NumPy memory reaches gloo through ``torch.from_numpy``, which shares it).
+    """
     xp = bk.xp
-    flat = xp.concat([xp.reshape(a, (-1,)) for a in arrays]) if len(arrays) > 1 else xp.reshape(xp.asarray(arrays[0], copy=True), (-1,))
+    flat = xp.concat([xp.reshape(a, (-1,)) for a in arrays]) if len(arrays) > 1 else xp.reshape(arrays[0], (-1,))
     if bk.name == "numpy":
         tensor = ranks.torch.from_numpy(flat)  # shares the buffer
     elif bk.name == "cupy":
@@ -94,7 +98,8 @@ def _allreduce_arrays(bk, ranks, arrays):
 def sum_over_ranks(bk, *arrays):
     """Sums of every rank's ``arrays`` (one all-reduce); ``arrays`` themselves in one process.
 
-    Returns one array for one argument, else a tuple.
+    Returns one array for one argument, else a tuple. One contiguous array is overwritten with the
+    sums (pass an array of your own, as the rules do).
     """
     ranks = active()
     if ranks is None:
