@@ -171,11 +171,6 @@ def _assert_same(a, b, rtol=0.0, atol=0.0):
             assert va == vb, k
 
 
-@pytest.fixture(scope="module")
-def exact_results():
-    return _values(run_ranks(_job_exact, CASES))
-
-
 @pytest.mark.parametrize("index", range(len(CASES)), ids=ID)
 def test_two_ranks_equal_one_process_with_twice_the_batch(exact_results, index):
     name, _, B, _ = CASES[index]
@@ -198,8 +193,14 @@ TORCH_CASES = [
 
 
 @pytest.fixture(scope="module")
-def torch_results():
-    return _values(run_ranks(_job_exact, TORCH_CASES))
+def exact_results():
+    """Every case of CASES and TORCH_CASES, fitted on 2 ranks in one process group."""
+    return _values(run_ranks(_job_exact, CASES + TORCH_CASES))
+
+
+@pytest.fixture(scope="module")
+def torch_results(exact_results):
+    return [r[len(CASES) :] for r in exact_results]
 
 
 @pytest.mark.parametrize("index", range(len(TORCH_CASES)), ids=[c[0] for c in TORCH_CASES])
@@ -288,26 +289,37 @@ def test_unequal_shards_stay_in_step(unequal_results, index):
 
 
 # ------------------------------------------------------------------- failure
-def _job_failure(rank, world):
+def _fit_timed(X, timeout, before=0.0):
+    """What a data-parallel fit raised and after how many seconds (``before`` idle seconds first; < 0: raise at once)."""
     from sklhebb.distributed import data_parallel
 
-    X = np.random.RandomState(rank).uniform(size=(64, 9))
     t0 = time.perf_counter()
     try:
-        with data_parallel(timeout=5):
-            if rank == 1:
-                raise ValueError("rank 1 fails before its fit")
+        with data_parallel(timeout=timeout):
+            if before < 0:
+                raise ValueError("this rank fails before its fit")
+            time.sleep(before)
             KrotovPatchEncoder(n_components=4, window=None, image_shape=None, batch_size=8, max_iter=2, random_state=0).fit(X)
     except Exception as exc:  # noqa: BLE001
         return type(exc).__name__, str(exc)[:200], time.perf_counter() - t0
     return None, "", time.perf_counter() - t0
 
 
+def _job_failure(rank, world):
+    X = np.random.RandomState(rank).uniform(size=(64, 9))
+    # rank 1 raises inside the context: the group is destroyed as the error leaves it
+    raised = _fit_timed(X, 60, before=-1.0 if rank == 1 else 0.0)
+    # rank 1 stalls for 4 s: rank 0's collective gives up after the 1 s timeout
+    stalled = _fit_timed(X, 1, before=4.0 if rank == 1 else 0.0)
+    return raised, stalled
+
+
 def test_a_failing_rank_makes_every_rank_raise():
-    (name0, msg0, t0), (name1, msg1, _) = _values(run_ranks(_job_failure))
-    assert (name1, msg1) == ("ValueError", "rank 1 fails before its fit")
-    assert name0 is not None, "rank 0 finished a fit that rank 1 never joined"
-    assert t0 < 30, f"rank 0 waited {t0:.1f} s"
+    (raised0, stalled0), (raised1, stalled1) = _values(run_ranks(_job_failure))
+    assert raised1[:2] == ("ValueError", "this rank fails before its fit")
+    assert raised0[0] is not None and raised0[2] < 30, raised0  # not a fit that rank 1 never joined
+    assert stalled0[0] is not None and 0.8 < stalled0[2] < 3.5, stalled0  # the timeout, not rank 1's 4 s
+    assert stalled1[0] is not None, stalled1  # and the late rank raises too
 
 
 # --------------------------------------------------------- one process alone
