@@ -26,7 +26,20 @@ import warnings
 
 import numpy as np
 
-__all__ = ["joined", "active", "sum_over_ranks", "mean_over_ranks", "total", "largest", "largest_each", "union", "epoch_rng", "epoch", "rows_in_step"]
+__all__ = [
+    "joined",
+    "active",
+    "world",
+    "sum_over_ranks",
+    "mean_over_ranks",
+    "total",
+    "largest",
+    "largest_each",
+    "union",
+    "epoch_rng",
+    "epoch",
+    "rows_in_step",
+]
 
 _CURRENT = contextvars.ContextVar("sklhebb_ranks", default=None)
 
@@ -124,6 +137,12 @@ def mean_over_ranks(bk, *means, count):
     *sums, n = _allreduce_arrays(bk, ranks, weighted + [n])
     out = [s / n[0] for s in sums]
     return out[0] if len(out) == 1 else tuple(out)
+
+
+def world():
+    """The number of ranks: 1 in one process."""
+    ranks = active()
+    return 1 if ranks is None else ranks.size
 
 
 def total(n):

@@ -68,10 +68,11 @@ def data_parallel(group=None, *, timeout=None):
       state and shuffles its own shard with (seed, rank): reproducible from ``random_state``.
     * What an estimator fixes from the data at its first fit agrees across ranks: ``classes_``
       (the union of the ranks' labels), the number of samples behind a schedule or a default
-      (their sum), and the scales and sizes chosen by "auto" (KrotovPatchEncoder and
-      URFBClassifier ``batch_size="auto"``, URFBClassifier ``input_scale="auto"``: the largest
-      over the ranks; NSMEncoder ``input_scale="auto"``: the root-mean-square norm over the first
-      rows of every rank).
+      (their sum, e.g. ActivationLearningClassifier's ``max_iter=None`` and ``gap_slope="auto"``),
+      and the scales and sizes chosen by "auto" (KrotovPatchEncoder and URFBClassifier
+      ``batch_size="auto"``, URFBClassifier ``input_scale="auto"``: the largest over the ranks;
+      NSMEncoder ``input_scale="auto"``: the root-mean-square norm over the first rows of every
+      rank).
     * The max-normalisation of KrotovPatchEncoder, the divergence checks and the per-epoch
       statistics (URFBClassifier's loss, NSMEncoder's dynamics steps) use the combined values.
       KrotovPatchEncoder computes with the plain NumPy step here, not its compiled (numba) one,

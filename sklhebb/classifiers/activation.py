@@ -447,7 +447,8 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         if self.max_iter is not None:
             return self.max_iter
         steps = max(int(60000 * math.sqrt(n_samples / 60000)), 10000)
-        return min(max(steps // max(n_samples // self.batch_size, 1), 1), _MAX_AUTO_EPOCHS)
+        # under data_parallel n_samples is every rank's and a step's minibatch is batch_size per rank
+        return min(max(steps // max(n_samples // (self.batch_size * _ranks.world()), 1), 1), _MAX_AUTO_EPOCHS)
 
     def _init_params(self, rng, dtype):
         first, label_layer, rest = self._layers()
