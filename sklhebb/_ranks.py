@@ -54,9 +54,9 @@ class Ranks:
         self.rank = dist.get_rank(group)
         self.size = dist.get_world_size(group)
         # where host numbers travel: the CPU under gloo, the current GPU under NCCL alone
-        backend = str(dist.get_backend(group)).lower()
-        nccl_only = "nccl" in backend and "gloo" not in backend
-        self.host_device = torch.device("cuda", torch.cuda.current_device()) if nccl_only else torch.device("cpu")
+        self.backend = str(dist.get_backend(group)).lower()
+        self.nccl_only = "nccl" in self.backend and "gloo" not in self.backend
+        self.host_device = torch.device("cuda", torch.cuda.current_device()) if self.nccl_only else torch.device("cpu")
         self.step = (0, 0)  # (first row of this rank, rows of all ranks) in the current minibatch
 
     def allreduce_(self, tensor, op="sum"):
@@ -99,6 +99,12 @@ def _allreduce_arrays(bk, ranks, arrays):
         tensor = ranks.torch.from_dlpack(flat)
     else:
         tensor = flat
+    if ranks.nccl_only and tensor.device.type != "cuda":
+        raise ValueError(
+            f"data_parallel's process group has the {ranks.backend!r} backend, which reduces CUDA tensors only, but this "
+            f"estimator computes on {bk.name} ({tensor.device}). Use a gloo group (init_process_group('gloo'), or "
+            "'cpu:gloo,cuda:nccl' for both) for the CPU, or backend='torch', device='cuda:<local rank>'."
+        )
     ranks.allreduce_(tensor)
     out, start = [], 0
     for a in arrays:

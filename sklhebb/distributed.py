@@ -86,7 +86,8 @@ def data_parallel(group=None, *, timeout=None):
     group : torch.distributed ProcessGroup, optional
         The ranks to train over; default: the default group (``init_process_group``). Its backend
         must reach the arrays: gloo for NumPy and CPU torch arrays, NCCL for CUDA tensors (or
-        ``"cpu:gloo,cuda:nccl"`` for both).
+        ``"cpu:gloo,cuda:nccl"`` for both); under NCCL each rank calls
+        ``torch.cuda.set_device(local_rank)`` first and computes on that device.
     timeout : float, optional
         Seconds a collective may wait for the other ranks before it raises (a new group with this
         timeout is made over the ranks of ``group``): a rank that fails makes the others raise
