@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets
 from sklearn.utils.validation import _assert_all_finite, check_consistent_length, check_is_fitted, validate_data
 
-from . import __version__
+from . import __version__, _ranks
 from ._backend import DeviceUnavailableError, backend_of, is_foreign_array, resolve, to_numpy, to_output
 from ._training import TrainResult, begin_fit_callbacks, end_fit_callbacks, learning_rate_at, train
 from .image import as_image_stack, iter_chunks, to_device_chunk
@@ -243,7 +243,9 @@ class HebbianEstimator(BackendMixin):
         the result and for the per-epoch snapshots that callbacks receive.
     ``_stream(bk, data, y, dtype)``
         The minibatches: an object whose ``epoch(rng or None)`` yields them,
-        ``n_batches`` per pass (the progress bar's total).
+        ``n_batches`` per pass (the progress bar's total), with ``batch_size``,
+        ``n_items`` (rows or patches per pass) and ``empty()`` (a minibatch of none) for
+        :func:`sklhebb.distributed.data_parallel`, whose ranks pad their epochs to the same steps.
     ``_step(bk, params, batch, lr, stage)``
         One minibatch update of the rule, in place on ``params``.
     ``_encode(bk, params, chunk)``
@@ -292,7 +294,7 @@ class HebbianEstimator(BackendMixin):
     def _steps(self, bk, params, stream, rng, stage, stack):
         """The epoch and step functions of one stage: ``stream.epoch`` and :meth:`_step`."""
         order = rng if getattr(self, "shuffle", True) else None
-        return (lambda epoch: stream.epoch(order)), (lambda p, batch, lr: self._step(bk, p, batch, lr, stage))
+        return (lambda epoch: stream.epoch(_ranks.epoch_rng(order))), (lambda p, batch, lr: self._step(bk, p, batch, lr, stage))
 
     # -------------------------------------------------------- the skeleton
     def _validate_fit_data(self, X, y, *, reset, whole_fit, classes=None):
@@ -314,7 +316,7 @@ class HebbianEstimator(BackendMixin):
         rng = check_random_state(self.random_state)
         self._setup(data, targets, dtype)
         params = self._to_device(bk, self._init_params(rng, dtype))
-        n_epochs = self._n_epochs(data.shape[0])
+        n_epochs = self._n_epochs(_ranks.total(data.shape[0]))  # the rows of all ranks under data_parallel
         schedule = getattr(self, "schedule", "constant")
         lr_at = lambda e: learning_rate_at(schedule, self.learning_rate, e, n_epochs)  # noqa: E731
         result = self._run(bk, data, targets, params, dtype, n_epochs=n_epochs, lr_at=lr_at, rng=rng, stages=self._stages())
@@ -350,6 +352,8 @@ class HebbianEstimator(BackendMixin):
             with contextlib.ExitStack() as stack:
                 stream = self._stream(bk, data, targets, dtype)
                 epoch_fn, step_fn = self._steps(bk, params, stream, rng, stage, stack)
+                if _ranks.active() is not None:  # data_parallel: every rank takes the same number of steps
+                    epoch_fn = _in_step(epoch_fn, stream)
                 stack.enter_context(bk.memory_hint(*self._memory_hints))
                 result = train(self, bk, params, epoch_fn, step_fn, n_epochs=n_epochs, lr_at=lr_at, ctx=ctx, n_batches=stream.n_batches)
             n_done += result.n_epochs
@@ -403,6 +407,11 @@ class HebbianEstimator(BackendMixin):
         return to_output(Z, X)
 
 
+def _in_step(epoch_fn, stream):
+    """``epoch_fn`` with every epoch padded to the steps of the other ranks (:func:`sklhebb._ranks.epoch`)."""
+    return lambda epoch: _ranks.epoch(epoch_fn(epoch), stream.n_items, stream.batch_size, stream.empty)
+
+
 class HebbianClassifierMixin:
     """Targets for supervised sklhebb estimators: validation, ``classes_``, label indices.
 
@@ -443,8 +452,8 @@ class HebbianClassifierMixin:
         check_consistent_length(data, y)
         check_classification_targets(y)
         if whole_fit:
-            self.classes_, index = np.unique(y, return_inverse=True)
-            return data, index.astype(np.int64)
+            self.classes_ = _ranks.union(np.unique(y))  # those of every rank under data_parallel
+            return data, np.searchsorted(self.classes_, y).astype(np.int64)
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if unknown.size:
             raise ValueError(f"y has labels {unknown.tolist()} not in classes={self.classes_.tolist()}.")

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _ranks
+from ._backend import resolve
+
 __all__ = ["DivergenceError", "TrainResult", "learning_rate_at", "train", "begin_fit_callbacks", "end_fit_callbacks", "all_finite", "RowStream"]
 
 
@@ -155,6 +158,7 @@ def _epochs(est, bk, params, epoch_fn, step_fn, n_epochs, lr_at, ctx, n_batches)
         if not all_finite(bk, params):
             _diverged(name, epoch, n_steps, lr, est._divergence_hint)
         bk.synchronize()
+        totals = _combined(totals)
         dt = time.perf_counter() - t0
         record = {"epoch": epoch + 1, "learning_rate": lr, "steps": steps_here, "time": dt}
         added = est._epoch_record(bk, params, totals)
@@ -176,6 +180,15 @@ def _epochs(est, bk, params, epoch_fn, step_fn, n_epochs, lr_at, ctx, n_batches)
     if verbose:
         print(f"[{name}] done in {time.perf_counter() - t_start:.2f}s, {n_steps} steps", flush=True)
     return TrainResult(params, n_epochs, n_steps, history)
+
+
+def _combined(totals):
+    """The epoch's step statistics summed over the ranks under data_parallel (one all-reduce)."""
+    if _ranks.active() is None or not totals:
+        return totals
+    keys = sorted(totals)
+    values = _ranks.sum_over_ranks(resolve("numpy"), np.array([float(totals[k]) for k in keys]))
+    return {k: float(v) for k, v in zip(keys, values)}
 
 
 # minibatch steps between finiteness checks (one device synchronisation each)
@@ -231,6 +244,16 @@ class RowStream:
         # chunks hold whole batches so that batch boundaries do not depend on them
         self.chunk_size = max(self.batch_size, (self.chunk_size // self.batch_size) * self.batch_size)
         self.n_batches = -(-X.shape[0] // self.batch_size)
+
+    @property
+    def n_items(self):
+        """Rows in one pass."""
+        return self.X.shape[0]
+
+    def empty(self):
+        """A minibatch of no rows, shaped like the others (a data-parallel rank whose shard has run out)."""
+        Xb = self.bk.zeros((0,) + tuple(self.X.shape[1:]), dtype=self.bk.dtype(self.dtype))
+        return Xb if self.y is None else (Xb, self.bk.zeros((0,), dtype=self.bk.dtype("int64")))
 
     def epoch(self, rng=None):
         from .image import to_device_chunk

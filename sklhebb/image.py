@@ -313,6 +313,17 @@ class PatchStream:
         self.n_patches = n * self.per_image
         self.n_batches = -(-self.n_patches // self.batch_size)
 
+    @property
+    def n_items(self):
+        """Patches in one pass."""
+        return self.n_patches
+
+    def empty(self):
+        """A minibatch of no patches, shaped like the others (a data-parallel rank whose shard has run out)."""
+        bk = self.bk
+        rows = bk.zeros((0, self.win[0] * self.win[1] * self.images.shape[-1]), dtype=bk.dtype(self.dtype))
+        return rows if self.y is None else (rows, bk.zeros((0,), dtype=bk.dtype("int64")))
+
     def _patches(self, chunk, order=None):
         """The chunk's patches as rows, in ``order`` (flat patch indices) when given.
 

@@ -85,3 +85,24 @@ def test_grid_search_on_joblib_dask_backend(client):
         search.fit(X[:300], y[:300])
     assert len(search.cv_results_["mean_test_score"]) == 2
     assert search.best_score_ > 0.5
+
+
+def test_module_docstring_cluster_recipe(client):
+    """The recipe of sklhebb.distributed's docstring, on CPU workers: an encoder needs a scorer of its own."""
+    import sklhebb.distributed
+    from sklhebb import KrotovPatchEncoder
+
+    assert "scoring=mean_feature" in sklhebb.distributed.__doc__
+
+    def mean_feature(est, X, y=None):
+        return float(est.transform(X).mean())
+
+    X = np.random.RandomState(0).uniform(size=(60, 8 * 8 * 3))
+    X_dask = da.from_array(X, chunks=(20, 8 * 8 * 3))
+    enc = KrotovPatchEncoder(n_components=4, window=3, image_shape=(8, 8, 3), max_iter=1, random_state=0)
+    inc = Incremental(enc, scoring=mean_feature, shuffle_blocks=True, random_state=0)
+    inc.fit(X_dask)
+    assert inc.estimator_.components_.shape == (4, 27)
+    assert np.all(np.isfinite(inc.transform(X_dask).compute()))
+    with pytest.raises(TypeError, match="score"):  # what the recipe's scoring=None did: the encoder has no score()
+        Incremental(clone(enc), scoring=None).fit(X_dask)

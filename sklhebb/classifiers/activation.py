@@ -32,7 +32,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .. import rules
+from .. import _ranks, rules
 from .._backend import to_numpy, to_output
 from .._base import BACKEND_CONSTRAINTS, HebbianClassifierMixin, HebbianEstimator, compute_dtype, validate_images
 from .._constraints import ImageShape, LayerSizes
@@ -49,6 +49,7 @@ from ..nn.competitive import (
     local,
     n_outputs,
     normalize_input,
+    over_ranks,
 )
 
 __all__ = ["ActivationLearningClassifier"]
@@ -349,9 +350,11 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
     def _setup(self, data, y, dtype):
         self.label_codes_ = label_codes(len(self.classes_), self.label_repeat, self.label_strength, dtype)
         self._layers()  # a window without images fails here, before any weight is drawn
-        self._fit_gap_slope = self._gap_slope(data.shape[0])
+        self._fit_gap_slope = self._gap_slope(_ranks.total(data.shape[0]))  # the rows of all ranks under data_parallel
         lo, hi = _AUTO_BATCH
-        self.batch_size_ = min(hi, max(lo, data.shape[0] // _AUTO_BATCH_DIVISOR)) if self.batch_size == "auto" else int(self.batch_size)
+        # under data_parallel "auto" takes the largest over the ranks, so that every rank steps alike
+        auto = _ranks.largest(min(hi, max(lo, data.shape[0] // _AUTO_BATCH_DIVISOR)))
+        self.batch_size_ = auto if self.batch_size == "auto" else int(self.batch_size)
         self._warn_ineffective()
 
     def _warn_ineffective(self):
@@ -404,15 +407,20 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
             first.competitive_increment(params["W0"], Xn, Y, rates),
             label_layer.competitive_increment(params["Wlab"], lab, Y, rates),
         ]
-        names = ["W0", "Wlab"]
+        names, moments = ["W0", "Wlab"], []
         for i, layer in enumerate(rest):
             h = self._phi(params, i, Y)
             if self.activation == "std_abs":
-                params[f"mu{i}"], params[f"var{i}"] = rules.abs_statistics_update(Y, params[f"mu{i}"], params[f"var{i}"], self.stat_momentum)
+                moments.append((i, *rules.abs_moments(Y, params[f"mu{i}"])))
             Wn = params[f"W{i + 1}"]
             Y = forward(bk, layer, Wn, h)
             deltas.append(layer.competitive_increment(Wn, h, Y, rates))
             names.append(f"W{i + 1}")
+        # means over the rows of every rank under data_parallel: one all-reduce (identity in one process)
+        deltas, moments = over_ranks(bk, deltas, moments, Xn.shape[0])
+        for i, s1, s2 in moments:
+            mu, var = params[f"mu{i}"], params[f"var{i}"]
+            params[f"mu{i}"], params[f"var{i}"] = rules.abs_statistics_update(None, mu, var, self.stat_momentum, moments=(s1, s2))
         apply_deltas(params, names, deltas, self.weight_decay, self.weight_clip, bk.xp)
 
     # ------------------------------------------------------------ learning
@@ -429,7 +437,9 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
     def _step(self, bk, params, batch, lr, stage):
         """One minibatch, with accuracy feedback (Eq. 12-14, spec 4.4) unless ``feedback=False``.
 
-        ``stage`` is fit's gap slope; partial_fit (stage None) uses ``gap_slope`` or 5.
+        ``stage`` is fit's gap slope; partial_fit (stage None) uses ``gap_slope`` or 5. Under
+        data_parallel each learning pass combines its changes over the ranks in one all-reduce, and
+        the renormalisation of gamma its batch mean in another: the passes depend on each other.
         """
         xp = bk.xp
         Xb, yb = batch
@@ -470,7 +480,8 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         steps = max(int(60000 * math.sqrt(n_samples / 60000)), 10000)
         lo, hi = _AUTO_EPOCHS
         cap = min(hi, max(lo, _AUTO_PRESENTATIONS // max(n_samples, 1)))
-        return min(max(steps // max(n_samples // self._batch_size(), 1), 1), cap)
+        # under data_parallel n_samples is every rank's and a step's minibatch is batch_size per rank
+        return min(max(steps // max(n_samples // (self._batch_size() * _ranks.world()), 1), 1), cap)
 
     def _init_params(self, rng, dtype):
         first, label_layer, rest = self._layers()

@@ -30,7 +30,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from threadpoolctl import threadpool_limits
 
-from .. import rules
+from .. import _ranks, rules
 from .._backend import backend_of, to_numpy
 from .._base import BACKEND_CONSTRAINTS, HebbianClassifierMixin, HebbianEstimator
 from .._constraints import ImageShape, LayerSizes, LayerSpec
@@ -43,6 +43,13 @@ _PREDICT_CHUNK = 2048
 # batch_size="auto": n // 50 samples per minibatch (50 steps per epoch), from 10 to the paper's 500
 _AUTO_STEPS_PER_EPOCH = 50
 _AUTO_BATCH_MIN, _AUTO_BATCH_MAX = 10, 500
+
+
+def _over_ranks(bk, incs, count):
+    """One layer's increments (means over ``count`` rows) as means over the rows of every rank."""
+    keys = sorted(incs)
+    means = _ranks.mean_over_ranks(bk, *[incs[k] for k in keys], count=count)
+    return dict(zip(keys, means if len(keys) > 1 else (means,)))
 
 
 def _correlation(a, b):
@@ -337,7 +344,8 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
         layers = self._network().layers
         self._warn_ineffective(layers)
         self.input_scale_ = self._input_scale_of(images)
-        self.batch_size_ = self._auto_batch_size(images.shape[0]) if self.batch_size == "auto" else int(self.batch_size)
+        # under data_parallel "auto" takes the largest over the ranks, so that every rank steps alike
+        self.batch_size_ = _ranks.largest(self._auto_batch_size(images.shape[0])) if self.batch_size == "auto" else int(self.batch_size)
         spatial = any(not isinstance(layer, (Dense, Dropout, Sum)) for layer in layers)
         H, W, C = self.image_shape_
         if spatial and H == W == 1 and C > 1:
@@ -351,10 +359,11 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
         (first) training data when it is above 1 (255 for uint8 pixels, 16 for digits), else 1."""
         if self.input_scale != "auto":
             return float(self.input_scale)
-        if images.shape[0] == 0:
-            return 1.0
-        xp = backend_of(images).xp
-        top = max(float(to_numpy(xp.max(images))), -float(to_numpy(xp.min(images))))
+        top = 0.0
+        if images.shape[0]:
+            xp = backend_of(images).xp
+            top = max(float(to_numpy(xp.max(images))), -float(to_numpy(xp.min(images))))
+        top = _ranks.largest(top)  # over every rank's data under data_parallel
         return top if top > 1.0 else 1.0
 
     @staticmethod
@@ -442,17 +451,24 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
         def epoch(e):
             if stale is not None:
                 stale.update({i: bk.xp.asarray(params[f"{use}{i}"], copy=True) for i in net.weight_nodes})
-            return stream.epoch(order)
+            return stream.epoch(_ranks.epoch_rng(order))
 
         return epoch, lambda p, batch, lr: self._minibatch_step(bk, p, batch, lr, net=net, use=use, noise=noise, stale=stale)
 
     def _minibatch_step(self, bk, params, batch, lr, *, net, use, noise, stale):
         """One minibatch: forward pass, output error (Eq. 6, or y - softmax), the top-down
         feedback pass through R (or W), and the updates of W and R from their shared
-        Hebbian increment. Reports the minibatch's summed loss (before the update)."""
+        Hebbian increment. Reports the minibatch's summed loss (before the update).
+
+        Under data_parallel the increments are means over the rows of every rank (one all-reduce
+        after the feedback pass; one per layer with ``propagate_with="post_update"``, whose errors
+        go down through the updated weights), and the dropout masks are the rows of this rank in
+        the masks of the whole minibatch of all ranks."""
         X, y = batch
         X = X / self.input_scale_
-        masks = {i: bk.asarray(m) for i, m in net.draw_masks(noise, X.shape[0], str(X.dtype).split(".")[-1]).items()}
+        first, rows = _ranks.rows_in_step(X.shape[0])
+        drawn = net.draw_masks(noise, rows, str(X.dtype).split(".")[-1])
+        masks = {i: bk.asarray(m[first : first + X.shape[0]]) for i, m in drawn.items()}
         out, caches = net.forward(bk, params, X, train=True, masks=masks)
         if self.loss == "hinge":
             mu = self.off_class_weight / (len(self.classes_) - 1)
@@ -469,17 +485,30 @@ class URFBClassifier(HebbianClassifierMixin, HebbianEstimator, ClassifierMixin, 
             if "b" in incs:
                 params[f"b{i}"] += lr * incs["b"]
 
+        # pre_update: the errors go down through the weights as they were, so the updates may wait
+        # for the end of the pass (and travel in one all-reduce)
+        pending = {}
+        post = self.propagate_with == "post_update"
         net.feedback(
             bk,
             params,
             caches,
             delta,
             use=use,
-            on_increment=update,
+            on_increment=(lambda i, incs: update(i, _over_ranks(bk, incs, X.shape[0]))) if post else pending.__setitem__,
             propagate=self.propagate_with,
             error_clip=self.error_clip,
             feedback_weights=stale,
         )
+        if pending:
+            names = [(i, k) for i in sorted(pending) for k in sorted(pending[i])]
+            means = _ranks.mean_over_ranks(bk, *[pending[i][k] for i, k in names], count=X.shape[0])
+            means = means if len(names) > 1 else (means,)
+            combined = {i: {} for i in pending}
+            for (i, k), m in zip(names, means):
+                combined[i][k] = m
+            for i in sorted(combined, reverse=True):  # top down, as the pass made them
+                update(i, combined[i])
         return {"loss": bk.xp.sum(loss), "samples": X.shape[0]}
 
     def _epoch_record(self, bk, params, totals):

@@ -25,7 +25,19 @@ from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, compute_dtype, valida
 from .._constraints import ImageShape, LayerSizes
 from .._feature_names import GridFeatureNamesMixin
 from .._training import RowStream
-from ..nn.competitive import ACTIVATIONS, activate, apply_deltas, dense, forward, init_statistics, init_weights, local, n_outputs, normalize_input
+from ..nn.competitive import (
+    ACTIVATIONS,
+    activate,
+    apply_deltas,
+    dense,
+    forward,
+    init_statistics,
+    init_weights,
+    local,
+    n_outputs,
+    normalize_input,
+    over_ranks,
+)
 
 __all__ = ["LocalCompetitiveEncoder"]
 
@@ -278,19 +290,21 @@ class LocalCompetitiveEncoder(HebbianEstimator, GridFeatureNamesMixin, Transform
         train = range(len(layers)) if stage is None else stage
         top = max(train)
         h = normalize_input(bk, Xb) if self.normalize_input else Xb
-        records = []
+        records, moments = [], []
         for i in range(top + 1):
             Y = forward(bk, layers[i], params[f"W{i}"], h)
-            mu, var = params[f"mu{i}"], params[f"var{i}"]
-            if i < top:  # statistics of the step before: normalise first, then update
-                h_next = activate(self.activation, Y, mu, var)
             if i in train:
                 records.append((i, h, Y))
-                if self.activation == "std_abs":
-                    params[f"mu{i}"], params[f"var{i}"] = rules.abs_statistics_update(Y, mu, var, self.stat_momentum)
+                if self.activation == "std_abs":  # statistics of the step before: normalise first, then update
+                    moments.append((i, *rules.abs_moments(Y, params[f"mu{i}"])))
             if i < top:
-                h = h_next
+                h = activate(self.activation, Y, params[f"mu{i}"], params[f"var{i}"])
         deltas = [lr * layers[i].competitive_increment(params[f"W{i}"], x, Y) for i, x, Y in records]
+        # means over the rows of every rank under data_parallel: one all-reduce (identity in one process)
+        deltas, moments = over_ranks(bk, deltas, moments, Xb.shape[0])
+        for i, s1, s2 in moments:
+            mu, var = params[f"mu{i}"], params[f"var{i}"]
+            params[f"mu{i}"], params[f"var{i}"] = rules.abs_statistics_update(None, mu, var, self.stat_momentum, moments=(s1, s2))
         apply_deltas(params, [f"W{i}" for i, *_ in records], deltas)
 
     def _init_params(self, rng, dtype):

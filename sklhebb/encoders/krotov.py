@@ -27,7 +27,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .. import _numba, rules
+from .. import _numba, _ranks, rules
 from .._backend import to_numpy
 from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, host_normal, resolve_image_shape, validate_images
 from .._constraints import ImageShape
@@ -326,7 +326,8 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         """Fix the minibatch size (``batch_size="auto"``: 100 steps per epoch on small data)."""
         if self.batch_size == "auto":
             n_patches = images.shape[0] * self._patches_per_image()
-            self.batch_size_ = int(min(_PAPER_BATCH, max(1, n_patches // _AUTO_STEPS)))
+            # under data_parallel: the largest over the ranks, so that every rank steps alike
+            self.batch_size_ = _ranks.largest(int(min(_PAPER_BATCH, max(1, n_patches // _AUTO_STEPS))))
         else:
             self.batch_size_ = int(self.batch_size)
 
@@ -370,12 +371,16 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         The compiled step cuts, ranks and sums each thread's own rows of the
         same minibatches and applies the same update; it updates its own copy
         of M (so a failed ``partial_fit`` leaves the fitted filters untouched).
+        Under :func:`sklhebb.distributed.data_parallel` the plain step runs: the
+        compiled one fuses the sum and the update, with no place for the all-reduce.
         """
         epoch_fn, step_fn = super()._steps(bk, params, stream, rng, stage, stack)
         M = params["M"]
         dtype = str(M.dtype).split(".")[-1]
         rank, delta = self._rank_delta(M.shape[0])
         if not (bk.name == "numpy" and dtype in ("float32", "float64") and rank <= 2 and _numba.available()):
+            return epoch_fn, step_fn
+        if _ranks.active() is not None:  # data_parallel: the all-reduce sits between the sum and the update
             return epoch_fn, step_fn
         stepper = self._compiled_stepper(M, stream, rank, delta, stack)
         if stepper is None:

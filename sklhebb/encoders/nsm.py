@@ -41,7 +41,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from .. import rules
+from .. import _ranks, rules
 from .._backend import to_numpy
 from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, compute_dtype, host_normal
 from .._constraints import ImageShape, LayerSizes, PerLayer
@@ -475,7 +475,9 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         if self._conv():
             return 1.0
         first = to_numpy(images[:_AUTO_SCALE_ROWS]).reshape(min(images.shape[0], _AUTO_SCALE_ROWS), -1)
-        rms = float(np.sqrt(np.mean(np.sum(np.square(first, dtype=np.float64), axis=1))))
+        # the mean squared norm (under data_parallel: over the first rows of every rank)
+        n, squares = _ranks.total(first.shape[0]), _ranks.total(float(np.sum(np.sum(np.square(first, dtype=np.float64), axis=1))))
+        rms = float(np.sqrt(squares / n)) if n else 0.0
         return _AUTO_INPUT_NORM / rms if rms > 0 and np.isfinite(rms) else 1.0
 
     def _scaled(self, X):
@@ -570,19 +572,31 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         Y = None if codes is None else self._scaled_labels(bk, codes, params["V"].shape[1], X.dtype)
         Rs, k = self._fixed_point(X, Ws, Ls, None if Y is None else Y @ params["V"].T)
         self._dynamics_counts.append(k)
-        below = X
-        for p, (wk, lk) in enumerate(keys):
+        below, changes = X, []
+        for p in range(len(keys)):
             # Obeid Eq. (19), gamma^(p-P) absorbed into the learning rate (as the paper suggests), so the
             # lateral decay is 1 / (1 + gamma) below the top; c in {0, 1}: the Hebbian terms are masked,
             # so weights outside the structure stay exactly 0
             decay = 1.0 if p == len(keys) - 1 else 1.0 / (1.0 + self.gamma)
-            dW, dL = rules.nsm_update(Ws[p], Ls[p], below, Rs[p], W_mask=masks[p][0], L_mask=masks[p][1], lateral_decay=decay)
-            params[wk] = Ws[p] + lr * dW
-            params[lk] = Ls[p] + (lr / self.tau) * dL
+            changes += rules.nsm_update(Ws[p], Ls[p], below, Rs[p], W_mask=masks[p][0], L_mask=masks[p][1], lateral_decay=decay)
             below = Rs[p]
         if Y is not None:
-            dV, _ = rules.nsm_update(params["V"], None, Y, Rs[-1])  # Bahroun Eq. (8), top layer
-            params["V"] = params["V"] + lr * dV
+            changes.append(rules.nsm_update(params["V"], None, Y, Rs[-1])[0])  # Bahroun Eq. (8), top layer
+        # means over the rows of every rank under data_parallel, in one all-reduce (identity in one process)
+        changes = _ranks.mean_over_ranks(bk, *changes, count=X.shape[0])
+        for p, (wk, lk) in enumerate(keys):
+            params[wk] = Ws[p] + lr * changes[2 * p]
+            params[lk] = Ls[p] + (lr / self.tau) * changes[2 * p + 1]
+        if Y is not None:
+            params["V"] = params["V"] + lr * changes[-1]
+
+    def _epoch_record(self, bk, params, totals):
+        """Under data_parallel: each step's dynamics steps become the most any rank took (the
+        steps of the whole minibatch), in one all-reduce per epoch."""
+        done = self._dynamics_combined
+        self._dynamics_counts[done:] = _ranks.largest_each(self._dynamics_counts[done:])
+        self._dynamics_combined = len(self._dynamics_counts)
+        return super()._epoch_record(bk, params, totals)
 
     def _monitor(self, bk, params):
         counts = self._dynamics_counts
@@ -673,7 +687,8 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         numeric = y.dtype.kind in "iuf"
         unlabelled = (y == -1) if numeric else np.zeros(n, dtype=bool)
         if first:
-            labels = np.unique(np.asarray(classes)) if classes is not None else np.unique(y[~unlabelled])
+            # without classes=: the labels of every rank under data_parallel
+            labels = np.unique(np.asarray(classes)) if classes is not None else _ranks.union(np.unique(y[~unlabelled]))
             self.classes_ = labels[labels != -1] if labels.dtype.kind in "iuf" else labels
             if len(self.classes_) == 0:
                 del self.classes_
@@ -707,7 +722,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         """The base's epochs, with a step that is given the structure constants on the device."""
         dtype = str(params["W"].dtype).split(".")[-1]
         masks = [tuple(None if m is None else bk.asarray(m, dtype=dtype) for m in (layer.W_mask, layer.L_mask)) for layer in self._layers]
-        self._dynamics_counts = []
+        self._dynamics_counts, self._dynamics_combined = [], 0
         epoch_fn, _ = super()._steps(bk, params, stream, rng, stage, stack)
         return epoch_fn, (lambda p, batch, lr: self._step(bk, p, batch, lr, masks))
 

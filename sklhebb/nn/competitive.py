@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .. import rules
+from .. import _ranks, rules
 from ..image import normalize_rows
 from .layers import Dense, UntiedConv
 
@@ -38,6 +38,7 @@ __all__ = [
     "activate",
     "normalize_input",
     "apply_deltas",
+    "over_ranks",
 ]
 
 ACTIVATIONS = ("square_normalize", "abs", "std_abs", "identity")
@@ -123,3 +124,18 @@ def apply_deltas(params, names, deltas, weight_decay=0.0, weight_clip=None, xp=N
         if weight_clip is not None:
             W = xp.clip(W, -weight_clip, weight_clip)
         params[name] = W
+
+
+def over_ranks(bk, deltas, moments, count):
+    """A step's weight changes and std_abs moments, means over its ``count`` rows, as means over the
+    rows of every rank: one all-reduce under data_parallel, the identity in one process.
+
+    ``moments``: (layer, s1, s2) triples of :func:`sklhebb.rules.abs_moments`. Returns (deltas, moments).
+    """
+    flat = list(deltas) + [m for _, s1, s2 in moments for m in (s1, s2)]
+    if not flat:
+        return deltas, moments
+    out = _ranks.mean_over_ranks(bk, *flat, count=count)
+    out = out if len(flat) > 1 else (out,)
+    n = len(deltas)
+    return list(out[:n]), [(i, out[n + 2 * j], out[n + 2 * j + 1]) for j, (i, *_) in enumerate(moments)]

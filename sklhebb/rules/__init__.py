@@ -5,12 +5,16 @@ comes from the arrays (``sklhebb._backend.backend_of``). Nothing here knows
 about scikit-learn, minibatch loops or learning-rate schedules: a rule returns
 the change for one minibatch and the caller scales and applies it. Each rule
 has an oracle test in ``tests/`` comparing it with a loop-based float64
-transcription of its equation. One module per paper; this package re-exports
+transcription of its equation. Under data parallelism a rule whose minibatch
+sum is followed by a nonlinearity combines the sums of the ranks itself
+(``sklhebb._ranks``, the identity in one process); the others are combined by
+the estimator's step. One module per paper; this package re-exports
 every rule so that ``from sklhebb import rules; rules.krotov_update`` works.
 """
 
 from .competitive import (
     abs_activation,
+    abs_moments,
     abs_statistics_update,
     activation_backward,
     activation_gap,

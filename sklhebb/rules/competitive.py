@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+from .. import _ranks
 from .._backend import backend_of
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "square_normalize",
     "abs_activation",
     "std_abs",
+    "abs_moments",
     "abs_statistics_update",
 ]
 
@@ -129,8 +131,10 @@ def renormalize_gamma(gamma, scale, momentum=0.99, floor=1e-5):
     (gamma / max(m', floor), m'). Keeps the average effective rate near eta
     as most samples become well classified.
     """
-    xp = backend_of(gamma).xp
-    scale = momentum * scale + (1.0 - momentum) * xp.mean(gamma)
+    bk = backend_of(gamma)
+    xp = bk.xp
+    # the batch mean over the rows of every rank under data_parallel (identity in one process)
+    scale = momentum * scale + (1.0 - momentum) * _ranks.mean_over_ranks(bk, xp.mean(gamma), count=gamma.shape[0])
     return gamma / xp.maximum(scale, xp.asarray(floor, dtype=scale.dtype)), scale
 
 
@@ -190,18 +194,34 @@ def std_abs(Y, mean, var, *, var_floor=1e-5, norm_floor=1e-5):
     return Z * beta
 
 
-def abs_statistics_update(Y, mean, var, momentum):
+def abs_moments(Y, mean):
+    """The minibatch means of |y| - mu and (|y| - mu)^2 per unit, around the running mean mu.
+
+    What :func:`abs_statistics_update` needs from the samples: two means over the
+    minibatch, so that data-parallel ranks combine them in one all-reduce. Y: (B, m);
+    mean: (m,). Returns two (m,) arrays.
+    """
+    xp = backend_of(Y).xp
+    D = xp.abs(Y) - mean
+    return xp.mean(D, axis=0), xp.mean(D * D, axis=0)
+
+
+def abs_statistics_update(Y, mean, var, momentum, *, moments=None):
     """Running statistics of |y| for :func:`std_abs` (the authors' code).
 
     mu' = momentum * mu + (1 - momentum) * mean_b |y_b|;
     sigma^2' = momentum * sigma^2 + (1 - momentum) * mean_b (|y_b| - mu')^2
     (centred on the new mean). Returns (mu', sigma^2').
+
+    Computed from the moments s1 = mean_b (|y_b| - mu), s2 = mean_b (|y_b| - mu)^2
+    around the old mean (:func:`abs_moments`; ``moments`` passes them precomputed):
+    mu' = mu + (1 - momentum) s1 and, with d = mu' - mu,
+    mean_b (|y_b| - mu')^2 = s2 - 2 d s1 + d^2.
     """
-    xp = backend_of(Y).xp
-    A = xp.abs(Y)
-    new_mean = momentum * mean + (1.0 - momentum) * xp.mean(A, axis=0)
-    D = A - new_mean
-    new_var = momentum * var + (1.0 - momentum) * xp.mean(D * D, axis=0)
+    s1, s2 = abs_moments(Y, mean) if moments is None else moments
+    new_mean = mean + (1.0 - momentum) * s1
+    d = new_mean - mean
+    new_var = momentum * var + (1.0 - momentum) * (s2 - 2.0 * d * s1 + d * d)
     return new_mean, new_var
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import _ranks
 from .._backend import backend_of
 
 __all__ = ["krotov_currents", "krotov_update"]
@@ -82,6 +83,8 @@ def krotov_update(M, V, *, rank=2, delta=0.4, p=2.0, normalize=True, currents=No
     # decay term (sum_A g_{A mu} I_{A mu}) M_{mu i}
     decay = bk.bincount(top, I_top, K) - delta * bk.bincount(anti, I_anti, K)
     dM -= decay[:, None] * M  # dM is our own fresh array: in place
+    # the sum over the patches of every rank under data_parallel (identity in one process)
+    dM = _ranks.sum_over_ranks(bk, dM)
     if normalize:
         scale = xp.max(xp.abs(dM))
         # the reference code's floor (prec = 1e-30): an all-zero change stays zero

@@ -197,6 +197,8 @@ def nsm_fixed_point(
     """
     bk = backend_of(D)
     xp = bk.xp
+    if D.shape[0] == 0:  # no samples (a data-parallel rank whose shard has run out): nothing to run
+        return xp.asarray(D, copy=True), 0
     n_ = L.shape[-1]
     I = xp.eye(n_, dtype=D.dtype, device=bk.device)
     if step is None:
