@@ -63,7 +63,7 @@ CLAIMS = {
         ("cv_deep", "cv_raw"),
     ],
     "nsm_supervision": [("best", "alpha0"), ("best", "largest_alpha"), ("alpha0", "largest_alpha"), ("std_largest_alpha", "largest_alpha")],
-    "activation_generation": [("mse_completion", "mse_zero_fill"), ("mse_completion", "mse_mean_image")],
+    "activation_generation": [("mse_zero_fill", "mse_completion"), ("mse_completion", "mse_mean_image")],
     "urfb_alignment": [
         ("frfb_test_error", "urfb_test_error"),
         ("urfb_test_error", "bp_test_error"),
