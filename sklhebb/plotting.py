@@ -156,7 +156,7 @@ def _nsm_fields(est, layer, shape):
         shape = _image_shape(est)
     F = Ws[0]
     n_sites = 1
-    if est.structure is not None:
+    if est._structure() is not None:
         mask = np.asarray(est.layer_feedforward_masks_[0], dtype=bool)
         F = np.where(mask, F, np.nan)  # pixels outside a neuron's receptive field
         n_sites = len(F) // est._sizes()[0]

@@ -205,10 +205,10 @@ def nsm_to_torch(est, *, lateral=False, dtype=None):
         linear.weight.copy_(W)
     if not lateral:
         return linear
-    if est.activation != "linear" or est.structure is not None:
+    if est.activation != "linear" or est._structure() is not None:
         raise ValueError(
             "lateral=True is exact only for activation='linear' with a dense L (structure=None); "
-            f"got activation={est.activation!r}, structure={est.structure!r}."
+            f"got activation={est.activation!r}, structure={est._structure()!r}."
         )
     LinearLateral = _modules()[-1]
     return nn.Sequential(linear, LinearLateral(torch.as_tensor(est.lateral_, dtype=dt)))

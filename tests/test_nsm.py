@@ -1108,7 +1108,8 @@ def test_parameters_without_effect_say_so():
         (dict(structure="local"), rows, r"structure='local' has no effect"),
         (dict(pool="max", stride=2), rows, r"stride=2, pool='max' only apply to the convolutional"),
         (dict(center=True), images, r"center=True only apply to the convolutional"),
-        (dict(radius=2.0), images, r"radius=2.0 only apply to structure='local'"),
+        (dict(radius=2.0, structure=None), images, r"radius=2.0 only apply to structure='local'"),
+        (dict(radius=2.0), rows, r"radius=2.0 only apply to structure='local'"),  # structure="auto" on flat rows
         (dict(gamma=0.1), rows, r"gamma=0.1 has no effect: the network has one layer"),
         (dict(activation="tanh", threshold=0.1), rows, r"threshold=0.1 has no effect with activation='tanh'"),
         (dict(cap=2.0), rows, r"cap=2.0 has no effect with activation='relu'"),

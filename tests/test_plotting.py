@@ -69,7 +69,7 @@ def test_bad_shape_is_refused():
         (lambda: KrotovPatchEncoder(9, window=None, image_shape=(8, 8), max_iter=1, random_state=0), (8, 8), 9),
         (lambda: KrotovPatchEncoder(9, max_iter=1, random_state=0), (5, 5), 9),  # image_shape="auto": 8 x 8 digits
         (lambda: NSMEncoder(6, window=3, image_shape=(8, 8), max_iter=1, random_state=0), (3, 3), 6),
-        (lambda: NSMEncoder(6, image_shape=(8, 8), max_iter=1, random_state=0), (8, 8), 6),
+        (lambda: NSMEncoder(6, image_shape=(8, 8), structure=None, max_iter=1, random_state=0), (8, 8), 6),
         (lambda: LocalCompetitiveEncoder(6, image_shape=(8, 8), max_iter=1, random_state=0), (8, 8), 6),
         (lambda: LocalCompetitiveEncoder(2, window=3, image_shape=(8, 8), max_iter=1, random_state=0), (3, 3), 8 * 8 * 2),
     ],

@@ -60,6 +60,10 @@ _TRANSFORM_CHUNK_ROWS = 2**14
 _AUTO_INPUT_NORM = 10.0
 # rows that input_scale="auto" measures the norm on (the first ones of the first fit)
 _AUTO_SCALE_ROWS = 2000
+# n_components="auto": 100 neurons, or 16 per site in the structured layout, which structure="auto"
+# gives images (benchmarks/RESULTS.md, "Defaults (issue 15): NSMEncoder")
+_AUTO_NEURONS = 100
+_AUTO_SITE_NEURONS = 16
 
 
 def _sum_pool(bk, F, size, stride):
@@ -86,13 +90,14 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
     feedforward ones); all layers' dynamics run together. Its input comes in
     one of three layouts:
 
-    * fully connected (default): each row of ``X`` (or each flattened image) is
+    * fully connected (flat rows): each row of ``X`` (or each flattened image) is
       one input vector x;
     * convolutional (``window`` set, image input, one layer): W and L are
       shared across the positions of an image, every window x window x C patch
       is an input and the outputs are max- or sum-pooled (Bahroun et al. 2023,
       Sec. 3);
-    * structured (``structure="local"``, image input): every layer is locally
+    * structured (``structure="local"``, and the default for images: 3-D/4-D
+      ``X``, or rows of s x s features with s >= 8): every layer is locally
       connected (Obeid Sec. 3, Fig. 1A, Sec. 6.2-6.3, Eq. 13) to the grid of
       the layer below (the pixels, or the sites of the layer below), with its
       own stride, radius and lateral radius (see ``site_stride``); the
@@ -119,9 +124,11 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
 
     Parameters
     ----------
-    n_components : int, default=100
+    n_components : int or "auto", default="auto"
         N, the number of output neurons of the top layer (channels in the
         convolutional layout; neurons per site in the structured one).
+        "auto": 16 neurons per site in the structured layout (3,136 features
+        for 28 x 28 images), else 100.
     activation : {"relu", "capped_relu", "tanh", "linear"}, default="relu"
         f. ``relu``: max(u - threshold, 0) (NSM, Bahroun Eq. 3);
         ``capped_relu``: min(max(u - threshold, 0), cap); ``tanh``;
@@ -197,9 +204,13 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         ``transform`` returns the top layer, or all layers concatenated
         (bottom first; in the structured layout each layer ordered site row,
         site column, neuron).
-    structure : {None, "local"}, default=None
+    structure : {"auto", "local"} or None, default="auto"
         "local": the structured layout, every layer locally connected on the
-        grid of the layer below.
+        grid of the layer below; None: fully connected (or convolutional with
+        ``window``). "auto": "local" for images without ``window``, None for
+        flat rows (measured: structured 16 per site against fully connected
+        100 on 10,000 Fashion-MNIST images and 4,000 MNIST digits,
+        benchmarks/RESULTS.md).
     site_stride : int or sequence of int, default=2
         Structured layout: distance between neighbouring sites, in units of
         the layer's input grid: pixels for the first layer, the sites of layer
@@ -230,8 +241,11 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         digits' 0-16, which then give the same network up to rounding), and
         1 in the convolutional layout, whose patches ``normalize_patches``
         scales. 1.0: the inputs as given. The factor is ``input_scale_``.
-    image_shape : tuple of int, default=None
-        (H, W) or (H, W, C) of the images when ``X`` is 2-D.
+    image_shape : "auto", tuple of int or None, default="auto"
+        (H, W) or (H, W, C) of the images when ``X`` is 2-D. "auto": rows of
+        s x s features with s >= 8 (digits, MNIST rows) are s x s images,
+        other rows flat vectors (the rule of KrotovPatchEncoder); None: every
+        row is one flat vector.
     shuffle : bool, default=True
         Shuffle the samples every epoch (on the host, the same order on every
         backend).
@@ -308,7 +322,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
     """
 
     _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "activation": [StrOptions(set(rules.NSM_ACTIVATIONS))],
         "threshold": [Interval(Real, 0, None, closed="left")],
         "cap": [Interval(Real, 0, None, closed="neither")],
@@ -332,12 +346,12 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         "hidden_layer_sizes": [LayerSizes()],
         "gamma": [Interval(Real, 0, None, closed="left")],
         "return_layers": [StrOptions({"top", "all"})],
-        "structure": [StrOptions({"local"}), None],
+        "structure": [StrOptions({"auto", "local"}), None],
         "site_stride": [PerLayer(Interval(Integral, 1, None, closed="left"))],
         "radius": [PerLayer(Interval(Real, 0, None, closed="left"))],
         "lateral_radius": [PerLayer(Interval(Real, 0, None, closed="left"))],
         "input_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
-        "image_shape": [ImageShape(), None],
+        "image_shape": [StrOptions({"auto"}), ImageShape(), None],
         "shuffle": ["boolean"],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
         **BACKEND_CONSTRAINTS,
@@ -347,7 +361,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
 
     def __init__(
         self,
-        n_components=100,
+        n_components="auto",
         *,
         activation="relu",
         threshold=0.0,
@@ -372,12 +386,12 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         hidden_layer_sizes=(),
         gamma=0.0,
         return_layers="top",
-        structure=None,
+        structure="auto",
         site_stride=2,
         radius=4.0,
         lateral_radius=0.0,
         input_scale="auto",
-        image_shape=None,
+        image_shape="auto",
         shuffle=True,
         chunk_size=None,
         backend="numpy",
@@ -428,14 +442,31 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
     # L of a layer whose c^L is block-diagonal is stored as its diagonal blocks (False: dense and masked)
     _block_laterals = True
 
+    def _images(self):
+        """Whether the fitted input is images (not flat rows)."""
+        H, W, _ = self.image_shape_
+        return not getattr(self, "_flat_input", False) and not (H == 1 and W == 1)
+
+    def _structure(self):
+        """``structure`` with "auto" resolved: "local" for images without a window, else None."""
+        if self.structure != "auto":
+            return self.structure
+        return "local" if self._images() and self.window is None else None
+
     def _conv(self):
         """The convolutional layout: a window and real images (not flat rows)."""
         H, W, _ = self.image_shape_
-        return self.window is not None and self.structure is None and not (H == 1 and W == 1)
+        return self.window is not None and self._structure() is None and not (H == 1 and W == 1)
+
+    def _n_components(self):
+        """``n_components`` with "auto" resolved (16 per site when structured, else 100)."""
+        if self.n_components != "auto":
+            return int(self.n_components)
+        return _AUTO_SITE_NEURONS if self._structure() == "local" else _AUTO_NEURONS
 
     def _sizes(self):
         """Neurons (per site, when structured) of every layer, bottom first."""
-        return [int(n) for n in self.hidden_layer_sizes] + [int(self.n_components)]
+        return [int(n) for n in self.hidden_layer_sizes] + [self._n_components()]
 
     def _keys(self):
         """Parameter names of the layers, bottom first: ('W_0', 'L_0'), ..., ('W', 'L') for the top."""
@@ -451,7 +482,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
             if hasattr(self, name):  # from an earlier fit with structure
                 delattr(self, name)
         H, W, C = self.image_shape_
-        if self.structure is not None and self.window is not None:
+        if self.structure == "local" and self.window is not None:
             raise ValueError("structure='local' and window are exclusive: the structured network sees whole images.")
         if self._conv() and self.hidden_layer_sizes:
             raise ValueError(
@@ -461,7 +492,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         if self._conv() and (self.window > H or self.window > W):
             raise ValueError(f"window={self.window} is larger than the images ({H} x {W}); choose window <= {min(H, W)}.")
         self.input_scale_ = self._input_scale(images)
-        if self.structure == "local":
+        if self._structure() == "local":
             self._layers = structured_layers(
                 self.image_shape_, self._sizes(), self.site_stride, self.radius, self.lateral_radius, blocks=self._block_laterals
             )
@@ -529,7 +560,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         }
         if "V" in params:
             attrs["label_components_"] = to_numpy(params["V"])
-        if self.structure is not None:
+        if self._structure() is not None:
             attrs["layer_feedforward_masks_"] = [layer.W_mask for layer in self._layers]
             attrs["layer_lateral_masks_"] = [layer.L_mask for layer in self._layers]
             attrs["feedforward_mask_"], attrs["lateral_mask_"] = self._layers[-1].W_mask, self._layers[-1].L_mask
@@ -632,7 +663,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
                 "row is one input vector. Pass image_shape=(H, W[, C]) to read the rows as images, or "
                 "window=None"
             )
-        if flat and self.structure is not None:
+        if flat and self.structure == "local":
             notes.append(
                 f"structure={self.structure!r} has no effect: X holds flat rows and image_shape is None "
                 "(one site that sees every input). Pass image_shape=(H, W[, C]), or structure=None"
@@ -644,7 +675,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
                 "which this is not; leave them at their defaults"
             )
         changed = self._changed(self._STRUCTURE_PARAMETERS)
-        if changed and self.structure is None:
+        if changed and self._structure() is None:
             notes.append(f"{', '.join(changed)} only apply to structure='local'; leave them at their defaults")
         if self.gamma > 0 and not self.hidden_layer_sizes:
             notes.append(
@@ -823,7 +854,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
             oh, ow = self._conv_size()
             size, stride = self._pool_geometry(oh, ow)
             return [(pooled_size(oh, size, stride), pooled_size(ow, size, stride), self.components_.shape[0])]
-        if self.structure is None or getattr(self, "_flat_input", False):
+        if self._structure() is None or getattr(self, "_flat_input", False):
             return None
         sizes = self._sizes()
         strides = list(self.site_stride) if isinstance(self.site_stride, (tuple, list)) else [self.site_stride] * len(sizes)
@@ -898,7 +929,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
                 below = Rs[p]
             n += Xb.shape[0]
         masks = [(None, None)] * P
-        if self.structure is not None:
+        if self._structure() is not None:
             masks = list(zip(self.layer_feedforward_masks_, self.layer_lateral_masks_))
         return -sum(rules.sm_cost_from_grams(*grams[p], n, regs[p], W_mask=masks[p][0], L_mask=masks[p][1]) for p in range(P))
 
