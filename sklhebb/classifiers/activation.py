@@ -785,4 +785,3 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
-
