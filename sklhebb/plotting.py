@@ -485,19 +485,25 @@ class TrainingHistoryDisplay:
 
     @classmethod
     def from_estimator(cls, estimator, *, name=None):
-        """The history a fitted classifier recorded: ``loss_curve_`` and ``alignment_`` (URFBClassifier).
+        """The history a fitted classifier recorded: ``loss_curve_`` and ``alignment_`` (URFBClassifier),
+        or ``error_curve_`` (ActivationLearningClassifier with feedback).
 
-        Estimators that record no per-epoch loss (ActivationLearningClassifier,
-        the encoders) are refused with a TypeError.
+        Estimators that record no per-epoch history (the encoders,
+        ActivationLearningClassifier with ``feedback=False``) are refused with a TypeError.
         """
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(estimator)
         loss = getattr(estimator, "loss_curve_", None)
+        errors = getattr(estimator, "error_curve_", None)
+        if loss is None and errors is not None:  # ActivationLearningClassifier: the training error per epoch
+            return cls(errors, name=name, loss_name="training error (before each step)")
         if loss is None:
+            hint = " (feedback=False computes no activation gap, so no error_curve_)" if hasattr(estimator, "error_curve_") else ""
             raise TypeError(
-                f"{type(estimator).__name__} records no per-epoch training loss (no loss_curve_); "
-                "TrainingHistoryDisplay draws URFBClassifier's loss_curve_ and alignment_."
+                f"{type(estimator).__name__} records no per-epoch training loss (no loss_curve_ or error_curve_){hint}; "
+                "TrainingHistoryDisplay draws URFBClassifier's loss_curve_ and alignment_ and "
+                "ActivationLearningClassifier's error_curve_."
             )
         alignment = getattr(estimator, "alignment_", None)
         layer_names = None

@@ -547,3 +547,31 @@ def test_defaults_beat_raw_pixels_on_digits():
     clf = ActivationLearningClassifier(random_state=0).fit(Xtr, ytr)
     assert (clf.batch_size_, clf.n_iter_) == (20, 40)
     assert clf.score(Xte, yte) >= raw
+
+
+def _gap_errors(A, labels):
+    """Samples whose strongest wrong label wins or ties (Eq. 12's gap <= 0), as a literal loop."""
+    errors = 0
+    for row, c in zip(A, labels):
+        wrong = max(row[j] for j in range(len(row)) if j != c)
+        errors += int(row[c] - wrong <= 0)
+    return errors
+
+
+def test_error_curve_is_the_share_of_samples_a_wrong_label_won_before_their_step(digits):
+    """error_curve_[0] of one epoch = errors counted before each minibatch's step, over the epoch's samples."""
+    Xtr, _, ytr, _ = digits
+    X, y, classes = Xtr[:200], ytr[:200], np.unique(ytr)
+    kw = dict(hidden_layer_sizes=(16, 16), label_repeat=2, batch_size=50, shuffle=False, random_state=0)
+    whole = ActivationLearningClassifier(**kw).partial_fit(X, y, classes=classes)  # 4 steps of 50
+    probe = ActivationLearningClassifier(**kw).partial_fit(X[:50], y[:50], classes=classes)  # step 1 alone
+    errors = probe.error_curve_[0] * 50
+    for start in (50, 100, 150):  # steps 2-4, each counted on the state before it
+        chunk, labels = X[start : start + 50], np.searchsorted(classes, y[start : start + 50])
+        errors += _gap_errors(probe.decision_function(chunk), labels)
+        probe.partial_fit(X[start : start + 50], y[start : start + 50])
+    np.testing.assert_allclose(probe.coefs_[-1], whole.coefs_[-1], rtol=1e-12)  # the same four steps
+    assert whole.error_curve_ == [pytest.approx(errors / 200)]
+    fitted = ActivationLearningClassifier((100, 100), label_repeat=8, max_iter=8, batch_size=20, random_state=0).fit(Xtr[:600], ytr[:600])
+    assert len(fitted.error_curve_) == 8 and fitted.error_curve_[-1] < 0.5 * fitted.error_curve_[0]  # measured: 0.72 -> 0.19
+    assert ActivationLearningClassifier(feedback=False, max_iter=1, **kw).fit(X, y).error_curve_ is None

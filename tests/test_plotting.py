@@ -206,8 +206,20 @@ def test_training_history_draws_loss_and_alignment_per_epoch(digits):
     plt.close(disp.figure_)
 
 
-def test_training_history_refuses_estimators_without_a_loss_curve(digits):
+def test_training_history_refuses_estimators_without_a_history(digits):
     X, y = digits
-    clf = ActivationLearningClassifier((10, 10), label_repeat=2, max_iter=1, random_state=0).fit(X, y)
-    with pytest.raises(TypeError, match="ActivationLearningClassifier records no per-epoch training loss"):
+    clf = ActivationLearningClassifier((10, 10), label_repeat=2, feedback=False, max_iter=1, random_state=0).fit(X, y)
+    assert clf.error_curve_ is None
+    with pytest.raises(TypeError, match=r"ActivationLearningClassifier records no per-epoch training loss.*feedback=False"):
         TrainingHistoryDisplay.from_estimator(clf)
+    with pytest.raises(TypeError, match="KrotovPatchEncoder records no per-epoch"):
+        TrainingHistoryDisplay.from_estimator(KrotovPatchEncoder(4, max_iter=1, random_state=0).fit(X))
+
+
+def test_training_history_draws_the_activation_learning_error_curve(digits):
+    X, y = digits
+    clf = ActivationLearningClassifier((20, 20), label_repeat=2, max_iter=4, random_state=0).fit(X, y)
+    disp = TrainingHistoryDisplay.from_estimator(clf).plot()
+    np.testing.assert_array_equal(disp.lines_[0].get_ydata(), clf.error_curve_)
+    assert len(disp.axes_) == 1 and disp.axes_[0].get_ylabel() == "training error (before each step)"
+    plt.close(disp.figure_)

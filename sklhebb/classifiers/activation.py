@@ -197,6 +197,11 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         EMA of the batch-mean gamma (``renormalize_gamma``).
     batch_size_ : int
         Samples per minibatch (``batch_size`` with "auto" resolved).
+    error_curve_ : list of float or None
+        Training error per epoch (``feedback=True``): the share of the
+        epoch's samples whose strongest wrong label won or tied when their
+        step began, i.e. before the change that learned them. None with
+        ``feedback=False``, which computes no activation gap.
     n_iter_, n_steps_ : int
     n_features_in_ : int
     image_shape_ : tuple
@@ -449,7 +454,7 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         ones = bk.zeros((B,), dtype=Xn.dtype) + 1.0
         if not self.feedback or C < 2:
             self._learn(bk, params, Xn, yb, lr * ones)
-            return
+            return None
         # 1. activations of every label, no updates; the gap to the strongest wrong label (Eq. 12)
         A = self._class_activations(bk, params, Xn)
         gap, A_pos, neg = rules.activation_gap(A, yb)
@@ -468,6 +473,21 @@ class ActivationLearningClassifier(HebbianClassifierMixin, HebbianEstimator, Cla
         else:
             self._learn(bk, params, Xn, neg, r_neg)
             self._learn(bk, params, Xn, yb, r_pos)
+        # the samples a wrong label won (or tied) before this step's change: the epoch's training error
+        return {"errors": xp.sum(xp.astype(gap <= 0, Xn.dtype)), "samples": B}
+
+    def _epoch_record(self, bk, params, totals):
+        """The epoch's training error: the share of samples whose strongest wrong label won or tied
+        before the step that learned them (feedback only: the plain paradigm computes no gap)."""
+        if "errors" not in totals:
+            return {}
+        return {"training_error": float(totals["errors"]) / max(int(totals["samples"]), 1)}
+
+    def _record_history(self, history, *, reset):
+        if reset:
+            self.error_curve_ = [] if self.feedback else None
+        if self.error_curve_ is not None:
+            self.error_curve_ = self.error_curve_ + [r["training_error"] for r in history if "training_error" in r]
 
     def _batch_size(self):
         return self.batch_size_ if self.batch_size == "auto" else int(self.batch_size)
