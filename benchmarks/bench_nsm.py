@@ -67,7 +67,9 @@ def bench_fc(args):
     print(
         f"# fully connected: {n_train} x 64 -> {N}, batch {B}, {epochs} epochs, eta = {eta}, tau = {tau}, torch threads = {torch.get_num_threads()}"
     )
-    judge = NSMEncoder(N, input_scale=1.0, tol=1e-6, max_iter_dynamics=5000, dynamics="accelerated").fit(Xtr[:10])  # only its scoring code is used
+    judge = NSMEncoder(N, input_scale=1.0, image_shape=None, tol=1e-6, max_iter_dynamics=5000, dynamics="accelerated").fit(
+        Xtr[:10]
+    )  # only its scoring code is used
     enc = torch.nn.Linear(64, N, bias=False)
     with torch.no_grad():
         enc.weight.copy_(torch.from_numpy(W0))
@@ -84,6 +86,7 @@ def bench_fc(args):
             e = NSMEncoder(
                 N,
                 input_scale=1.0,
+                image_shape=None,  # 8 x 8 rows as flat vectors: the fully connected network
                 learning_rate=eta,
                 tau=tau,
                 batch_size=B,
@@ -354,7 +357,14 @@ def bench_s2m(args):
     print("|---|---|---|")
     for alpha in [0.0, 1.0] if args.quick else args.alphas:
         e = NSMEncoder(
-            N, input_scale=1.0, alpha=alpha, learning_rate=args.eta, max_iter=1 if args.quick else args.epochs, batch_size=100, random_state=0
+            N,
+            input_scale=1.0,
+            image_shape=None,  # 784-pixel rows as flat vectors: Bahroun's fully connected S2M
+            alpha=alpha,
+            learning_rate=args.eta,
+            max_iter=1 if args.quick else args.epochs,
+            batch_size=100,
+            random_state=0,
         )
         e.fit(X, y)
         Z, Zt = e.transform(X), e.transform(Xt)

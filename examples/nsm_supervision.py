@@ -63,7 +63,10 @@ def main(quick=False):
     rows = []
     for alpha in alphas:
         t0 = time.perf_counter()
-        enc = NSMEncoder(N_NEURONS, input_scale=1.0, alpha=alpha, learning_rate=0.02, max_iter=epochs, batch_size=100, random_state=0)
+        # image_shape=None: the 784-pixel rows as flat vectors (Bahroun's fully connected S2M), not 28 x 28 images
+        enc = NSMEncoder(
+            N_NEURONS, input_scale=1.0, image_shape=None, alpha=alpha, learning_rate=0.02, max_iter=epochs, batch_size=100, random_state=0
+        )
         enc.fit(X_train, y_train)
         Z, Zt = enc.transform(X_train), enc.transform(X_test)
         with warnings.catch_warnings():
