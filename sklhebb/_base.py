@@ -18,6 +18,7 @@ from sklearn.utils.validation import _assert_all_finite, check_consistent_length
 
 from . import __version__
 from ._backend import DeviceUnavailableError, backend_of, is_foreign_array, resolve, to_numpy, to_output
+from ._threads import fit_threads
 from ._training import TrainResult, begin_fit_callbacks, end_fit_callbacks, learning_rate_at, train
 from .image import as_image_stack, iter_chunks, to_device_chunk
 
@@ -333,7 +334,9 @@ class HebbianEstimator(BackendMixin):
         for stage in stages:
             with contextlib.ExitStack() as stack:
                 stream = self._stream(bk, data, targets, dtype)
+                threads = stack.enter_context(fit_threads(bk))  # no more threads than free cores (sklhebb/_threads.py)
                 epoch_fn, step_fn = self._steps(bk, params, stream, rng, stage, stack)
+                step_fn = step_fn if threads is None else threads.paced(step_fn)
                 stack.enter_context(bk.memory_hint(*self._memory_hints))
                 result = train(self, bk, params, epoch_fn, step_fn, n_epochs=n_epochs, lr_at=lr_at, ctx=ctx, n_batches=stream.n_batches)
             n_done += result.n_epochs
