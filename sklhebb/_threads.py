@@ -12,9 +12,13 @@ with one competing process on a 2-core machine the default fits took 6-10x
 the time of one thread. A single-threaded user setting skips the measurement.
 
 Free cores are read from ``/proc/stat``: the time the cores this process may
-use spent on other work (not counting ``nice``-d processes, which yield to
-this one, nor this process's own threads) over a short window. Where that
-file does not exist every allowed core counts as free.
+use spent on other work (not counting this process's own threads) over a
+short window. ``nice``-d processes count as busy: /proc/stat does not say how
+nice, and one at nice 5 still takes a quarter of a core from a thread beside
+it (with nice time counted as free, the Krotov fit of bench_contention.py
+took 7x its one-thread time, median of 5, beside another session's nice-5
+job and a test run). Where that file does not exist every allowed core
+counts as free.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ _current = contextvars.ContextVar("sklhebb_fit_threads", default=None)
 
 
 def _read():
-    """(now, busy ticks of each allowed core without nice and idle, this process's CPU seconds)."""
+    """(now, busy ticks of each allowed core (all but idle and iowait), this process's CPU seconds)."""
     allowed = os.sched_getaffinity(0)
     busy = {}
     with open("/proc/stat") as f:
@@ -51,8 +55,8 @@ def _read():
             name, *ticks = line.split()
             cpu = int(name[3:])
             if cpu in allowed:
-                user, _nice, system, _idle, _iowait, irq, softirq, steal = (int(t) for t in ticks[:8])
-                busy[cpu] = user + system + irq + softirq + steal
+                user, nice, system, _idle, _iowait, irq, softirq, steal = (int(t) for t in ticks[:8])
+                busy[cpu] = user + nice + system + irq + softirq + steal
     t = os.times()
     return time.monotonic(), busy, t.user + t.system
 
