@@ -383,8 +383,11 @@ class HebbianEstimator(BackendMixin):
         dtype = compute_dtype(X) if hasattr(X, "dtype") else _float_dtype(host)
         params = self._to_device(bk, host, dtype)
         out = []
-        with bk.memory_hint(*hints) if hints else contextlib.nullcontext(), fit_threads(bk) as threads:
-            for index in iter_chunks(data.shape[0], max(1, int(rows_per_chunk))):
+        rows_per_chunk = max(1, int(rows_per_chunk))
+        # one chunk: too little work to be worth a measurement of the free cores (up to 50 ms)
+        threads_ctx = fit_threads(bk) if data.shape[0] > rows_per_chunk else contextlib.nullcontext()
+        with bk.memory_hint(*hints) if hints else contextlib.nullcontext(), threads_ctx as threads:
+            for index in iter_chunks(data.shape[0], rows_per_chunk):
                 if threads is not None:
                     threads.check()  # no more threads than free cores (sklhebb/_threads.py)
                 out.append(fn(bk, params, to_device_chunk(bk, data, index, dtype)))

@@ -1,6 +1,6 @@
 """How many threads a fit runs on: the user's thread settings, capped by the cores actually free.
 
-A fit (and a transform, chunk by chunk) runs its thread pools (BLAS, numba's kernels, torch's intra-op pool)
+A fit (and a transform of more than one chunk, checked chunk by chunk) runs its thread pools (BLAS, numba's kernels, torch's intra-op pool)
 on at most as many threads as the user allows (``threadpoolctl``,
 ``OMP_NUM_THREADS``, ``torch.set_num_threads``) and, within that, on no more
 threads than there are cores that other processes leave free, measured

@@ -108,3 +108,25 @@ def test_torch_threads_are_capped_during_the_fit_and_restored(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_transform_of_several_chunks_caps_blas_and_one_chunk_is_not_measured(monkeypatch):
+    X = np.random.default_rng(0).random((12, 8, 8))
+    enc = KrotovPatchEncoder(n_components=4, window=3, max_iter=1, chunk_size=4, random_state=0).fit(X)
+    seen = []
+    real_encode = enc._encode
+
+    def encode(*args):
+        seen.append(max(_blas_threads()))
+        return real_encode(*args)
+
+    monkeypatch.setattr(enc, "_encode", encode)
+    monkeypatch.setattr(_threads, "free_cores", lambda: 1)
+    with threadpool_limits(limits=2, user_api="blas"):
+        capped = enc.transform(X)  # 3 chunks
+        assert max(_blas_threads()) == 2
+        assert seen == [1, 1, 1]
+        monkeypatch.setattr(_threads, "free_cores", lambda: (_ for _ in ()).throw(AssertionError("measured")))
+        enc.transform(X[:4])  # one chunk: no measurement
+    monkeypatch.setattr(enc, "_encode", real_encode)
+    np.testing.assert_array_equal(capped, enc.transform(X))
