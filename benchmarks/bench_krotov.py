@@ -2,6 +2,7 @@
 
     python benchmarks/bench_krotov.py speed [--quick] [--threads 1 2] [--backend numpy torch] [--pause 0.2]
     python benchmarks/bench_krotov.py accuracy [--quick] [--n-train N] [--n-test N]
+    python benchmarks/bench_krotov.py transform [--quick] [--n-train 10000] [--k 400] [--threads 1 2]
 
 speed
     One minibatch of Eq. (1)-(2) for K = 400 units, W = 4, C = 3 (N = 48),
@@ -15,6 +16,10 @@ speed
     installed, the NumPy backend is timed twice: with the compiled fit step
     (whose "step" also cuts and normalises its patches) and on the plain
     NumPy path (SKLHEBB_DISABLE_NUMBA).
+transform
+    The NNL-CONV transform of ``--n-train`` Fashion-MNIST images (K = ``--k``,
+    W = 5, default pooling) against its one product alone: the normalised
+    patches, cut beforehand in the transform's chunks, times the filters.
 accuracy
     Fashion-MNIST (local Debian package): NNL-CONV features of learned
     filters against the same architecture with random filters (the control),
@@ -241,9 +246,53 @@ def accuracy(args):
         print(f"| {label} | {acc:.4f} | {acc_rnd:.4f} | {t_fit:.1f} | {t_tr:.1f} |", flush=True)
 
 
+def transform(args):
+    """NNL-CONV transform of Fashion-MNIST images against its one product (patches x filters), same run."""
+    from sklhebb import KrotovPatchEncoder
+    from sklhebb._backend import resolve
+    from sklhebb.datasets import load_fashion_mnist
+    from sklhebb.image import extract_patches, normalize_rows
+
+    X = load_fashion_mnist(kind="train")[0][: args.n_train]
+    enc = KrotovPatchEncoder(n_components=args.k, window=5, max_iter=1, random_state=0).fit(X[:1000])
+    bk = resolve("numpy")
+    F = normalize_rows(bk, enc.components_)
+    step = enc._chunk(24 * 24, 2**15)  # the transform's images per chunk
+    chunks = [extract_patches(bk, X[i : i + step, :, :, None].astype(np.float32), 5, 1).reshape(-1, 25) for i in range(0, len(X), step)]
+    chunks = [normalize_rows(bk, P, center=True) for P in chunks]
+    out = np.empty((chunks[0].shape[0], args.k), np.float32)
+
+    def product():
+        for P in chunks:
+            np.matmul(P, F.T, out=out[: P.shape[0]])
+
+    rows = []
+    for threads in args.threads:
+        with threadpool_limits(limits=threads):
+            enc.transform(X[:step])
+            pairs = []
+            for _ in range(3 if args.quick else 5):
+                time.sleep(args.pause)
+                t0 = time.perf_counter()
+                product()
+                t_prod = time.perf_counter() - t0
+                time.sleep(args.pause)
+                t0 = time.perf_counter()
+                enc.transform(X)
+                pairs.append((t_prod, time.perf_counter() - t0))
+        p = np.array(pairs)
+        r = p[:, 1] / p[:, 0]
+        rows.append((threads, np.median(p[:, 0]), np.median(p[:, 1]), np.median(r), r.min(), r.max()))
+    print(f"Fashion-MNIST {len(X)} images, K={args.k}, W=5, pool 8/4 (defaults); medians of {len(pairs)} pairs")
+    print("| threads | one product (s) | transform (s) | transform / product (goal <= 2), median [min, max] |")
+    print("|---|---|---|---|")
+    for threads, tp, tt, r, lo, hi in rows:
+        print(f"| {threads} | {tp:.2f} | {tt:.2f} | {r:.2f} [{lo:.2f}, {hi:.2f}] |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["speed", "accuracy"])
+    ap.add_argument("what", choices=["speed", "accuracy", "transform"])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--pause", type=float, default=0.2, help="idle seconds before each floor block and each fit (speed)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -257,7 +306,7 @@ def main():
         "--settings", type=int, nargs="+", help="indices of the settings to run (0 paper, 1 centred, 2 literal sum, 3 centred literal sum)"
     )
     args = ap.parse_args()
-    speed(args) if args.what == "speed" else accuracy(args)
+    {"speed": speed, "accuracy": accuracy, "transform": transform}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -189,20 +189,30 @@ class Backend:
         if out is None:
             out = self.zeros((K, V.shape[1]), dtype=V.dtype)
         for idx, c in zip(cols, coefs):
-            vals = V if c == 1.0 else c * V
             if self.name == "torch":
-                out.index_add_(0, idx, vals)
+                out.index_add_(0, idx, V, alpha=c)  # no scaled copy of V
             else:
                 import cupyx
 
-                cupyx.scatter_add(out, idx, vals)
+                cupyx.scatter_add(out, idx, V if c == 1.0 else c * V)
         return out
 
     def bincount(self, index, weights, minlength: int):
-        """Sum of ``weights`` per value of ``index`` (length ``minlength``)."""
+        """Sum of ``weights`` per value of ``index`` (length ``minlength``; every index below it).
+
+        On torch and CuPy a scatter-add into ``minlength`` zeros: their
+        ``bincount`` reads the largest index back to the host, a device
+        synchronisation per call.
+        """
+        if self.name == "numpy":
+            return np.bincount(index, weights=weights, minlength=minlength).astype(weights.dtype, copy=False)
+        out = self.zeros((minlength,), dtype=weights.dtype)
         if self.name == "torch":
-            return self.native.bincount(index, weights=weights, minlength=minlength).to(weights.dtype)
-        return self.native.bincount(index, weights=weights, minlength=minlength).astype(weights.dtype, copy=False)
+            return out.index_add_(0, index, weights)
+        import cupyx
+
+        cupyx.scatter_add(out, index, weights)
+        return out
 
     def may_share_memory(self, a, b) -> bool:
         """True when ``a`` and ``b`` may be views of the same memory (a cheap bounds test)."""
@@ -212,6 +222,9 @@ class Backend:
 
     def take_rows(self, x, index):
         """``x[b, index[b]]`` for every row b of a 2-D array."""
+        if self.name == "torch":
+            # gather: 4 us against 240 us for x[rows, index] on a (1000, 400) CPU tensor
+            return x.gather(1, index[:, None])[:, 0]
         return x[self.arange(x.shape[0]), index]
 
     def row_norms(self, P):
@@ -266,14 +279,17 @@ class Backend:
                     flat[j] = -math.inf
         elif m <= 8:
             work = x if overwrite else self.xp.asarray(x, copy=True)
-            rows = self.arange(x.shape[0])
+            rows = None if self.name == "torch" else self.arange(x.shape[0])
             for r in range(1, m + 1):
                 i = self.argmax_rows(work)
                 idx[r] = i
                 if r in ranks and return_values:
-                    val[r] = work[rows, i]
+                    val[r] = self.take_rows(work, i)
                 if r < m:
-                    work[rows, i] = -math.inf
+                    if rows is None:
+                        work.scatter_(1, i[:, None], -math.inf)
+                    else:
+                        work[rows, i] = -math.inf
         else:  # deep ranks: one top-k call
             if self.name == "torch":
                 top = self.native.topk(x, m, dim=1, sorted=True).indices

@@ -18,6 +18,7 @@ from sklearn.utils.validation import _assert_all_finite, check_consistent_length
 
 from . import __version__, _ranks
 from ._backend import DeviceUnavailableError, backend_of, is_foreign_array, resolve, to_numpy, to_output
+from ._threads import fit_threads
 from ._training import TrainResult, begin_fit_callbacks, end_fit_callbacks, learning_rate_at, train
 from .image import as_image_stack, iter_chunks, to_device_chunk
 
@@ -351,9 +352,11 @@ class HebbianEstimator(BackendMixin):
         for stage in stages:
             with contextlib.ExitStack() as stack:
                 stream = self._stream(bk, data, targets, dtype)
+                threads = stack.enter_context(fit_threads(bk))  # no more threads than free cores (sklhebb/_threads.py)
                 epoch_fn, step_fn = self._steps(bk, params, stream, rng, stage, stack)
                 if _ranks.active() is not None:  # data_parallel: every rank takes the same number of steps
                     epoch_fn = _in_step(epoch_fn, stream)
+                step_fn = step_fn if threads is None else threads.paced(step_fn)
                 stack.enter_context(bk.memory_hint(*self._memory_hints))
                 result = train(self, bk, params, epoch_fn, step_fn, n_epochs=n_epochs, lr_at=lr_at, ctx=ctx, n_batches=stream.n_batches)
             n_done += result.n_epochs
@@ -400,8 +403,13 @@ class HebbianEstimator(BackendMixin):
         dtype = compute_dtype(X) if hasattr(X, "dtype") else _float_dtype(host)
         params = self._to_device(bk, host, dtype)
         out = []
-        with bk.memory_hint(*hints) if hints else contextlib.nullcontext():
-            for index in iter_chunks(data.shape[0], max(1, int(rows_per_chunk))):
+        rows_per_chunk = max(1, int(rows_per_chunk))
+        # one chunk: too little work to be worth a measurement of the free cores (up to 50 ms)
+        threads_ctx = fit_threads(bk) if data.shape[0] > rows_per_chunk else contextlib.nullcontext()
+        with bk.memory_hint(*hints) if hints else contextlib.nullcontext(), threads_ctx as threads:
+            for index in iter_chunks(data.shape[0], rows_per_chunk):
+                if threads is not None:
+                    threads.check()  # no more threads than free cores (sklhebb/_threads.py)
                 out.append(fn(bk, params, to_device_chunk(bk, data, index, dtype)))
         Z = out[0] if len(out) == 1 else bk.xp.concat(out, axis=0)
         return to_output(Z, X)

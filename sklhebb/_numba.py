@@ -7,8 +7,10 @@ the plain NumPy path, which gives the same weights within float rounding.
 
 Threads: a compiled fit uses as many threads as BLAS has when it starts (so
 ``threadpoolctl.threadpool_limits``, ``OMP_NUM_THREADS`` and
-``OPENBLAS_NUM_THREADS`` keep their meaning) and holds BLAS itself at one
-thread meanwhile, because each kernel thread makes its own BLAS calls.
+``OPENBLAS_NUM_THREADS`` keep their meaning; a fit first caps BLAS at the
+cores other processes leave free, :mod:`sklhebb._threads`) and holds BLAS
+itself at one thread meanwhile, because each kernel thread makes its own
+BLAS calls.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 import threading
 import warnings
 
-__all__ = ["available", "give_up", "kernel_threads", "launch_lock"]
+__all__ = ["available", "give_up", "kernel_threads", "launch_lock", "thread_controller"]
 
 #: tests switch the kernels off to exercise the plain NumPy path
 ENABLED = True
@@ -50,35 +52,56 @@ def available() -> bool:
     return True
 
 
+def thread_controller():
+    """threadpoolctl's view of the loaded thread pools, numba's BLAS included (built once)."""
+    global _controller
+    import scipy.linalg.cython_blas  # noqa: F401 - the BLAS numba calls, loaded so that threadpoolctl limits it
+    from threadpoolctl import ThreadpoolController
+
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller
+
+
 @contextlib.contextmanager
 def kernel_threads():
     """Run compiled kernels on the BLAS thread budget, with BLAS at one thread.
 
-    Yields the number of kernel threads. Compiled fits in several Python
-    threads take turns (each uses every thread it is allowed anyway); BLAS
-    is limited and restored by the thread that runs the fit. If the limit
-    does not take (another thread holds threadpoolctl's OpenBLAS control),
-    the kernel runs on one thread, so that threads never multiply.
+    Yields the number of threads the user's settings allow (capped at
+    numba's): a step cuts its work into that many blocks and sums them in a
+    fixed order. It runs on the threads BLAS has now, fewer where a fit has
+    capped BLAS at the free cores (:func:`sklhebb._threads.fit_threads`), and
+    gives the same result on any number of them. Compiled fits in several
+    Python threads take turns (each uses every thread it is allowed anyway);
+    BLAS is limited and restored by the thread that runs the fit. If the
+    limit does not take (another thread holds threadpoolctl's OpenBLAS
+    control), the kernel runs on one thread, so that threads never multiply.
     """
-    global _pid, _controller
+    global _pid
     import numba
-    import scipy.linalg.cython_blas  # noqa: F401 - the BLAS numba calls, loaded so that threadpoolctl limits it
-    from threadpoolctl import ThreadpoolController
 
+    from ._threads import current_fit
+
+    fit = current_fit()
+    most = numba.config.NUMBA_NUM_THREADS
     with _fit_lock:
-        if _controller is None:
-            _controller = ThreadpoolController()
-        blas = _controller.select(user_api="blas")
-        budget = min((lib.num_threads for lib in blas.lib_controllers), default=numba.config.NUMBA_NUM_THREADS)
-        n = max(1, min(int(budget), numba.config.NUMBA_NUM_THREADS))
+        controller = thread_controller()
+        blas = controller.select(user_api="blas")
+        budget = min((lib.num_threads for lib in blas.lib_controllers), default=most)
+        n = max(1, min(int(budget), most))
+        blocks = n if fit is None else max(n, min(fit.requested, most))
         _pid = os.getpid()
-        with _controller.limit(limits=1, user_api="blas"):
+        with controller.limit(limits=1, user_api="blas"):
             if any(lib.num_threads > 1 for lib in blas.lib_controllers):
-                n = 1
+                n = blocks = 1
             before = numba.get_num_threads()
             numba.set_num_threads(n)  # per calling thread
             try:
-                yield n
+                if fit is None or blocks == 1:
+                    yield blocks
+                else:
+                    with fit.applying(lambda k: numba.set_num_threads(max(1, min(k, blocks)))):
+                        yield blocks
             finally:
                 numba.set_num_threads(before)
 

@@ -485,8 +485,11 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
             P = extract_patches(bk, chunk, win, self.stride)
         P = normalize_rows(bk, P, center=self.center)
         cos = P @ filters.T  # (n, oh, ow, K), cosines in [-1, 1]
-        F = xp.where(cos > 0, cos, xp.zeros_like(cos)) ** self.power  # Eq. (3)
-        F = max_pool(bk, F, self.pool_size, self.pool_stride)
+        # f(x) = ReLU(x)^n (Eq. 3) is non-decreasing, so it commutes with the max of the pooling:
+        # pooling first applies it to the pooled map only. On a (56, 24, 24, 400) chunk the full-size
+        # where(cos > 0, cos, 0) took 71 ms and the power 6 ms, against 15 ms for the product
+        F = max_pool(bk, cos, self.pool_size, self.pool_stride)
+        F = xp.maximum(F, 0.0) ** self.power
         return xp.reshape(F, (F.shape[0], -1))
 
     def transform(self, X):

@@ -139,12 +139,14 @@ def fit_step(images, index, cut, center, wy, wx, V, B, M, Wt, p, rank, delta, lr
         are already in ``V[:B]``.
     M : (K, N) synapses; Wt : (N, K) contiguous sign(M)|M|^(p-1) transposed,
         the currents' operand (M^T at p = 2), kept in step with M.
-    I, bits : (T, ceil(B/T), K) per-thread currents and their integer view.
-    S, c : (T, K, N) and (T, K) per-thread Hebbian sums and decay coefficients.
+    I, bits : (T, ceil(B/T), K) per-block currents and their integer view.
+    S, c : (T, K, N) and (T, K) per-block Hebbian sums and decay coefficients.
     dM, rowmax : (K, N) and (K,) scratch.
 
-    Thread t owns rows [t*b, (t+1)*b) of the minibatch (b = ceil(B/T)) and
-    units [t*k, (t+1)*k) of the update.
+    Block t holds rows [t*b, (t+1)*b) of the minibatch (b = ceil(B/T)) and
+    units [t*k, (t+1)*k) of the update; numba runs the T blocks on as many
+    threads as it is set to, and the blocks' sums add up in block order, so
+    the result does not depend on that number.
     """
     T = S.shape[0]
     K, N = M.shape
@@ -218,6 +220,9 @@ class KrotovStepper:
     """Buffers for :func:`fit_step` over one fit: a minibatch at a time, in place.
 
     ``M`` is the caller's (K, N) C-contiguous array, updated in place.
+    ``n_threads`` is the most threads the step will run on: each minibatch
+    is cut into that many blocks, and any number of numba threads up to it
+    gives the same weights.
     """
 
     def __init__(self, M, *, batch_size, n_threads, p, rank, delta, normalize, center, window):

@@ -1,0 +1,142 @@
+"""Fits cap their thread pools at the free cores (sklhebb/_threads.py) without changing results or user settings."""
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from sklhebb import KrotovPatchEncoder, LocalCompetitiveEncoder, _threads
+
+
+def _blas_threads():
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_free_cores_counts_other_processes_busy_time_but_not_our_own(monkeypatch):
+    tick = os.sysconf("SC_CLK_TCK")
+    cores = sorted(os.sched_getaffinity(0))
+    n = len(cores)
+
+    def readings(*steps):
+        it = iter([(0.0, dict.fromkeys(cores, 0), 0.0), *steps])
+        monkeypatch.setattr(_threads, "_read", lambda: next(it))
+        monkeypatch.setattr(_threads, "_last", None)
+        monkeypatch.setattr(_threads.time, "sleep", lambda s: None)
+
+    # one second: every core busy all the time, and all of it was this process's own work
+    readings((1.0, dict.fromkeys(cores, tick), float(n)))
+    assert _threads.free_cores() == n
+    # one core's worth of that was another process
+    readings((1.0, dict.fromkeys(cores, tick), float(n - 1)))
+    assert _threads.free_cores() == max(1, n - 1)
+    # another process at 40 % of a core takes it; at 10 % it does not
+    readings((1.0, dict.fromkeys(cores, 0), 0.0), (2.0, {c: int(0.4 * tick) if c == cores[0] else 0 for c in cores}, 0.0))
+    _threads.free_cores()  # the first window: 0 to 1 s
+    assert _threads.free_cores() == max(1, n - 1)
+    readings((1.0, {c: int(0.1 * tick) if c == cores[0] else 0 for c in cores}, 0.0))
+    assert _threads.free_cores() == n
+
+
+def test_fit_caps_blas_at_the_free_cores_and_restores_the_user_limit(monkeypatch):
+    seen = []
+    monkeypatch.setattr(_threads, "free_cores", lambda: 1)
+    enc = LocalCompetitiveEncoder(n_components=8, max_iter=2, random_state=0)
+    real_step = enc._step
+
+    def step(*args):
+        seen.append(max(_blas_threads()))
+        return real_step(*args)
+
+    monkeypatch.setattr(enc, "_step", step)
+    X = np.random.default_rng(0).random((60, 16))
+    with threadpool_limits(limits=2, user_api="blas"):
+        enc.fit(X)
+        assert max(_blas_threads()) == 2  # the user's limit is back
+    assert seen and set(seen) == {1}
+
+
+def test_one_thread_settings_are_not_measured(monkeypatch):
+    def boom():
+        raise AssertionError("free_cores called under a one-thread limit")
+
+    monkeypatch.setattr(_threads, "free_cores", boom)
+    with threadpool_limits(limits=1):
+        KrotovPatchEncoder(n_components=4, window=3, max_iter=1, random_state=0).fit(np.random.default_rng(0).random((5, 8, 8)))
+
+
+def test_compiled_fit_gives_the_same_weights_when_free_cores_change_mid_fit(monkeypatch):
+    numba = pytest.importorskip("numba")
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here")
+    from sklhebb.rules._krotov_numba import KrotovStepper
+
+    X = np.random.default_rng(0).random((40, 12, 12)).astype(np.float32)
+    kw = dict(n_components=12, window=3, max_iter=2, batch_size=50, random_state=0)
+    with threadpool_limits(limits=2, user_api="blas"):
+        monkeypatch.setattr(_threads, "free_cores", lambda: 2)
+        fixed = KrotovPatchEncoder(**kw).fit(X).components_
+        flips = itertools.cycle([1, 2, 2, 1])
+        monkeypatch.setattr(_threads, "free_cores", lambda: next(flips))
+        monkeypatch.setattr(_threads, "_RECHECK", 0.0)  # measure before every step
+        threads = []
+        real = KrotovStepper.step_patches
+        monkeypatch.setattr(KrotovStepper, "step_patches", lambda self, *a: (threads.append(numba.get_num_threads()), real(self, *a)))
+        varied = KrotovPatchEncoder(**kw).fit(X).components_
+    assert set(threads) == {1, 2}  # the kernel did run on one and on two threads
+    np.testing.assert_array_equal(varied, fixed)
+
+
+def test_torch_threads_are_capped_during_the_fit_and_restored(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(_threads, "free_cores", lambda: 1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        enc = KrotovPatchEncoder(n_components=4, window=3, max_iter=1, random_state=0, backend="torch")
+        real_step = enc._step
+
+        def step(*args):
+            seen.append(torch.get_num_threads())
+            return real_step(*args)
+
+        monkeypatch.setattr(enc, "_step", step)
+        enc.fit(np.random.default_rng(0).random((5, 8, 8)))
+        assert set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_transform_of_several_chunks_caps_blas_and_one_chunk_is_not_measured(monkeypatch):
+    X = np.random.default_rng(0).random((12, 8, 8))
+    enc = KrotovPatchEncoder(n_components=4, window=3, max_iter=1, chunk_size=4, random_state=0).fit(X)
+    seen = []
+    real_encode = enc._encode
+
+    def encode(*args):
+        seen.append(max(_blas_threads()))
+        return real_encode(*args)
+
+    monkeypatch.setattr(enc, "_encode", encode)
+    monkeypatch.setattr(_threads, "free_cores", lambda: 1)
+    with threadpool_limits(limits=2, user_api="blas"):
+        capped = enc.transform(X)  # 3 chunks
+        assert max(_blas_threads()) == 2
+        assert seen == [1, 1, 1]
+        monkeypatch.setattr(_threads, "free_cores", lambda: (_ for _ in ()).throw(AssertionError("measured")))
+        enc.transform(X[:4])  # one chunk: no measurement
+    monkeypatch.setattr(enc, "_encode", real_encode)
+    np.testing.assert_array_equal(capped, enc.transform(X))
+
+
+def test_free_cores_without_affinity_or_proc_counts_every_core(monkeypatch):
+    """macOS and Windows have no os.sched_getaffinity and no /proc/stat: every core counts as free."""
+    import sklhebb._threads as threads
+
+    monkeypatch.delattr(threads.os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(threads, "_read", lambda: (_ for _ in ()).throw(OSError("no /proc/stat")))
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 6)
+    assert threads.free_cores() == 6
