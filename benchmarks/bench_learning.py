@@ -1,0 +1,157 @@
+"""Does the learning pay? Learned filters against their untrained control and a classical baseline (issue 14).
+
+    python benchmarks/bench_learning.py whiten [--n-train N] [--n-test N] [--whiten none 0.1] [--epochs E]
+    python benchmarks/bench_learning.py stack [--n-train N] [--n-test N] [--whiten none] [--epochs E]
+
+Fashion-MNIST (local Debian package), the first ``--n-train`` training and
+``--n-test`` test images, pixels in [0, 1]. Every row has the same readout,
+StandardScaler + LogisticRegression, fitted on the training features only.
+
+whiten
+    One KrotovPatchEncoder layer (K, W = 5, pool 8 stride 4, center=True) per
+    ``--whiten`` setting (none: the unwhitened path). For each: the learned
+    filters; the same layer (same whitening) with standard-normal filters, the
+    untrained control; the same layer with k-means filters (MiniBatchKMeans on
+    100,000 of the layer's own normalised and whitened patches, the Coates & Ng
+    dictionary); and raw pixels once.
+stack
+    Two layers, ``make_pipeline(KrotovPatchEncoder(output_layout="image"),
+    KrotovPatchEncoder(), StandardScaler(), LogisticRegression())``: layer 1
+    (K1, W = 5, pool 2 stride 2) learned, layer 2 (K2, W = 3, pool 4 stride 2)
+    learned against layer 2 untrained (standard-normal filters) on top of the
+    same learned layer 1, and layer 1 alone with the pooling of the stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import time
+import warnings
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+from sklearn.cluster import MiniBatchKMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklhebb import KrotovPatchEncoder
+from sklhebb._backend import resolve
+from sklhebb.datasets import load_fashion_mnist
+from sklhebb.image import PatchStream
+
+
+def data(n_train, n_test):
+    X, y = load_fashion_mnist()
+    Xt, yt = load_fashion_mnist(kind="t10k")
+    return X[:n_train].astype(np.float32) / 255, y[:n_train], Xt[:n_test].astype(np.float32) / 255, yt[:n_test]
+
+
+def readout_score(F, y, Ft, yt):
+    """StandardScaler + LogisticRegression on the training features; test accuracy and seconds."""
+    t0 = time.perf_counter()
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(F, y)
+    return clf.score(Ft, yt), time.perf_counter() - t0
+
+
+def row(name, enc, X, y, Xt, yt, t_fit=0.0):
+    t0 = time.perf_counter()
+    F, Ft = enc.transform(X), enc.transform(Xt)
+    t_tr = time.perf_counter() - t0
+    acc, t_ro = readout_score(F, y, Ft, yt)
+    print(f"{name:<58} acc={acc:.4f}  fit={t_fit:6.1f}s transform={t_tr:6.1f}s readout={t_ro:6.1f}s", flush=True)
+    return acc
+
+
+def untrained(enc, seed=0):
+    """The same fitted layer (geometry, whitening) with standard-normal filters."""
+    ctrl = copy.deepcopy(enc)
+    ctrl.components_ = np.random.RandomState(seed).standard_normal(enc.components_.shape).astype(enc.components_.dtype)
+    return ctrl
+
+
+def kmeans_filters(enc, X, n_patches=100_000, seed=0):
+    """The same layer with k-means centroids of its own normalised (and whitened) patches as filters."""
+    bk = resolve("numpy")
+    whitening = None if not hasattr(enc, "whitening_") else (enc.whitening_mean_.astype(np.float32), enc.whitening_.astype(np.float32))
+    images = X.reshape(X.shape[0], 28, 28, 1) if X.ndim == 3 else X
+    win = enc.components_.shape[1] // images.shape[3]
+    stream = PatchStream(bk, images, int(round(win**0.5)), n_patches, 64, "float32", center=enc.center, whitening=whitening)
+    P = next(iter(stream.epoch(np.random.RandomState(seed))))
+    km = MiniBatchKMeans(enc.components_.shape[0], random_state=seed, n_init=3, batch_size=4096).fit(P)
+    out = copy.deepcopy(enc)
+    out.components_ = km.cluster_centers_.astype(enc.components_.dtype)
+    return out
+
+
+def whiten_cmd(args):
+    X, y, Xt, yt = data(args.n_train, args.n_test)
+    print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test; K={args.K}, W=5, pool 8/4, {args.epochs} epochs; load {os.getloadavg()}", flush=True)
+    acc, t = readout_score(X.reshape(len(X), -1), y, Xt.reshape(len(Xt), -1), yt)
+    print(f"{'raw pixels':<58} acc={acc:.4f}  readout={t:6.1f}s", flush=True)
+    for w in args.whiten:
+        eps = None if w == "none" else float(w)
+        enc = KrotovPatchEncoder(args.K, window=5, whiten=eps, max_iter=args.epochs, random_state=0)
+        t0 = time.perf_counter()
+        enc.fit(X)
+        t_fit = time.perf_counter() - t0
+        row(f"whiten={w}: learned", enc, X, y, Xt, yt, t_fit)
+        row(f"whiten={w}: untrained (standard-normal filters)", untrained(enc), X, y, Xt, yt)
+        t0 = time.perf_counter()
+        km = kmeans_filters(enc, X)
+        row(f"whiten={w}: k-means filters", km, X, y, Xt, yt, time.perf_counter() - t0)
+
+
+def stack_cmd(args):
+    X, y, Xt, yt = data(args.n_train, args.n_test)
+    eps = None if args.whiten[0] == "none" else float(args.whiten[0])
+    print(
+        f"Fashion-MNIST {len(X)} train / {len(Xt)} test; layer 1 K={args.K}, W=5, pool 2/2; layer 2 K={args.K2}, W=3, pool 4/2; "
+        f"whiten={args.whiten[0]}, {args.epochs} epochs; load {os.getloadavg()}",
+        flush=True,
+    )
+    acc, t = readout_score(X.reshape(len(X), -1), y, Xt.reshape(len(Xt), -1), yt)
+    print(f"{'raw pixels':<58} acc={acc:.4f}  readout={t:6.1f}s", flush=True)
+    l1 = KrotovPatchEncoder(args.K, window=5, pool_size=2, pool_stride=2, whiten=eps, output_layout="image", max_iter=args.epochs, random_state=0)
+    t0 = time.perf_counter()
+    l1.fit(X)
+    t1 = time.perf_counter() - t0
+    l1_flat = copy.deepcopy(l1).set_params(output_layout="flat")
+    row("layer 1 learned alone (pool 2/2)", l1_flat, X, y, Xt, yt, t1)
+    row("layer 1 untrained alone (pool 2/2)", untrained(l1_flat), X, y, Xt, yt)
+    t0 = time.perf_counter()
+    H1, H1t = l1.transform(X), l1.transform(Xt)
+    print(f"layer 1 maps {H1.shape[1:]} in {time.perf_counter() - t0:.1f}s", flush=True)
+    l2 = KrotovPatchEncoder(args.K2, window=3, pool_size=4, pool_stride=2, whiten=eps, max_iter=args.epochs, random_state=1)
+    t0 = time.perf_counter()
+    l2.fit(H1)
+    t2 = time.perf_counter() - t0
+    row("layer 2 learned on learned layer 1", l2, H1, y, H1t, yt, t2)
+    row("layer 2 untrained on learned layer 1", untrained(l2), H1, y, H1t, yt)
+    t0 = time.perf_counter()
+    km = kmeans_filters(l2, H1)
+    row("layer 2 k-means filters on learned layer 1", km, H1, y, H1t, yt, time.perf_counter() - t0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["whiten", "stack"])
+    parser.add_argument("--n-train", type=int, default=10_000)
+    parser.add_argument("--n-test", type=int, default=10_000)
+    parser.add_argument("--whiten", nargs="+", default=["none", "0.1"])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--K", type=int, default=100)
+    parser.add_argument("--K2", type=int, default=100)
+    args = parser.parse_args()
+    {"whiten": whiten_cmd, "stack": stack_cmd}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
