@@ -2,6 +2,7 @@
 
     python benchmarks/bench_learning.py whiten [--n-train N] [--n-test N] [--whiten none 0.1] [--epochs E]
     python benchmarks/bench_learning.py stack [--n-train N] [--n-test N] [--whiten none] [--epochs E]
+    python benchmarks/bench_learning.py nps [--n-train N] [--n-test N] [--nps 4 8 16 32 64] [--epochs E]
 
 Fashion-MNIST (local Debian package), the first ``--n-train`` training and
 ``--n-test`` test images, pixels in [0, 1]. Every row has the same readout,
@@ -20,6 +21,15 @@ stack
     (K1, W = 5, pool 2 stride 2) learned, layer 2 (K2, W = 3, pool 4 stride 2)
     learned against layer 2 untrained (standard-normal filters) on top of the
     same learned layer 1, and layer 1 alone with the pooling of the stack.
+nps
+    Obeid Table 1's sweep, neurons per site, on the structured single layer
+    of benchmarks/bench_nsm.py structured (sites every 2 px, radius 4, tanh,
+    same-site lateral inhibition, images mean-subtracted by the training
+    mean), learned against the same network untrained, with a readout that
+    converges by construction: RidgeClassifierCV (closed form, its penalty
+    chosen by leave-one-out on the training set) on standardised features;
+    LinearSVC() as in the earlier table beside it, with whether liblinear
+    converged. Also the share of tanh outputs with |r| > 0.99 (saturated).
 """
 
 from __future__ import annotations
@@ -113,23 +123,24 @@ def stack_cmd(args):
     X, y, Xt, yt = data(args.n_train, args.n_test)
     eps = None if args.whiten[0] == "none" else float(args.whiten[0])
     print(
-        f"Fashion-MNIST {len(X)} train / {len(Xt)} test; layer 1 K={args.K}, W=5, pool 2/2; layer 2 K={args.K2}, W=3, pool 4/2; "
-        f"whiten={args.whiten[0]}, {args.epochs} epochs; load {os.getloadavg()}",
+        f"Fashion-MNIST {len(X)} train / {len(Xt)} test; layer 1 K={args.K}, W=5, pool 3/3, whiten={args.whiten[0]}; "
+        f"layer 2 K={args.K2}, W=3, pool {args.pool2[0]}/{args.pool2[1]}, whiten={args.whiten2}; {args.epochs} epochs; load {os.getloadavg()}",
         flush=True,
     )
     acc, t = readout_score(X.reshape(len(X), -1), y, Xt.reshape(len(Xt), -1), yt)
     print(f"{'raw pixels':<58} acc={acc:.4f}  readout={t:6.1f}s", flush=True)
-    l1 = KrotovPatchEncoder(args.K, window=5, pool_size=2, pool_stride=2, whiten=eps, output_layout="image", max_iter=args.epochs, random_state=0)
+    l1 = KrotovPatchEncoder(args.K, window=5, pool_size=3, pool_stride=3, whiten=eps, output_layout="image", max_iter=args.epochs, random_state=0)
     t0 = time.perf_counter()
     l1.fit(X)
     t1 = time.perf_counter() - t0
     l1_flat = copy.deepcopy(l1).set_params(output_layout="flat")
-    row("layer 1 learned alone (pool 2/2)", l1_flat, X, y, Xt, yt, t1)
-    row("layer 1 untrained alone (pool 2/2)", untrained(l1_flat), X, y, Xt, yt)
+    row("layer 1 learned alone (pool 3/3)", l1_flat, X, y, Xt, yt, t1)
+    row("layer 1 untrained alone (pool 3/3)", untrained(l1_flat), X, y, Xt, yt)
     t0 = time.perf_counter()
     H1, H1t = l1.transform(X), l1.transform(Xt)
     print(f"layer 1 maps {H1.shape[1:]} in {time.perf_counter() - t0:.1f}s", flush=True)
-    l2 = KrotovPatchEncoder(args.K2, window=3, pool_size=4, pool_stride=2, whiten=eps, max_iter=args.epochs, random_state=1)
+    eps2 = None if args.whiten2 == "none" else float(args.whiten2)
+    l2 = KrotovPatchEncoder(args.K2, window=3, pool_size=args.pool2[0], pool_stride=args.pool2[1], whiten=eps2, max_iter=args.epochs, random_state=1)
     t0 = time.perf_counter()
     l2.fit(H1)
     t2 = time.perf_counter() - t0
@@ -140,17 +151,63 @@ def stack_cmd(args):
     row("layer 2 k-means filters on learned layer 1", km, H1, y, H1t, yt, time.perf_counter() - t0)
 
 
+def _ridge_and_svc(F, y, Ft, yt):
+    from sklearn.linear_model import RidgeClassifierCV
+    from sklearn.svm import LinearSVC
+
+    ridge = make_pipeline(StandardScaler(), RidgeClassifierCV(alphas=np.logspace(-1, 5, 13))).fit(F, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        svc = LinearSVC().fit(F, y)
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return ridge.score(Ft, yt), float(ridge[-1].alpha_), svc.score(Ft, yt), converged
+
+
+def nps_cmd(args):
+    from sklhebb import NSMEncoder
+
+    X, y, Xt, yt = data(args.n_train, args.n_test)
+    X, Xt = X.reshape(len(X), -1), Xt.reshape(len(Xt), -1)
+    mean = X.mean(axis=0)
+    X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
+    print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test, structured NSM, {args.epochs} epochs; load {os.getloadavg()}", flush=True)
+    print("| readout input | neurons per site | features | fit (s) | ridge acc | ridge alpha | LinearSVC acc | liblinear converged | saturated |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    acc, alpha, svc, conv = _ridge_and_svc(X, y, Xt, yt)
+    print(f"| raw pixels (mean-subtracted) | - | 784 | - | {acc:.4f} | {alpha:g} | {svc:.4f} | {conv} | - |", flush=True)
+    for nps in args.nps:
+        net = dict(input_scale=1.0, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", random_state=0)
+        for label, kw in (
+            ("learned", dict(learning_rate=0.02, max_iter=args.epochs, batch_size=100)),
+            ("untrained", dict(learning_rate=1e-12, max_iter=1, batch_size=len(X))),
+        ):
+            e = NSMEncoder(nps, **kw, **net)
+            t0 = time.perf_counter()
+            e.fit(X)
+            t_fit = time.perf_counter() - t0
+            F, Ft = e.transform(X), e.transform(Xt)
+            sat = float(np.mean(np.abs(F) > 0.99))
+            acc, alpha, svc, conv = _ridge_and_svc(F, y, Ft, yt)
+            print(
+                f"| {label} structured NSM | {nps} | {F.shape[1]} | {t_fit:.1f} | {acc:.4f} | {alpha:g} | {svc:.4f} | {conv} | {sat:.3f} |",
+                flush=True,
+            )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["whiten", "stack"])
+    parser.add_argument("what", choices=["whiten", "stack", "nps"])
     parser.add_argument("--n-train", type=int, default=10_000)
     parser.add_argument("--n-test", type=int, default=10_000)
     parser.add_argument("--whiten", nargs="+", default=["none", "0.1"])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--K", type=int, default=100)
     parser.add_argument("--K2", type=int, default=100)
+    parser.add_argument("--pool2", type=int, nargs=2, default=[2, 2], metavar=("SIZE", "STRIDE"))
+    parser.add_argument("--whiten2", default="none")
+    parser.add_argument("--nps", type=int, nargs="+", default=[4, 8, 16, 32, 64])
     args = parser.parse_args()
-    {"whiten": whiten_cmd, "stack": stack_cmd}[args.what](args)
+    {"whiten": whiten_cmd, "stack": stack_cmd, "nps": nps_cmd}[args.what](args)
 
 
 if __name__ == "__main__":
