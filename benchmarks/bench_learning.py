@@ -2,6 +2,7 @@
 
     python benchmarks/bench_learning.py whiten [--n-train N] [--n-test N] [--whiten none 0.1] [--epochs E]
     python benchmarks/bench_learning.py stack [--n-train N] [--n-test N] [--whiten none] [--epochs E]
+    python benchmarks/bench_learning.py nsm-conv [--n-train N] [--n-test N] [--whiten none 0.1] [--epochs E]
     python benchmarks/bench_learning.py nps [--n-train N] [--n-test N] [--nps 4 8 16 32 64] [--epochs E]
 
 Fashion-MNIST (local Debian package), the first ``--n-train`` training and
@@ -21,6 +22,12 @@ stack
     (K1, W = 5, pool 2 stride 2) learned, layer 2 (K2, W = 3, pool 4 stride 2)
     learned against layer 2 untrained (standard-normal filters) on top of the
     same learned layer 1, and layer 1 alone with the pooling of the stack.
+nsm-conv
+    The convolutional NSMEncoder of benchmarks/bench_nsm.py conv-acc (50
+    channels of 6 x 6 unit-norm patches, ReLU, sum pooling over quadrants,
+    eta 0.02, batch 5,000) per ``--whiten`` setting, learned against the same
+    network untrained (random W, L = I, same whitening), and raw pixels;
+    readout StandardScaler + LinearSVC() as in that table.
 nps
     Obeid Table 1's sweep, neurons per site, on the structured single layer
     of benchmarks/bench_nsm.py structured (sites every 2 px, radius 4, tanh,
@@ -123,19 +130,20 @@ def stack_cmd(args):
     X, y, Xt, yt = data(args.n_train, args.n_test)
     eps = None if args.whiten[0] == "none" else float(args.whiten[0])
     print(
-        f"Fashion-MNIST {len(X)} train / {len(Xt)} test; layer 1 K={args.K}, W=5, pool 3/3, whiten={args.whiten[0]}; "
+        f"Fashion-MNIST {len(X)} train / {len(Xt)} test; layer 1 K={args.K}, W=5, pool {args.pool1[0]}/{args.pool1[1]}, whiten={args.whiten[0]}; "
         f"layer 2 K={args.K2}, W=3, pool {args.pool2[0]}/{args.pool2[1]}, whiten={args.whiten2}; {args.epochs} epochs; load {os.getloadavg()}",
         flush=True,
     )
     acc, t = readout_score(X.reshape(len(X), -1), y, Xt.reshape(len(Xt), -1), yt)
     print(f"{'raw pixels':<58} acc={acc:.4f}  readout={t:6.1f}s", flush=True)
-    l1 = KrotovPatchEncoder(args.K, window=5, pool_size=3, pool_stride=3, whiten=eps, output_layout="image", max_iter=args.epochs, random_state=0)
+    pool1 = dict(pool_size=args.pool1[0], pool_stride=args.pool1[1])
+    l1 = KrotovPatchEncoder(args.K, window=5, **pool1, whiten=eps, output_layout="image", max_iter=args.epochs, random_state=0)
     t0 = time.perf_counter()
     l1.fit(X)
     t1 = time.perf_counter() - t0
     l1_flat = copy.deepcopy(l1).set_params(output_layout="flat")
-    row("layer 1 learned alone (pool 3/3)", l1_flat, X, y, Xt, yt, t1)
-    row("layer 1 untrained alone (pool 3/3)", untrained(l1_flat), X, y, Xt, yt)
+    row(f"layer 1 learned alone (pool {args.pool1[0]}/{args.pool1[1]})", l1_flat, X, y, Xt, yt, t1)
+    row(f"layer 1 untrained alone (pool {args.pool1[0]}/{args.pool1[1]})", untrained(l1_flat), X, y, Xt, yt)
     t0 = time.perf_counter()
     H1, H1t = l1.transform(X), l1.transform(Xt)
     print(f"layer 1 maps {H1.shape[1:]} in {time.perf_counter() - t0:.1f}s", flush=True)
@@ -194,20 +202,51 @@ def nps_cmd(args):
             )
 
 
+def nsm_conv_cmd(args):
+    from sklearn.svm import LinearSVC
+
+    from sklhebb import NSMEncoder
+
+    X, y, Xt, yt = data(args.n_train, args.n_test)
+    print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test, conv NSM 50 x 6x6, {args.epochs} epochs; load {os.getloadavg()}", flush=True)
+
+    def svc(F, Ft):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            acc = make_pipeline(StandardScaler(), LinearSVC()).fit(F, y).score(Ft, yt)
+        return acc, not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+    acc, conv = svc(X.reshape(len(X), -1), Xt.reshape(len(Xt), -1))
+    print(f"{'raw pixels':<46} acc={acc:.4f} liblinear converged={conv}", flush=True)
+    for w in args.whiten:
+        eps = None if w == "none" else float(w)
+        for label, lr, epochs in (("learned", 0.02, args.epochs), ("untrained (random W, L = I)", 1e-12, 1)):
+            e = NSMEncoder(50, input_scale=1.0, window=6, whiten=eps, learning_rate=lr, max_iter=epochs, batch_size=5000, random_state=0)
+            t0 = time.perf_counter()
+            e.fit(X)
+            t_fit = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            F, Ft = e.transform(X), e.transform(Xt)
+            t_tr = time.perf_counter() - t0
+            acc, conv = svc(F, Ft)
+            print(f"{f'whiten={w}: {label}':<46} acc={acc:.4f} fit={t_fit:.1f}s transform={t_tr:.1f}s liblinear converged={conv}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["whiten", "stack", "nps"])
+    parser.add_argument("what", choices=["whiten", "stack", "nps", "nsm-conv"])
     parser.add_argument("--n-train", type=int, default=10_000)
     parser.add_argument("--n-test", type=int, default=10_000)
     parser.add_argument("--whiten", nargs="+", default=["none", "0.1"])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--K", type=int, default=100)
     parser.add_argument("--K2", type=int, default=100)
+    parser.add_argument("--pool1", type=int, nargs=2, default=[3, 3], metavar=("SIZE", "STRIDE"))
     parser.add_argument("--pool2", type=int, nargs=2, default=[2, 2], metavar=("SIZE", "STRIDE"))
     parser.add_argument("--whiten2", default="none")
     parser.add_argument("--nps", type=int, nargs="+", default=[4, 8, 16, 32, 64])
     args = parser.parse_args()
-    {"whiten": whiten_cmd, "stack": stack_cmd, "nps": nps_cmd}[args.what](args)
+    {"whiten": whiten_cmd, "stack": stack_cmd, "nps": nps_cmd, "nsm-conv": nsm_conv_cmd}[args.what](args)
 
 
 if __name__ == "__main__":
