@@ -1,4 +1,4 @@
-"""Images and patches: layout (n, H, W, C), patch streams, normalisation, pooling.
+"""Images and patches: layout (n, H, W, C), patch streams, normalisation, ZCA whitening, pooling.
 
 Everything here works on any backend through :class:`sklhebb._backend.Backend`.
 Patches are cut on the device from chunks of images; the patches of a whole
