@@ -164,3 +164,17 @@ def test_image_layout_is_the_flat_output_reshaped_and_stacks_layers():
     np.testing.assert_array_equal(G.reshape(60, -1), NSMEncoder(4, **nsm_kw).fit(X).transform(X))
     with pytest.raises(ValueError, match="output_layout"):
         KrotovPatchEncoder(output_layout="nchw").fit(X)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+def test_whitening_and_image_layout_on_torch_cuda_match_numpy():
+    X = _images()
+    kw = dict(window=3, pool_size=3, pool_stride=3, whiten=0.1, output_layout="image", max_iter=2, shuffle=False, random_state=0)
+    ref = KrotovPatchEncoder(8, **kw).fit(X)
+    gpu = KrotovPatchEncoder(8, backend="torch", device="cuda", **kw).fit(X)
+    assert isinstance(gpu.whitening_, np.ndarray)
+    np.testing.assert_allclose(gpu.whitening_, ref.whitening_, atol=1e-8)
+    out = gpu.transform(torch.as_tensor(X).cuda())
+    assert out.is_cuda and out.shape == (len(X), 3, 3, 8)
+    np.testing.assert_allclose(out.cpu().numpy(), ref.transform(X), atol=1e-6)
