@@ -122,22 +122,41 @@ def load_imagenet32(path, *, kind="train"):
     return np.ascontiguousarray(X), np.concatenate(ys)
 
 
-def add_shadow(X, *, strength=0.5, random_state=None):
-    """Superimpose a random straight-edged shadow on each image (Krotov et al., Section 6).
+def add_shadow(X, *, kind="columns", strength=0.3, fraction=25 / 32, random_state=None):
+    """Shadow every image as Grinberg, Hopfield & Krotov (2019), Section 6 and Fig. 6, do.
 
-    A random line splits each image in two; the pixels on one side are dimmed
-    by the factor ``strength`` (0: black, 1: unchanged). X: (n, H, W[, C]).
-    Returns an array of the same dtype.
+    ``kind="columns"`` (the paper's): the first ``round(fraction * W)`` columns
+    from the left, by default 25 of 32 (about 80 % of the image), are
+    multiplied by ``strength`` (default 0.3, the paper's factor). The same
+    shadow on every image; ``random_state`` is not used.
+
+    ``kind="edge"``: a random straight line splits each image in two and the
+    pixels on one side are multiplied by ``strength`` (``fraction`` is not
+    used); ``random_state`` seeds the lines.
+
+    X: (n, H, W[, C]); ``strength`` 0 is black, 1 unchanged. Returns an array of
+    the same shape, and of the same dtype for integer images (rounded down).
     """
     from sklearn.utils import check_random_state
 
-    rng = check_random_state(random_state)
+    if kind not in ("columns", "edge"):
+        raise ValueError(f"kind must be 'columns' (the paper's Fig. 6 shadow) or 'edge' (a random straight edge); got {kind!r}")
+    if not 0 <= strength <= 1:
+        raise ValueError(f"strength must be in [0, 1] (0: black, 1: unchanged); got {strength!r}")
     X = np.asarray(X)
+    if X.ndim not in (3, 4):
+        raise ValueError(f"X must be images (n, H, W) or (n, H, W, C); got shape {X.shape}")
     n, H, W = X.shape[:3]
-    yy, xx = np.mgrid[0:H, 0:W]
-    angle = rng.uniform(0, 2 * np.pi, size=n)
-    cy, cx = rng.uniform(0, H, size=n), rng.uniform(0, W, size=n)
-    side = (np.cos(angle)[:, None, None] * (xx - cx[:, None, None]) + np.sin(angle)[:, None, None] * (yy - cy[:, None, None])) > 0
+    if kind == "columns":
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"fraction must be in [0, 1] (the share of the width shadowed, from the left); got {fraction!r}")
+        side = np.broadcast_to(np.arange(W) < round(fraction * W), (n, H, W))
+    else:
+        rng = check_random_state(random_state)
+        yy, xx = np.mgrid[0:H, 0:W]
+        angle = rng.uniform(0, 2 * np.pi, size=n)
+        cy, cx = rng.uniform(0, H, size=n), rng.uniform(0, W, size=n)
+        side = (np.cos(angle)[:, None, None] * (xx - cx[:, None, None]) + np.sin(angle)[:, None, None] * (yy - cy[:, None, None])) > 0
     factor = np.where(side, strength, 1.0)
     if X.ndim == 4:
         factor = factor[..., None]

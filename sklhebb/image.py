@@ -1,4 +1,4 @@
-"""Images and patches: layout (n, H, W, C), patch streams, normalisation, pooling.
+"""Images and patches: layout (n, H, W, C), patch streams, normalisation, ZCA whitening, pooling.
 
 Everything here works on any backend through :class:`sklhebb._backend.Backend`.
 Patches are cut on the device from chunks of images; the patches of a whole
@@ -20,7 +20,8 @@ import math
 import numpy as np
 from sklearn.utils import check_array
 
-from ._backend import Backend, is_foreign_array
+from . import _ranks
+from ._backend import Backend, is_foreign_array, to_numpy
 
 __all__ = [
     "as_image_stack",
@@ -31,6 +32,7 @@ __all__ = [
     "im2col",
     "fold",
     "normalize_rows",
+    "whiten_rows",
     "max_pool",
     "iter_chunks",
     "PatchStream",
@@ -220,6 +222,39 @@ def normalize_rows(bk: Backend, P, *, center: bool = False, inplace: bool = Fals
     return P * inv
 
 
+# patches a whitening is fitted on (at most): 100,000 x 25 floats for 5 x 5 grey patches
+WHITENING_SAMPLES = 100_000
+
+
+def whiten_rows(bk: Backend, P, whitening, *, normalize: bool):
+    """ZCA-whitened rows ``(P - mean) @ W`` (``whitening = (mean, W)`` on ``bk``; W is symmetric).
+
+    With ``normalize`` the whitened rows are scaled to unit vectors again, so
+    that the encoders see unit-norm patches as on the path without whitening.
+    """
+    mean, W = whitening
+    P = (P - mean) @ W
+    return normalize_rows(bk, P, inplace=True) if normalize else P
+
+
+def zca_matrix(mean, second_moment, eps: float):
+    """(mean, (Sigma + eps' I)^(-1/2)) from a sample's mean and mean outer product, in float64 NumPy.
+
+    ``eps`` is relative: eps' = eps * trace(Sigma) / d, the average eigenvalue
+    times ``eps``. For patches scaled to unit variance per pixel (Coates & Ng
+    2011) eps' = eps, so their 0.1 carries over to patches of any scale (the
+    unit-norm patches here have a variance of about 1/d per pixel).
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    sigma = np.asarray(second_moment, dtype=np.float64) - np.outer(mean, mean)
+    sigma = (sigma + sigma.T) / 2
+    lam, U = np.linalg.eigh(sigma)
+    lam = np.clip(lam, 0.0, None)
+    scale = float(lam.sum()) / lam.size
+    eps_abs = eps * (scale if scale > 0 else 1.0)
+    return mean, (U / np.sqrt(lam + eps_abs)) @ U.T
+
+
 def max_pool(bk: Backend, F, size: int, stride: int):
     """Max-pool a (n, h, w, K) map over its two spatial axes.
 
@@ -286,6 +321,10 @@ class PatchStream:
     y : array (n,) of int, optional
         A label per image (host): every patch carries its image's label. It
         travels chunk by chunk with the images (moved as int64).
+    whitening : (mean, W) on ``bk``, optional
+        ZCA whitening applied to every patch after the normalisation above
+        (:func:`whiten_rows`; then normalised again when ``normalize``), as
+        fitted by :meth:`fit_whitening`.
 
     ``epoch(rng)`` yields one pass of ``n_batches`` minibatches: patch rows, or
     ``(rows, labels)`` with ``y``. With an ``rng`` the image order is permuted and the patches inside
@@ -293,7 +332,7 @@ class PatchStream:
     image, row-major positions).
     """
 
-    def __init__(self, bk, images, window, batch_size, chunk_size, dtype, center=False, normalize=True, y=None):
+    def __init__(self, bk, images, window, batch_size, chunk_size, dtype, center=False, normalize=True, y=None, whitening=None):
         self.bk = bk
         self.images = images
         n, H, W, C = images.shape
@@ -308,6 +347,7 @@ class PatchStream:
         self.dtype = dtype
         self.center = center
         self.normalize = normalize
+        self.whitening = whitening
         self.y = None if y is None else np.asarray(y)
         self.per_image = output_size(H, self.win[0], 1) * output_size(W, self.win[1], 1)
         self.n_patches = n * self.per_image
@@ -328,7 +368,7 @@ class PatchStream:
         """The chunk's patches as rows, in ``order`` (flat patch indices) when given.
 
         Always a fresh array (never a view of the user's data), centred and
-        normalised in place. With an ``order`` the rows are gathered straight
+        normalised in place, then whitened (``whitening``). With an ``order`` the rows are gathered straight
         from the window view in that order: cutting and shuffling are one copy.
         """
         bk, xp = self.bk, self.bk.xp
@@ -341,10 +381,46 @@ class PatchStream:
         else:
             P = gather_patches(bk, chunk, self.window, order)
         if self.normalize:
-            return normalize_rows(bk, P, center=self.center, inplace=True)
-        if self.center:
+            P = normalize_rows(bk, P, center=self.center, inplace=True)
+        elif self.center:
             P -= row_means(bk, P)
+        if self.whitening is not None:
+            P = whiten_rows(bk, P, self.whitening, normalize=self.normalize)
         return P
+
+    def fit_whitening(self, n_samples: int, eps: float, rng):
+        """ZCA whitening of this stream's normalised patches, fitted on a sample of at most ``n_samples``.
+
+        The sample is drawn uniformly (with replacement; every patch once when
+        ``n_samples`` covers them all) from ``rng`` and cut chunk by chunk (under
+        ``data_parallel`` from every rank's shard, the sums combined over the ranks):
+        only a chunk's sampled patches and the float64 sums of the patches and
+        their outer products are held at once. Returns float64 NumPy
+        ``(mean, W)`` with ``W = (Sigma + eps' I)^(-1/2)`` (:func:`zca_matrix`),
+        for the ``whitening`` of a stream (moved to its device).
+        """
+        if self.whitening is not None:
+            raise ValueError("fit_whitening fits the whitening of unwhitened patches; this stream whitens already.")
+        bk, xp = self.bk, self.bk.xp
+        total = self.n_patches
+        flat = np.arange(total) if n_samples >= total else np.sort(rng.randint(0, total, size=int(n_samples)))
+        d = self.win[0] * self.win[1] * self.images.shape[3]
+        f64 = bk.dtype("float64")
+        s1, s2 = bk.zeros((d,), dtype=f64), bk.zeros((d, d), dtype=f64)
+        bounds = np.searchsorted(flat, np.arange(0, self.images.shape[0] + self.chunk_size, self.chunk_size) * self.per_image)
+        for c, index in enumerate(iter_chunks(self.images.shape[0], self.chunk_size)):
+            lo, hi = bounds[c], bounds[c + 1]
+            if lo == hi:
+                continue
+            chunk = to_device_chunk(bk, self.images, index, self.dtype)
+            order = bk.asarray(flat[lo:hi] - index.start * self.per_image, dtype="int64")
+            P = xp.astype(self._patches(chunk, order), f64)
+            s1 = s1 + xp.sum(P, axis=0)
+            s2 = s2 + P.T @ P
+        # under data_parallel the sums (and sample sizes) of every rank's sample, so all ranks whiten alike
+        s1, s2, m = _ranks.sum_over_ranks(bk, s1, s2, bk.zeros((1,), dtype=f64) + float(flat.size))
+        m = float(to_numpy(m)[0])
+        return zca_matrix(to_numpy(s1) / m, to_numpy(s2) / m, eps)
 
     def _pieces(self, rng):
         """The epoch as (chunk, labels, perm, lo, hi, last) pieces, in minibatch order.
@@ -415,7 +491,7 @@ class PatchStream:
         A minibatch inside one chunk comes uncut: ``(chunk, index, None)``,
         with ``index`` its flat patch indices (image, row, column in C order),
         for a kernel that cuts and normalises the patches itself. One that
-        spans chunks comes cut: ``(None, None, rows)``. Same minibatches, in the
+        spans chunks, and every one of a whitening stream, comes cut: ``(None, None, rows)``. Same minibatches, in the
         same order, as :meth:`epoch` with the same ``rng``.
         """
         if self.y is not None:
@@ -425,7 +501,7 @@ class PatchStream:
         for chunk, _, perm, lo, hi, last in self._pieces(rng):
             if chunk is not None:
                 index = self._index(perm, lo, hi)
-                if last and not pending:
+                if last and not pending and self.whitening is None:
                     yield chunk, index, None
                     continue
                 pending.append(self._patches(chunk, index))

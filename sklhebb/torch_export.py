@@ -80,6 +80,8 @@ def krotov_to_torch(est, *, pooling=True, dtype=None):
     import torch
     from torch import nn
 
+    if hasattr(est, "whitening_"):
+        raise ValueError("to_torch does not export the patch whitening (whiten); refit with whiten=None to export the layer.")
     H, W, C = est.image_shape_
     win = est._window(est.image_shape_)
     kh, kw = (H, W) if win is None else (win, win)
@@ -186,6 +188,8 @@ def nsm_to_torch(est, *, lateral=False, dtype=None):
     import torch
     from torch import nn
 
+    if hasattr(est, "whitening_"):
+        raise ValueError("to_torch does not export the patch whitening (whiten); refit with whiten=None to export the layer.")
     if est.hidden_layer_sizes:
         raise ValueError("to_torch does not export deep networks (hidden_layer_sizes); use hidden_layer_sizes=().")
     dt = _torch_dtype(dtype)

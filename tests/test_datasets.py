@@ -86,14 +86,38 @@ def test_imagenet32_npz_batches(tmp_path):
         datasets.load_imagenet32(tmp_path, kind="val")
 
 
-def test_add_shadow_dims_one_side_only():
+def test_add_shadow_edge_dims_one_side_only():
     X = np.full((50, 16, 16, 3), 200, dtype=np.uint8)
-    S = datasets.add_shadow(X, strength=0.25, random_state=0)
+    S = datasets.add_shadow(X, kind="edge", strength=0.25, random_state=0)
     assert S.dtype == np.uint8 and S.shape == X.shape
     values = np.unique(S)
     assert set(values.tolist()) <= {50, 200}
     dimmed = (S[..., 0] == 50).mean(axis=(1, 2))
     assert 0 < dimmed.mean() < 1
     # deterministic for a seed; grayscale works too
-    np.testing.assert_array_equal(S, datasets.add_shadow(X, strength=0.25, random_state=0))
-    assert datasets.add_shadow(X[..., 0], random_state=0).shape == (50, 16, 16)
+    np.testing.assert_array_equal(S, datasets.add_shadow(X, kind="edge", strength=0.25, random_state=0))
+    assert datasets.add_shadow(X[..., 0], kind="edge", random_state=0).shape == (50, 16, 16)
+
+
+def test_add_shadow_default_is_the_papers_fig6_shadow():
+    # Section 6: the first 25 of 32 columns multiplied by 0.3, the other 7 unchanged, every image alike
+    X = np.random.default_rng(0).uniform(0, 1, size=(4, 32, 32, 3))
+    S = datasets.add_shadow(X)
+    np.testing.assert_allclose(S[:, :, :25], 0.3 * X[:, :, :25])
+    np.testing.assert_array_equal(S[:, :, 25:], X[:, :, 25:])
+    # on 28 x 28 the same fraction is round(28 * 25 / 32) = 22 columns; fraction and factor are parameters
+    G = np.full((2, 28, 28), 100, dtype=np.uint8)
+    S = datasets.add_shadow(G)
+    assert S.dtype == np.uint8
+    assert (S[:, :, :22] == 30).all() and (S[:, :, 22:] == 100).all()
+    S = datasets.add_shadow(G, strength=0.5, fraction=0.25)
+    assert (S[:, :, :7] == 50).all() and (S[:, :, 7:] == 100).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"kind": "circle"}, "kind must be 'columns'"), ({"strength": 1.5}, "strength must be in"), ({"fraction": -0.1}, "fraction must be in")],
+)
+def test_add_shadow_rejects_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        datasets.add_shadow(np.zeros((1, 8, 8)), **kwargs)

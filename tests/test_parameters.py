@@ -34,6 +34,8 @@ BAD = {
     "shuffle": ["yes", 2],
     "normalize_update": ["yes"],
     "center": ["yes"],
+    "whiten": [0.0, -0.1, "yes"],
+    "output_layout": ["nchw", None],
     "image_shape": [(0, 4), (4,), (-4, -4), (4, 4, 1, 1), (2.5, 4), "4x4"],
     "chunk_size": [0],
     "backend": ["jax"],

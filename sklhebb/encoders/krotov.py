@@ -24,6 +24,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -32,7 +33,7 @@ from .._backend import to_numpy
 from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, host_normal, resolve_image_shape, validate_images
 from .._constraints import ImageShape
 from .._feature_names import GridFeatureNamesMixin
-from ..image import PatchStream, extract_patches, max_pool, normalize_rows, pooled_size
+from ..image import WHITENING_SAMPLES, PatchStream, extract_patches, max_pool, normalize_rows, pooled_size, whiten_rows
 
 __all__ = ["KrotovPatchEncoder"]
 
@@ -84,6 +85,13 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         convolution output (so a large value means global max pooling).
     pool_stride : int, default=4
         Stride of the max pooling.
+    output_layout : {"flat", "image"}, default="flat"
+        Layout of ``transform``'s output: "flat", rows of
+        n_pooled_rows * n_pooled_cols * n_components features (for a linear
+        readout); "image", the pooled maps as images (n, n_pooled_rows,
+        n_pooled_cols, n_components), the input of a next layer:
+        ``make_pipeline(KrotovPatchEncoder(output_layout="image"),
+        KrotovPatchEncoder(), LinearSVC())`` stacks two layers.
     p : float, default=2.0
         Lebesgue exponent of Krotov & Hopfield: currents use
         sign(M)|M|^(p-1). p = 2 is Eq. (1) exactly.
@@ -126,6 +134,16 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         anti-Hebbian push strand units where no patch reaches them (0.64
         accuracy against 0.87 for random filters), while centred patches give
         learned filters that beat random ones (``benchmarks/RESULTS.md``).
+    whiten : None or float, default=None
+        None: no whitening, the paper's NNL-CONV path (with ``center=False``,
+        exactly). A float eps > 0: ZCA whitening of the patches (Coates & Ng
+        2011), fitted at the first ``fit`` / ``partial_fit`` on a sample of at
+        most 100,000 of its normalised patches: W = (Sigma + eps' I)^(-1/2),
+        eps' = eps times the mean eigenvalue of their covariance Sigma (so
+        Coates & Ng's 0.1, for unit-variance pixels, means the same here);
+        every patch, in fit and transform alike, is normalised (``center``),
+        whitened, (p - mean) W, and normalised to a unit vector again.
+        Off by default by measurement (``benchmarks/RESULTS.md``, issue 14).
     image_shape : "auto", tuple of int or None, default="auto"
         (H, W) or (H, W, C) of the images when ``X`` is 2-D. "auto": rows of
         s * s features with s >= 8 (8 x 8 digits, 28 x 28 MNIST as rows) are
@@ -161,6 +179,10 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         Minibatch updates applied.
     n_features_in_ : int
     image_shape_ : tuple (H, W, C)
+    whitening_mean_ : ndarray of shape (window * window * C,)
+        Mean of the normalised patches the whitening was fitted on (only with ``whiten``).
+    whitening_ : ndarray of shape (window * window * C, window * window * C)
+        The symmetric ZCA matrix (Sigma + eps' I)^(-1/2) (only with ``whiten``).
     feature_names_in_ : ndarray of str
         Only for input with string column names.
 
@@ -192,6 +214,7 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         "power": [Interval(Real, 0, None, closed="neither")],
         "pool_size": [Interval(Integral, 1, None, closed="left")],
         "pool_stride": [Interval(Integral, 1, None, closed="left")],
+        "output_layout": [StrOptions({"flat", "image"})],
         "p": [Interval(Real, 1, None, closed="left")],
         "rank": [Interval(Integral, 1, None, closed="left")],
         "delta": [Interval(Real, 0, None, closed="left")],
@@ -202,6 +225,7 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         "shuffle": ["boolean"],
         "normalize_update": ["boolean"],
         "center": ["boolean"],
+        "whiten": [None, Interval(Real, 0, None, closed="neither")],
         "image_shape": [StrOptions({"auto"}), ImageShape(), None],
         "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
         **BACKEND_CONSTRAINTS,
@@ -218,6 +242,7 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         power=1,
         pool_size=8,
         pool_stride=4,
+        output_layout="flat",
         p=2.0,
         rank=2,
         delta=0.2,
@@ -228,6 +253,7 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         shuffle=True,
         normalize_update=True,
         center=True,
+        whiten=None,
         image_shape="auto",
         chunk_size=None,
         backend="numpy",
@@ -241,6 +267,7 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         self.power = power
         self.pool_size = pool_size
         self.pool_stride = pool_stride
+        self.output_layout = output_layout
         self.p = p
         self.rank = rank
         self.delta = delta
@@ -251,6 +278,7 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         self.shuffle = shuffle
         self.normalize_update = normalize_update
         self.center = center
+        self.whiten = whiten
         self.image_shape = image_shape
         self.chunk_size = chunk_size
         self.backend = backend
@@ -323,13 +351,26 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         return 1 if win is None else (H - win + 1) * (W - win + 1)
 
     def _setup(self, images, y, dtype):
-        """Fix the minibatch size (``batch_size="auto"``: 100 steps per epoch on small data)."""
+        """Fix the minibatch size (``batch_size="auto"``: 100 steps per epoch on small data) and fit ``whiten``."""
         if self.batch_size == "auto":
             n_patches = images.shape[0] * self._patches_per_image()
             # under data_parallel: the largest over the ranks, so that every rank steps alike
             self.batch_size_ = _ranks.largest(int(min(_PAPER_BATCH, max(1, n_patches // _AUTO_STEPS))))
         else:
             self.batch_size_ = int(self.batch_size)
+        for name in ("whitening_mean_", "whitening_"):
+            if hasattr(self, name):  # from an earlier fit with whiten
+                delattr(self, name)
+        if self.whiten is not None:
+            stream = self._stream(self._backend(images), images, None, dtype)
+            rng = check_random_state(self.random_state)
+            self.whitening_mean_, self.whitening_ = stream.fit_whitening(WHITENING_SAMPLES, self.whiten, rng)
+
+    def _whitening(self, bk, dtype):
+        """(mean, W) of the fitted whitening on ``bk`` in ``dtype``, or None without ``whiten``."""
+        if not hasattr(self, "whitening_"):
+            return None
+        return bk.asarray(self.whitening_mean_, dtype=dtype), bk.asarray(self.whitening_, dtype=dtype)
 
     def _batch_size(self):
         return self.batch_size_ if self.batch_size == "auto" else int(self.batch_size)
@@ -348,7 +389,7 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         """Unit-normalised patches of every window position, minibatch by minibatch."""
         win = self._window(self.image_shape_)
         chunk = self._chunk(self._patches_per_image(), _FIT_CHUNK_PATCHES)
-        return PatchStream(bk, images, win, self._batch_size(), chunk, dtype, center=self.center)
+        return PatchStream(bk, images, win, self._batch_size(), chunk, dtype, center=self.center, whitening=self._whitening(bk, dtype))
 
     def _step(self, bk, params, V, lr, stage):
         """One minibatch of Eq. (1)-(2): M <- M + lr * dM."""
@@ -475,7 +516,7 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         return [(ph, pw, self.components_.shape[0])]
 
     def _encode(self, bk, params, chunk):
-        """NNL-CONV on a chunk of images: (n, H, W, C) -> (n, n_features_out)."""
+        """NNL-CONV on a chunk of images: (n, H, W, C) -> (n, n_features_out), or (n, ph, pw, K) (``output_layout``)."""
         xp = bk.xp
         filters = normalize_rows(bk, params["M"])
         win = self._window(self.image_shape_)
@@ -484,13 +525,16 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         else:
             P = extract_patches(bk, chunk, win, self.stride)
         P = normalize_rows(bk, P, center=self.center)
+        whitening = self._whitening(bk, str(P.dtype).split(".")[-1])
+        if whitening is not None:
+            P = whiten_rows(bk, P, whitening, normalize=True)
         cos = P @ filters.T  # (n, oh, ow, K), cosines in [-1, 1]
         # f(x) = ReLU(x)^n (Eq. 3) is non-decreasing, so it commutes with the max of the pooling:
         # pooling first applies it to the pooled map only. On a (56, 24, 24, 400) chunk the full-size
         # where(cos > 0, cos, 0) took 71 ms and the power 6 ms, against 15 ms for the product
         F = max_pool(bk, cos, self.pool_size, self.pool_stride)
         F = xp.maximum(F, 0.0) ** self.power
-        return xp.reshape(F, (F.shape[0], -1))
+        return F if self.output_layout == "image" else xp.reshape(F, (F.shape[0], -1))
 
     def transform(self, X):
         """Encode images with the NNL-CONV layer.
@@ -498,7 +542,9 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         Returns
         -------
         X_new : array of shape (n, n_pooled_rows * n_pooled_cols * n_components)
-            Ordered (pooled row, pooled column, channel). NumPy for NumPy
+            Ordered (pooled row, pooled column, channel); with
+            ``output_layout="image"`` the same numbers as
+            (n, n_pooled_rows, n_pooled_cols, n_components). NumPy for NumPy
             input; torch/CuPy input gets output of its own kind and device.
         """
         check_is_fitted(self)

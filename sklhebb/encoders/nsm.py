@@ -38,6 +38,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
@@ -47,7 +48,7 @@ from .._base import BACKEND_CONSTRAINTS, HebbianEstimator, compute_dtype, host_n
 from .._constraints import ImageShape, LayerSizes, PerLayer
 from .._feature_names import GridFeatureNamesMixin
 from .._training import RowStream
-from ..image import PatchStream, extract_patches, max_pool, normalize_rows, pooled_size
+from ..image import WHITENING_SAMPLES, PatchStream, extract_patches, max_pool, normalize_rows, pooled_size, whiten_rows
 from ..rules.structure import dense_layers, lateral_identity, site_grid, structured_layers
 
 __all__ = ["NSMEncoder"]
@@ -184,6 +185,16 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         zero), in fit and transform alike.
     center : bool, default=False
         Convolutional layout: subtract each patch's mean first.
+    whiten : None or float, default=None
+        Convolutional layout: None, no whitening (the papers' path). A float
+        eps > 0: ZCA whitening of the patches (Coates & Ng 2011; Bahroun &
+        Soltoggio 2017 whiten theirs), fitted at the first ``fit`` /
+        ``partial_fit`` on a sample of at most 100,000 of its patches
+        (normalised and centred as above): W = (Sigma + eps' I)^(-1/2), eps' =
+        eps times the mean eigenvalue of their covariance (Coates & Ng's 0.1
+        means the same here). Every patch, in fit, transform and score alike,
+        is whitened, (p - mean) W, after ``normalize_patches`` / ``center`` and,
+        with ``normalize_patches``, scaled to a unit vector again.
     pool : {"max", "sum"}, default="sum"
         Convolutional layout: pooling of the output maps.
     pool_size : int or None, default=None
@@ -192,6 +203,10 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         Bahroun & Soltoggio set-up with a linear readout.
     pool_stride : int or None, default=None
         Pooling stride; None means ``pool_size`` (or the quadrant stride).
+    output_layout : {"flat", "image"}, default="flat"
+        Convolutional layout: ``transform`` returns rows of pooled features
+        ("flat") or the pooled maps as images (n, pooled rows, pooled
+        columns, n_components) ("image"), the input of a next layer.
     hidden_layer_sizes : tuple of int, default=()
         Deep similarity matching (Obeid Sec. 4-5): sizes of the layers below
         the top layer (which has ``n_components`` neurons), bottom first; ()
@@ -294,6 +309,9 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
     n_dynamics_steps_ : float
         Mean number of dynamics steps per minibatch in the last ``fit`` or
         ``partial_fit`` call.
+    whitening_mean_, whitening_ : ndarray of shape (d,) and (d, d)
+        The fitted patch whitening's mean and symmetric ZCA matrix (only with
+        ``whiten`` in the convolutional layout; d = window * window * C).
     input_scale_ : float
         The factor applied to every input (see ``input_scale``).
     n_features_in_ : int
@@ -340,6 +358,8 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         "stride": [Interval(Integral, 1, None, closed="left")],
         "normalize_patches": ["boolean"],
         "center": ["boolean"],
+        "whiten": [None, Interval(Real, 0, None, closed="neither")],
+        "output_layout": [StrOptions({"flat", "image"})],
         "pool": [StrOptions({"max", "sum"})],
         "pool_size": [Interval(Integral, 1, None, closed="left"), None],
         "pool_stride": [Interval(Integral, 1, None, closed="left"), None],
@@ -380,6 +400,8 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         stride=1,
         normalize_patches=True,
         center=False,
+        whiten=None,
+        output_layout="flat",
         pool="sum",
         pool_size=None,
         pool_stride=None,
@@ -417,6 +439,8 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         self.stride = stride
         self.normalize_patches = normalize_patches
         self.center = center
+        self.whiten = whiten
+        self.output_layout = output_layout
         self.pool = pool
         self.pool_size = pool_size
         self.pool_stride = pool_stride
@@ -498,6 +522,18 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
             )
         else:
             self._layers = dense_layers(self.window * self.window * C if self._conv() else H * W * C, self._sizes())
+        for name in ("whitening_mean_", "whitening_"):
+            if hasattr(self, name):  # from an earlier fit with whiten
+                delattr(self, name)
+        if self.whiten is not None and self._conv():
+            stream = self._stream(self._backend(images), images, None, dtype)
+            self.whitening_mean_, self.whitening_ = stream.fit_whitening(WHITENING_SAMPLES, self.whiten, check_random_state(self.random_state))
+
+    def _whitening(self, bk, dtype):
+        """(mean, W) of the fitted patch whitening on ``bk`` in ``dtype``, or None without ``whiten``."""
+        if not hasattr(self, "whitening_"):
+            return None
+        return bk.asarray(self.whitening_mean_, dtype=dtype), bk.asarray(self.whitening_, dtype=dtype)
 
     def _input_scale(self, images):
         """The factor of ``input_scale``: "auto" scales the first samples to a root-mean-square norm of 10."""
@@ -645,7 +681,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         return images, self._label_codes(y, images.shape[0], first=reset, classes=classes)
 
     # parameters that only one layout reads
-    _CONV_PARAMETERS = ("stride", "normalize_patches", "center", "pool", "pool_size", "pool_stride")
+    _CONV_PARAMETERS = ("stride", "normalize_patches", "center", "whiten", "pool", "pool_size", "pool_stride", "output_layout")
     _STRUCTURE_PARAMETERS = ("site_stride", "radius", "lateral_radius")
 
     def _changed(self, names):
@@ -745,7 +781,18 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
             chunk = self.chunk_size or max(1, _FIT_CHUNK_PATCHES // per_image)
             # convolutional S^2M: every patch takes its image's label (as pynsm's
             # SupervisedSimilarityMatching broadcasts the label over positions)
-            return PatchStream(bk, images, self.window, self.batch_size, chunk, dtype, center=self.center, normalize=self.normalize_patches, y=codes)
+            return PatchStream(
+                bk,
+                images,
+                self.window,
+                self.batch_size,
+                chunk,
+                dtype,
+                center=self.center,
+                normalize=self.normalize_patches,
+                y=codes,
+                whitening=self._whitening(bk, dtype),
+            )
         rows = images.reshape(images.shape[0], -1)
         return RowStream(bk, rows, self.batch_size, dtype, y=codes, chunk_size=self.chunk_size)
 
@@ -803,10 +850,11 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
     def _patches(self, bk, chunk, stride):
         P = extract_patches(bk, chunk, self.window, stride)
         if self.normalize_patches:
-            return normalize_rows(bk, P, center=self.center)
-        if self.center:
+            P = normalize_rows(bk, P, center=self.center)
+        elif self.center:
             P = P - bk.xp.mean(P, axis=-1, keepdims=True)
-        return P
+        whitening = self._whitening(bk, str(P.dtype).split(".")[-1])
+        return P if whitening is None else whiten_rows(bk, P, whitening, normalize=self.normalize_patches)
 
     def _encode(self, bk, params, chunk):
         """Outputs of a chunk of images: the fixed point of its rows, or of its patches, pooled."""
@@ -821,7 +869,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         F = xp.reshape(Rs[-1], (n, oh, ow, Rs[-1].shape[1]))
         size, stride = self._pool_geometry(oh, ow)
         F = max_pool(bk, F, size, stride) if self.pool == "max" else _sum_pool(bk, F, size, stride)
-        return xp.reshape(F, (n, -1))
+        return F if self.output_layout == "image" else xp.reshape(F, (n, -1))
 
     def _conv_size(self):
         H, W, _ = self.image_shape_
@@ -880,7 +928,9 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         X_new : array of shape (n, n_features_out)
             The outputs r* of the top layer (or of every layer, bottom first,
             with ``return_layers="all"``), or the pooled output maps ordered
-            (pooled row, pooled column, channel) (convolutional layout). NumPy
+            (pooled row, pooled column, channel) (convolutional layout; with
+            ``output_layout="image"`` shaped (n, pooled rows, pooled columns,
+            n_components)). NumPy
             for NumPy input; torch/CuPy input gets output of its own kind and
             device.
         """
@@ -911,7 +961,15 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         xp = bk.xp
         if self._conv():
             stream = PatchStream(
-                bk, images, self.window, _TRANSFORM_CHUNK_ROWS, self._rows_per_chunk(), dtype, center=self.center, normalize=self.normalize_patches
+                bk,
+                images,
+                self.window,
+                _TRANSFORM_CHUNK_ROWS,
+                self._rows_per_chunk(),
+                dtype,
+                center=self.center,
+                normalize=self.normalize_patches,
+                whitening=self._whitening(bk, dtype),
             )
         else:
             stream = RowStream(bk, images.reshape(images.shape[0], -1), _TRANSFORM_CHUNK_ROWS, dtype)

@@ -1,0 +1,255 @@
+"""Does the learning pay? Learned filters against their untrained control and a classical baseline (issue 14).
+
+    python benchmarks/bench_learning.py whiten [--n-train N] [--n-test N] [--whiten none 0.1] [--epochs E]
+    python benchmarks/bench_learning.py stack [--n-train N] [--n-test N] [--whiten none] [--epochs E]
+    python benchmarks/bench_learning.py nsm-conv [--n-train N] [--n-test N] [--whiten none 0.1] [--epochs E]
+    python benchmarks/bench_learning.py nps [--n-train N] [--n-test N] [--nps 4 8 16 32 64] [--epochs E]
+
+Fashion-MNIST (local Debian package), the first ``--n-train`` training and
+``--n-test`` test images, pixels in [0, 1]. Every row has the same readout,
+StandardScaler + LogisticRegression, fitted on the training features only.
+
+whiten
+    One KrotovPatchEncoder layer (K, W = 5, pool 8 stride 4, center=True) per
+    ``--whiten`` setting (none: the unwhitened path). For each: the learned
+    filters; the same layer (same whitening) with standard-normal filters, the
+    untrained control; the same layer with k-means filters (MiniBatchKMeans on
+    100,000 of the layer's own normalised and whitened patches, the Coates & Ng
+    dictionary); and raw pixels once.
+stack
+    Two layers, ``make_pipeline(KrotovPatchEncoder(output_layout="image"),
+    KrotovPatchEncoder(), StandardScaler(), LogisticRegression())``: layer 1
+    (K1, W = 5, pool 2 stride 2) learned, layer 2 (K2, W = 3, pool 4 stride 2)
+    learned against layer 2 untrained (standard-normal filters) on top of the
+    same learned layer 1, and layer 1 alone with the pooling of the stack.
+nsm-conv
+    The convolutional NSMEncoder of benchmarks/bench_nsm.py conv-acc (50
+    channels of 6 x 6 unit-norm patches, ReLU, sum pooling over quadrants,
+    eta 0.02, batch 5,000) per ``--whiten`` setting, learned against the same
+    network untrained (random W, L = I, same whitening), and raw pixels;
+    readout StandardScaler + LinearSVC() as in that table.
+nps
+    Obeid Table 1's sweep, neurons per site, on the structured single layer
+    of benchmarks/bench_nsm.py structured (sites every 2 px, radius 4, tanh,
+    same-site lateral inhibition, images mean-subtracted by the training
+    mean), learned against the same network untrained, with a readout that
+    converges by construction: RidgeClassifierCV (closed form, its penalty
+    chosen by leave-one-out on the training set) on standardised features;
+    LinearSVC() as in the earlier table beside it, with whether liblinear
+    converged (``--svc-scaled``: on standardised features). Also the share of tanh outputs with |r| > 0.99 (saturated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import time
+import warnings
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+from sklearn.cluster import MiniBatchKMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklhebb import KrotovPatchEncoder
+from sklhebb._backend import resolve
+from sklhebb.datasets import load_fashion_mnist
+from sklhebb.image import PatchStream
+
+
+def data(n_train, n_test):
+    X, y = load_fashion_mnist()
+    Xt, yt = load_fashion_mnist(kind="t10k")
+    return X[:n_train].astype(np.float32) / 255, y[:n_train], Xt[:n_test].astype(np.float32) / 255, yt[:n_test]
+
+
+def readout_score(F, y, Ft, yt):
+    """StandardScaler + LogisticRegression on the training features; test accuracy and seconds."""
+    t0 = time.perf_counter()
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(F, y)
+    return clf.score(Ft, yt), time.perf_counter() - t0
+
+
+def row(name, enc, X, y, Xt, yt, t_fit=0.0):
+    t0 = time.perf_counter()
+    F, Ft = enc.transform(X), enc.transform(Xt)
+    t_tr = time.perf_counter() - t0
+    acc, t_ro = readout_score(F, y, Ft, yt)
+    print(f"{name:<58} acc={acc:.4f}  fit={t_fit:6.1f}s transform={t_tr:6.1f}s readout={t_ro:6.1f}s", flush=True)
+    return acc
+
+
+def untrained(enc, seed=0):
+    """The same fitted layer (geometry, whitening) with standard-normal filters."""
+    ctrl = copy.deepcopy(enc)
+    ctrl.components_ = np.random.RandomState(seed).standard_normal(enc.components_.shape).astype(enc.components_.dtype)
+    return ctrl
+
+
+def kmeans_filters(enc, X, n_patches=100_000, seed=0):
+    """The same layer with k-means centroids of its own normalised (and whitened) patches as filters."""
+    bk = resolve("numpy")
+    whitening = None if not hasattr(enc, "whitening_") else (enc.whitening_mean_.astype(np.float32), enc.whitening_.astype(np.float32))
+    images = X.reshape(X.shape[0], 28, 28, 1) if X.ndim == 3 else X
+    win = enc.components_.shape[1] // images.shape[3]
+    stream = PatchStream(bk, images, int(round(win**0.5)), n_patches, 64, "float32", center=enc.center, whitening=whitening)
+    P = next(iter(stream.epoch(np.random.RandomState(seed))))
+    km = MiniBatchKMeans(enc.components_.shape[0], random_state=seed, n_init=3, batch_size=4096).fit(P)
+    out = copy.deepcopy(enc)
+    out.components_ = km.cluster_centers_.astype(enc.components_.dtype)
+    return out
+
+
+def whiten_cmd(args):
+    X, y, Xt, yt = data(args.n_train, args.n_test)
+    print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test; K={args.K}, W=5, pool 8/4, {args.epochs} epochs; load {os.getloadavg()}", flush=True)
+    acc, t = readout_score(X.reshape(len(X), -1), y, Xt.reshape(len(Xt), -1), yt)
+    print(f"{'raw pixels':<58} acc={acc:.4f}  readout={t:6.1f}s", flush=True)
+    for w in args.whiten:
+        eps = None if w == "none" else float(w)
+        enc = KrotovPatchEncoder(args.K, window=5, whiten=eps, max_iter=args.epochs, random_state=0)
+        t0 = time.perf_counter()
+        enc.fit(X)
+        t_fit = time.perf_counter() - t0
+        row(f"whiten={w}: learned", enc, X, y, Xt, yt, t_fit)
+        row(f"whiten={w}: untrained (standard-normal filters)", untrained(enc), X, y, Xt, yt)
+        t0 = time.perf_counter()
+        km = kmeans_filters(enc, X)
+        row(f"whiten={w}: k-means filters", km, X, y, Xt, yt, time.perf_counter() - t0)
+
+
+def stack_cmd(args):
+    X, y, Xt, yt = data(args.n_train, args.n_test)
+    eps = None if args.whiten[0] == "none" else float(args.whiten[0])
+    print(
+        f"Fashion-MNIST {len(X)} train / {len(Xt)} test; layer 1 K={args.K}, W=5, pool {args.pool1[0]}/{args.pool1[1]}, whiten={args.whiten[0]}; "
+        f"layer 2 K={args.K2}, W=3, pool {args.pool2[0]}/{args.pool2[1]}, whiten={args.whiten2}; {args.epochs} epochs; load {os.getloadavg()}",
+        flush=True,
+    )
+    acc, t = readout_score(X.reshape(len(X), -1), y, Xt.reshape(len(Xt), -1), yt)
+    print(f"{'raw pixels':<58} acc={acc:.4f}  readout={t:6.1f}s", flush=True)
+    pool1 = dict(pool_size=args.pool1[0], pool_stride=args.pool1[1])
+    l1 = KrotovPatchEncoder(args.K, window=5, **pool1, whiten=eps, output_layout="image", max_iter=args.epochs, random_state=0)
+    t0 = time.perf_counter()
+    l1.fit(X)
+    t1 = time.perf_counter() - t0
+    l1_flat = copy.deepcopy(l1).set_params(output_layout="flat")
+    row(f"layer 1 learned alone (pool {args.pool1[0]}/{args.pool1[1]})", l1_flat, X, y, Xt, yt, t1)
+    row(f"layer 1 untrained alone (pool {args.pool1[0]}/{args.pool1[1]})", untrained(l1_flat), X, y, Xt, yt)
+    t0 = time.perf_counter()
+    H1, H1t = l1.transform(X), l1.transform(Xt)
+    print(f"layer 1 maps {H1.shape[1:]} in {time.perf_counter() - t0:.1f}s", flush=True)
+    eps2 = None if args.whiten2 == "none" else float(args.whiten2)
+    l2 = KrotovPatchEncoder(args.K2, window=3, pool_size=args.pool2[0], pool_stride=args.pool2[1], whiten=eps2, max_iter=args.epochs, random_state=1)
+    t0 = time.perf_counter()
+    l2.fit(H1)
+    t2 = time.perf_counter() - t0
+    row("layer 2 learned on learned layer 1", l2, H1, y, H1t, yt, t2)
+    row("layer 2 untrained on learned layer 1", untrained(l2), H1, y, H1t, yt)
+    t0 = time.perf_counter()
+    km = kmeans_filters(l2, H1)
+    row("layer 2 k-means filters on learned layer 1", km, H1, y, H1t, yt, time.perf_counter() - t0)
+
+
+def _ridge_and_svc(F, y, Ft, yt, scaled=False):
+    from sklearn.linear_model import RidgeClassifierCV
+    from sklearn.svm import LinearSVC
+
+    ridge = make_pipeline(StandardScaler(), RidgeClassifierCV(alphas=np.logspace(-1, 5, 13))).fit(F, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        svc = (make_pipeline(StandardScaler(), LinearSVC()) if scaled else LinearSVC()).fit(F, y)
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return ridge.score(Ft, yt), float(ridge[-1].alpha_), svc.score(Ft, yt), converged
+
+
+def nps_cmd(args):
+    from sklhebb import NSMEncoder
+
+    X, y, Xt, yt = data(args.n_train, args.n_test)
+    X, Xt = X.reshape(len(X), -1), Xt.reshape(len(Xt), -1)
+    mean = X.mean(axis=0)
+    X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
+    svc = "StandardScaler + LinearSVC" if args.svc_scaled else "LinearSVC"
+    print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test, structured NSM, {args.epochs} epochs, {svc}; load {os.getloadavg()}", flush=True)
+    print("| readout input | neurons per site | features | fit (s) | ridge acc | ridge alpha | LinearSVC acc | liblinear converged | saturated |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    acc, alpha, svc, conv = _ridge_and_svc(X, y, Xt, yt, args.svc_scaled)
+    print(f"| raw pixels (mean-subtracted) | - | 784 | - | {acc:.4f} | {alpha:g} | {svc:.4f} | {conv} | - |", flush=True)
+    for nps in args.nps:
+        net = dict(input_scale=1.0, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", random_state=0)
+        for label, kw in (
+            ("learned", dict(learning_rate=0.02, max_iter=args.epochs, batch_size=100)),
+            ("untrained", dict(learning_rate=1e-12, max_iter=1, batch_size=len(X))),
+        ):
+            e = NSMEncoder(nps, **kw, **net)
+            t0 = time.perf_counter()
+            e.fit(X)
+            t_fit = time.perf_counter() - t0
+            F, Ft = e.transform(X), e.transform(Xt)
+            sat = float(np.mean(np.abs(F) > 0.99))
+            acc, alpha, svc, conv = _ridge_and_svc(F, y, Ft, yt, args.svc_scaled)
+            print(
+                f"| {label} structured NSM | {nps} | {F.shape[1]} | {t_fit:.1f} | {acc:.4f} | {alpha:g} | {svc:.4f} | {conv} | {sat:.3f} |",
+                flush=True,
+            )
+
+
+def nsm_conv_cmd(args):
+    from sklearn.svm import LinearSVC
+
+    from sklhebb import NSMEncoder
+
+    X, y, Xt, yt = data(args.n_train, args.n_test)
+    print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test, conv NSM 50 x 6x6, {args.epochs} epochs; load {os.getloadavg()}", flush=True)
+
+    def svc(F, Ft):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            acc = make_pipeline(StandardScaler(), LinearSVC()).fit(F, y).score(Ft, yt)
+        return acc, not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+    acc, conv = svc(X.reshape(len(X), -1), Xt.reshape(len(Xt), -1))
+    print(f"{'raw pixels':<46} acc={acc:.4f} liblinear converged={conv}", flush=True)
+    for w in args.whiten:
+        eps = None if w == "none" else float(w)
+        for label, lr, epochs in (("learned", 0.02, args.epochs), ("untrained (random W, L = I)", 1e-12, 1)):
+            e = NSMEncoder(50, input_scale=1.0, window=6, whiten=eps, learning_rate=lr, max_iter=epochs, batch_size=5000, random_state=0)
+            t0 = time.perf_counter()
+            e.fit(X)
+            t_fit = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            F, Ft = e.transform(X), e.transform(Xt)
+            t_tr = time.perf_counter() - t0
+            acc, conv = svc(F, Ft)
+            print(f"{f'whiten={w}: {label}':<46} acc={acc:.4f} fit={t_fit:.1f}s transform={t_tr:.1f}s liblinear converged={conv}", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["whiten", "stack", "nps", "nsm-conv"])
+    parser.add_argument("--n-train", type=int, default=10_000)
+    parser.add_argument("--n-test", type=int, default=10_000)
+    parser.add_argument("--whiten", nargs="+", default=["none", "0.1"])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--K", type=int, default=100)
+    parser.add_argument("--K2", type=int, default=100)
+    parser.add_argument("--pool1", type=int, nargs=2, default=[3, 3], metavar=("SIZE", "STRIDE"))
+    parser.add_argument("--pool2", type=int, nargs=2, default=[2, 2], metavar=("SIZE", "STRIDE"))
+    parser.add_argument("--whiten2", default="none")
+    parser.add_argument("--svc-scaled", action="store_true", help="nps: StandardScaler before the LinearSVC readout")
+    parser.add_argument("--nps", type=int, nargs="+", default=[4, 8, 16, 32, 64])
+    args = parser.parse_args()
+    {"whiten": whiten_cmd, "stack": stack_cmd, "nps": nps_cmd, "nsm-conv": nsm_conv_cmd}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
