@@ -1,6 +1,8 @@
 """Side by side with Nico-Curti/plasticity's ``Hopfield`` model (the Krotov & Hopfield rule in C++/Eigen).
 
     python benchmarks/bench_plasticity.py speed  --peer-python PEER/venv/bin/python [--threads 1 2] [--repeat 5]
+                                                 [--peer-env NAME=VALUE ...]
+    python benchmarks/bench_plasticity.py speed  --peer-python PEER/venv/bin/python --peer-impl numpy --threads 1
     python benchmarks/bench_plasticity.py sanity --peer-python PEER/venv/bin/python [--n-readout 10000]
 
 plasticity is not a dependency of sklhebb: build it outside this repository
@@ -18,9 +20,11 @@ entry, learning rate 0.02 held constant, N(0, 1) initial weights:
   ``plasticity.cython.Hopfield`` cannot be constructed at the measured commit:
   it passes 13 arguments to the 11 of ``_Hopfield``), driven as that class's
   ``fit`` would: ``check_array``, a float32 ravel, the C++ fit, the weights
-  read back. SGD with ``decay=0`` (its default 1e-4 shrinks the rate every
-  step), and ``epochs_for_convergence`` = the epochs, so that its convergence
-  test, which runs from the second epoch on, never ends a fit early.
+  read back (column-major: its wrapper reads them as row-major). ``--peer-impl numpy``: its pure-NumPy ``plasticity.model.Hopfield``
+  instead (float64 weights), the model its documentation times at 14.4 s.
+  SGD with ``decay=0`` (the C++ optimizer's default 1e-4 shrinks the rate
+  every step), and ``epochs_for_convergence`` = the epochs, so that its
+  convergence test never ends a fit early.
 * sklhebb: ``KrotovPatchEncoder(window=None, image_shape=None, center=False,
   schedule="constant")``, the fully connected network on flat rows; its own
   normalisation of each row to a unit vector is then a no-op up to rounding.
@@ -30,19 +34,22 @@ speed
     after one warm-up epoch each; per thread count, the medians of ``--repeat``
     pairs and the median [min, max] of the per-pair ratio peer time / sklhebb
     time. Threads: ``OMP_NUM_THREADS`` when the peer's worker process starts
-    (Eigen's products run on OpenMP's threads), ``threadpoolctl`` for sklhebb,
+    (Eigen's products run on OpenMP's threads; ``--peer-env`` adds more, e.g.
+    ``OMP_WAIT_POLICY=PASSIVE``), ``threadpoolctl`` for sklhebb,
     whose fit also caps its threads at the cores other processes leave free
     (``sklhebb/_threads.py``): the free cores before each fit and each side's
     CPU time / wall time are printed. Run it under
     ``flock -x /tmp/sklhebb-bench.lock``.
 sanity
-    One fit each (1 thread), then the same readout on both sets of weights:
-    features ReLU(x . m / |m|) of every unit, StandardScaler +
-    LogisticRegression trained on the first ``--n-readout`` training images and
-    scored on the 10,000 test images (which both fits saw, unlabelled), beside
-    the untrained control (N(0, 1) weights, same features) and raw pixels;
-    and the fraction of units whose norm is within 0.1 of 1 (the rule's fixed
-    point at p = 2).
+    First the peer's rule: one minibatch of 1,000 rows from its own initial
+    weights (read back from a fit at learning rate 0) against the rule written
+    out in float64 (argsort ranking). Then one fit each (1 thread) and the
+    same readout of both sets of weights: features ReLU(x . m / |m|) of every
+    unit, StandardScaler + LogisticRegression trained on the first
+    ``--n-readout`` training images and scored on the 10,000 test images
+    (which both fits saw, unlabelled), beside the untrained control (N(0, 1)
+    weights, same features) and raw pixels; and the fraction of units whose
+    norm is within 0.1 of 1 (the rule's fixed point at p = 2).
 """
 
 from __future__ import annotations
@@ -68,31 +75,53 @@ import numpy as np
 import plasticity
 # its extensions import each other by their bare names
 sys.path.insert(0, os.path.join(os.path.dirname(plasticity.__file__), "lib"))
-from hopfield import _Hopfield
-from update_args import _update_args
-from weights_initialization import _weights_initialization
-from sklearn.utils import check_array
 
 SGD, NORMAL, LINEAR = 7, 3, 0  # enums of its optimizer.h, weights.h (its Hopfield ignores the activation)
-data, K, batch, p, k, delta, lr = sys.argv[1], *map(float, sys.argv[2:8])
-X = np.load(data)
-print("@@ plasticity", plasticity.__version__, os.path.dirname(plasticity.__file__), flush=True)
-for line in sys.stdin:
-    _, seed, epochs, out = line.split()
-    seed, epochs = int(seed), int(epochs)
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    t0 = time.perf_counter()
+impl, data, K, batch, p, k, delta, lr = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:9])
+K, batch, k = int(K), int(batch), int(k)
+
+
+def fit_cython(X, seed, epochs, lr=lr):
+    from hopfield import _Hopfield
+    from update_args import _update_args
+    from weights_initialization import _weights_initialization
+    from sklearn.utils import check_array
+
     opt = _update_args(SGD, lr, 0.9, 0.0, 0.9, 0.999, 0.0)
     init = _weights_initialization(NORMAL, 0.0, 1.0, 1.0, seed)
-    model = _Hopfield(int(K), int(batch), LINEAR, opt, init, epochs, 0.01, 0.0, delta, p, int(k))
+    model = _Hopfield(K, batch, LINEAR, opt, init, epochs, 0.01, 0.0, delta, p, k)
     rows = np.ascontiguousarray(check_array(X).ravel().astype("float32"))
     model.fit(rows, X.shape[0], X.shape[1], epochs, seed)
-    W, shape = model.get_weights()
+    W, shape = model.get_weights()  # Eigen's column-major buffer, with the shape (outputs, features)
+    return np.asarray(W, dtype=np.float32).reshape(shape[::-1]).T
+
+
+def fit_numpy(X, seed, epochs, lr=lr):
+    from plasticity.model import Hopfield
+    from plasticity.model.optimizer import SGD as NumpySGD
+
+    model = Hopfield(outputs=K, num_epochs=epochs, batch_size=batch, delta=delta, optimizer=NumpySGD(lr=lr),
+                     p=p, k=k, epochs_for_convergence=epochs, random_state=seed, verbose=False)
+    return model.fit(X).weights
+
+
+fit = {"cython": fit_cython, "numpy": fit_numpy}[impl]
+X = np.load(data)
+print("@@ plasticity", plasticity.__version__, impl, os.path.dirname(plasticity.__file__), flush=True)
+for line in sys.stdin:
+    what, seed, epochs, out = line.split()
+    if what == "rule":  # one minibatch from the same start: the start (learning rate 0), then the step
+        np.save(out, np.stack([fit(X[:batch], int(seed), 1, rate) for rate in (0.0, lr)]))
+        print("@@ 0 0", flush=True)
+        continue
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    W = fit(X, int(seed), int(epochs))
     wall = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
     if out != "-":
-        np.save(out, np.asarray(W, dtype=np.float32).reshape(shape))
+        np.save(out, W)
     print("@@", wall, cpu, flush=True)
 """
 
@@ -127,11 +156,14 @@ def load_rows(n):
 class Peer:
     """plasticity's Hopfield fits in a worker process on the peer's interpreter, ``threads`` OpenMP threads."""
 
-    def __init__(self, python, data_path, threads):
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS="1")
+    def __init__(self, python, data_path, threads, extra_env=(), impl="cython"):
+        # the C++ fit runs on OpenMP's threads; the NumPy one on BLAS's
+        blas = str(threads) if impl == "numpy" else "1"
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=blas)
+        env.update(item.split("=", 1) for item in extra_env)
         cfg = [str(CONFIG[key]) for key in ("K", "batch", "p", "k", "delta", "lr")]
         self.proc = subprocess.Popen(
-            [python, "-c", _PEER_WORKER, str(data_path), *cfg],
+            [python, "-c", _PEER_WORKER, impl, str(data_path), *cfg],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -146,8 +178,8 @@ class Peer:
                 return line[3:].split()
         raise RuntimeError(f"the peer's worker ended (exit status {self.proc.wait()}); its error is above")
 
-    def fit(self, seed, epochs, out="-"):
-        self.proc.stdin.write(f"fit {seed} {epochs} {out}\n")
+    def fit(self, seed, epochs, out="-", what="fit"):
+        self.proc.stdin.write(f"{what} {seed} {epochs} {out}\n")
         self.proc.stdin.flush()
         wall, cpu = map(float, self._answer())
         return wall, cpu
@@ -220,8 +252,8 @@ def _med(a):
 def speed(args, X, data_path):
     print(f"rows {X.shape}, config {CONFIG}, {args.epochs} epochs, {args.repeat} pairs, {platform.processor() or platform.machine()}")
     for threads in args.threads:
-        peer = Peer(args.peer_python, data_path, threads)
-        print(f"\nthreads {threads}: peer {' '.join(peer.version)}; load before {loadavg()}")
+        peer = Peer(args.peer_python, data_path, threads, args.peer_env, args.peer_impl)
+        print(f"\nthreads {threads}: peer {' '.join(peer.version)} {' '.join(args.peer_env)}; load before {loadavg()}")
         peer.fit(0, 1)  # warm-up: page faults, OpenMP's pool
         fit_sklhebb(X, 0, 1, threads)  # warm-up: numba's compiled step (or its cache)
         rows = []
@@ -247,6 +279,18 @@ def speed(args, X, data_path):
         print(f"  load after {loadavg()}")
 
 
+def krotov_step(M, V):
+    """The normalised change of Krotov & Hopfield's rule for one minibatch, written out (argsort ranking, dense g)."""
+    I = V @ M.T
+    order = np.argsort(I, axis=1)
+    g = np.zeros_like(I)
+    rows = np.arange(len(V))
+    g[rows, order[:, -1]] = 1.0
+    g[rows, order[:, -CONFIG["k"]]] = -CONFIG["delta"]
+    dM = g.T @ V - (g * I).sum(axis=0)[:, None] * M
+    return dM / np.abs(dM).max()
+
+
 def _readout(F, y, n_train, n_readout):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -261,7 +305,12 @@ def _readout(F, y, n_train, n_readout):
 def sanity(args, X, y, n_train, data_path, out_dir):
     if X.shape[0] <= n_train:
         sys.exit(f"sanity needs the test images: --n must exceed {n_train}")
-    peer = Peer(args.peer_python, data_path, 1)
+    peer = Peer(args.peer_python, data_path, 1, impl=args.peer_impl)
+    rule_path = Path(out_dir) / "peer_rule.npy"
+    peer.fit(0, 1, str(rule_path), what="rule")
+    W0, W1 = np.load(rule_path).astype(np.float64)
+    step = W0 + CONFIG["lr"] * krotov_step(W0, X[: CONFIG["batch"]].astype(np.float64))
+    print(f"the peer's rule: one minibatch from its own start against Eq. (1)-(2) in float64: max |difference| {np.abs(W1 - step).max():.2e}")
     weights_path = Path(out_dir) / "peer_weights.npy"
     wall, _ = peer.fit(0, args.epochs, str(weights_path))
     peer.close()
@@ -286,12 +335,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("mode", choices=("speed", "sanity"))
     ap.add_argument("--peer-python", help="interpreter of the virtualenv in which plasticity is built")
+    ap.add_argument("--peer-env", action="append", default=[], metavar="NAME=VALUE", help="more environment for the peer's worker")
+    ap.add_argument("--peer-impl", choices=("cython", "numpy"), default="cython", help="its C++ fit, or its pure-NumPy model")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeat", type=int, default=5, help="pairs of fits per thread count")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--n", type=int, default=70000, help="images (train, then t10k)")
     ap.add_argument("--n-readout", type=int, default=10000, help="training images of the sanity readout")
     args = ap.parse_args()
+    bad = [item for item in args.peer_env if "=" not in item]
+    if bad:
+        ap.error(f"--peer-env takes NAME=VALUE; got {bad}")
     check_peer(args.peer_python)
     X, y, n_train = load_rows(args.n)
     with tempfile.TemporaryDirectory() as tmp:
