@@ -43,7 +43,8 @@ speed
 sanity
     First the peer's rule: one minibatch of 1,000 rows from its own initial
     weights (read back from a fit at learning rate 0) against the rule written
-    out in float64 (argsort ranking). Then one fit each (1 thread) and the
+    out in float64 (argsort ranking), and how many epochs a C++ fit at its
+    default ``epochs_for_convergence = 1`` runs. Then one fit each (1 thread) and the
     same readout of both sets of weights: features ReLU(x . m / |m|) of every
     unit, StandardScaler + LogisticRegression trained on the first
     ``--n-readout`` training images and scored on the 10,000 test images
@@ -81,7 +82,7 @@ impl, data, K, batch, p, k, delta, lr = sys.argv[1], sys.argv[2], *map(float, sy
 K, batch, k = int(K), int(batch), int(k)
 
 
-def fit_cython(X, seed, epochs, lr=lr):
+def fit_cython(X, seed, epochs, lr=lr, stable_epochs=None):
     from hopfield import _Hopfield
     from update_args import _update_args
     from weights_initialization import _weights_initialization
@@ -89,7 +90,8 @@ def fit_cython(X, seed, epochs, lr=lr):
 
     opt = _update_args(SGD, lr, 0.9, 0.0, 0.9, 0.999, 0.0)
     init = _weights_initialization(NORMAL, 0.0, 1.0, 1.0, seed)
-    model = _Hopfield(K, batch, LINEAR, opt, init, epochs, 0.01, 0.0, delta, p, k)
+    stable = epochs if stable_epochs is None else stable_epochs  # its epochs_for_convergence
+    model = _Hopfield(K, batch, LINEAR, opt, init, stable, 0.01, 0.0, delta, p, k)
     rows = np.ascontiguousarray(check_array(X).ravel().astype("float32"))
     model.fit(rows, X.shape[0], X.shape[1], epochs, seed)
     W, shape = model.get_weights()  # Eigen's column-major buffer, with the shape (outputs, features)
@@ -113,6 +115,11 @@ for line in sys.stdin:
     if what == "rule":  # one minibatch from the same start: the start (learning rate 0), then the step
         np.save(out, np.stack([fit(X[:batch], int(seed), 1, rate) for rate in (0.0, lr)]))
         print("@@ 0 0", flush=True)
+        continue
+    if what == "early":  # a fit at its default epochs_for_convergence = 1 against fits of 1, 2, 3 epochs
+        W = fit_cython(X[:10 * batch], int(seed), int(epochs), stable_epochs=1)
+        same = [np.array_equal(W, fit_cython(X[:10 * batch], int(seed), e)) for e in (1, 2, 3)]
+        print("@@", *map(int, same), flush=True)
         continue
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
@@ -181,8 +188,7 @@ class Peer:
     def fit(self, seed, epochs, out="-", what="fit"):
         self.proc.stdin.write(f"{what} {seed} {epochs} {out}\n")
         self.proc.stdin.flush()
-        wall, cpu = map(float, self._answer())
-        return wall, cpu
+        return tuple(map(float, self._answer()))
 
     def close(self):
         self.proc.stdin.close()
@@ -311,6 +317,10 @@ def sanity(args, X, y, n_train, data_path, out_dir):
     W0, W1 = np.load(rule_path).astype(np.float64)
     step = W0 + CONFIG["lr"] * krotov_step(W0, X[: CONFIG["batch"]].astype(np.float64))
     print(f"the peer's rule: one minibatch from its own start against Eq. (1)-(2) in float64: max |difference| {np.abs(W1 - step).max():.2e}")
+    if args.peer_impl == "cython":
+        same = peer.fit(0, args.epochs, what="early")
+        alike = [e for e, flag in zip((1, 2, 3), same) if flag] or "none of 1, 2, 3"
+        print(f"its default epochs_for_convergence = 1: a {args.epochs}-epoch fit (10,000 rows) has the weights of {alike} epochs")
     weights_path = Path(out_dir) / "peer_weights.npy"
     wall, _ = peer.fit(0, args.epochs, str(weights_path))
     peer.close()
