@@ -68,8 +68,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-# run by the peer's interpreter: loads the rows once, then fits on request ("fit SEED EPOCHS OUT"),
-# answering "@@ wall cpu" (OUT "-" keeps the weights, a path saves them as .npy)
+# run by the peer's interpreter: loads the rows once, then answers one "@@ ..." line per request:
+# "fit SEED EPOCHS OUT" times a fit ("@@ wall cpu"; OUT "-" keeps the weights, a path saves them as .npy),
+# "rule SEED 1 OUT" saves its start and its first minibatch step, "early SEED EPOCHS -" tests its convergence stop
 _PEER_WORKER = r"""
 import os, resource, sys, time
 import numpy as np
@@ -136,7 +137,7 @@ HOW_TO_BUILD = """\
 plasticity was not found with {python!r}{why}.
 Build it outside this repository and pass its interpreter with --peer-python, for example:
   apt-get install -y libeigen3-dev cmake g++
-  python3 -m venv PEER/venv && PEER/venv/bin/pip install numpy 'cython<3' scikit-learn
+  python3 -m venv PEER/venv && PEER/venv/bin/pip install numpy 'cython<3' scikit-learn tqdm matplotlib
   (sources of github.com/Nico-Curti/plasticity in PEER/plasticity)
   cmake -S PEER/plasticity -B PEER/build -DCMAKE_BUILD_TYPE=Release -DPYWRAP=ON -DOMP=ON -DVERBOSE=OFF \\
         -DBUILD_TEST=OFF -DVIEW=OFF -DPython3_EXECUTABLE=PEER/venv/bin/python -DPYTHON_EXECUTABLE=PEER/venv/bin/python
