@@ -63,9 +63,12 @@ def nnl_conv2d_class():
                 # (v - mean) . w = v . w - mean * sum(w); |v - mean|^2 = |v|^2 - n mean^2
                 dot = dot - mean * w_unit.sum(dim=(1, 2, 3))[None, :, None, None]
                 sq = sq - n_in * mean * mean
-            norm = torch.sqrt(sq.clamp_min(0))
-            tiny = torch.finfo(x.dtype).tiny
-            cos = torch.where(norm > tiny, dot / norm.clamp_min(tiny), torch.zeros_like(dot))
+            # a zero (or, centred, flat) patch gives cos 0; its square norm is replaced by 1 before
+            # the square root, whose derivative at 0 is infinite and made the input's gradient NaN
+            # (0 * inf) wherever a patch is black, so a module stacked on this one could not train
+            nonzero = sq > 0
+            norm = torch.sqrt(torch.where(nonzero, sq, torch.ones_like(sq)))
+            cos = torch.where(nonzero, dot / norm, torch.zeros_like(dot))
             return (torch.relu(cos) ** self.power).to(out_dtype)
 
     return NNLConv2d
