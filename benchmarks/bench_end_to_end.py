@@ -187,6 +187,7 @@ def main(args):
     t0 = time.perf_counter()
     enc.fit(fit[0])
     t_local = time.perf_counter() - t0
+    print(f"  local filters: {np.mean(enc.components_ > 0):.3f} of their weights positive", flush=True)
     tests = (Xt, Xs)
     fit_t, val_t = (nchw(fit[0]), y_fit), (nchw(val[0]), y_val)
     net, Ft, info = frozen(enc, fit, val, tests, lrs=lrs, epochs=epochs)
