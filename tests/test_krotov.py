@@ -333,6 +333,31 @@ def test_to_torch_module_reproduces_transform(center, window, stride):
     assert module[0].conv.weight.requires_grad  # ready to fine-tune
 
 
+@pytest.mark.parametrize("center", [True, False])
+def test_to_torch_gradients_flow_through_the_patch_normalisation(center):
+    """The analytic gradient through normalisation, centring and power equals finite differences
+    (filters and input); black patches, which give cos 0, leave every gradient finite (the input's
+    was NaN: the square root's derivative at 0), and one Adam step moves the filters."""
+    torch = pytest.importorskip("torch")
+    X = 0.1 + 0.9 * np.random.default_rng(15).random((2, 6, 6, 2))
+    enc = KrotovPatchEncoder(n_components=3, window=3, power=3, pool_size=2, pool_stride=2, center=center, max_iter=1, random_state=0).fit(X)
+    module = enc.to_torch(dtype=torch.float64)
+    x = torch.from_numpy(X).permute(0, 3, 1, 2).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda w, v: torch.func.functional_call(module, {"0.conv.weight": w}, (v,)), (module[0].conv.weight, x))
+
+    X[:, :4, :4] = 0  # black corner: zero patches
+    module = enc.to_torch()
+    x = torch.from_numpy(X.astype(np.float32)).permute(0, 3, 1, 2).requires_grad_(True)
+    before = module[0].conv.weight.detach().clone()
+    opt = torch.optim.Adam(module.parameters(), lr=1e-2)
+    module(x).pow(2).sum().backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(module[0].conv.weight.grad).all()
+    opt.step()
+    assert not torch.equal(module[0].conv.weight.detach(), before)
+    with torch.no_grad():
+        assert torch.isfinite(module(x)).all()
+
+
 def test_affine_permutation_is_a_permutation_and_backend_independent():
     from sklhebb.image import affine_permutation
 
