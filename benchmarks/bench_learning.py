@@ -45,12 +45,13 @@ deep
     Obeid's deep structured network of benchmarks/bench_nsm.py deep (layer 1:
     4 tanh neurons per site every 2 px, radius 4; layer 2: 8 per site every 2
     layer-1 sites, radius r2; same-site lateral inhibition; mean-subtracted
-    pixels; eta 0.02, ``--epochs``, batch 100), per ``layer_input_scale`` c
+    pixels; eta 0.02, ``--epochs``, batch 100; ``--activation`` tanh, or the
+    capped ReLU of Obeid Sec. 6.2), per ``layer_input_scale`` c
     (``--scales``; 1 is the paper's network), r2 and gamma: layer 2 learned
     against layer 2 untrained (its initial W, L = I) on top of the same
     learned layer 1, and layer 1 alone learned against untrained, raw pixels;
     readout ``tuned_ridge`` (all rows), the share of layer 2's test outputs
-    with |r| > 0.99 and the mean norm of layer 2's input c r^(1).
+    with |r| > 0.99 (capped_relu: its cap is 1) and the mean norm of layer 2's input c r^(1).
 conv-search
     The convolutional NSMEncoder of nsm-conv (50 channels of 6 x 6 unit-norm
     patches, ReLU, quadrant sum pooling, eta 0.02, 2 epochs, batch 5,000
@@ -261,7 +262,7 @@ def deep_cmd(args):
     mean = X.mean(axis=0)
     X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
     print(
-        f"Fashion-MNIST {len(X)} train / {len(Xt)} test, deep structured NSM (4 per site, radius 4 | 8 per site, radius r2), tanh, "
+        f"Fashion-MNIST {len(X)} train / {len(Xt)} test, deep structured NSM (4 per site, radius 4 | 8 per site, radius r2), {args.activation}, "
         f"{args.epochs} epochs, tuned_ridge readout; load {os.getloadavg()}",
         flush=True,
     )
@@ -273,7 +274,7 @@ def deep_cmd(args):
         print(f"| {name} | {c} | {r2} | {gamma} | {F.shape[1]} | {t_fit} | {steps} | {norm} | {sat} | {acc:.4f} | {alpha:g} |", flush=True)
 
     line("raw pixels (mean-subtracted)", "-", "-", "-", X, Xt)
-    common = dict(structure="local", image_shape=(28, 28), activation="tanh", lateral_radius=0.0, input_scale=1.0, random_state=0)
+    common = dict(structure="local", image_shape=(28, 28), activation=args.activation, lateral_radius=0.0, input_scale=1.0, random_state=0)
     learn = dict(learning_rate=0.02, max_iter=args.epochs, batch_size=100)
     frozen = dict(learning_rate=1e-12, max_iter=1, batch_size=len(X))
     for label, kw in (("learned", learn), ("untrained", frozen)):
@@ -498,6 +499,7 @@ def main():
     parser.add_argument("--radius2", type=float, nargs="+", default=[1.5, 3.0], help="deep: layer 2 radii (layer-1 site units)")
     parser.add_argument("--configs", nargs="+", default=["{}"], help="conv-search: JSON dicts of NSMEncoder parameters")
     parser.add_argument("--widths", type=int, nargs="+", default=[1000, 1000], help="lce: units per layer, bottom first")
+    parser.add_argument("--activation", default="tanh", help="deep: the activation of both layers")
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.0, 0.1], help="deep: feedback strengths")
     args = parser.parse_args()
     commands = {"whiten": whiten_cmd, "stack": stack_cmd, "nps": nps_cmd, "nsm-conv": nsm_conv_cmd, "deep": deep_cmd, "lce": lce_cmd}
