@@ -45,7 +45,7 @@ deep
     Obeid's deep structured network of benchmarks/bench_nsm.py deep (layer 1:
     4 tanh neurons per site every 2 px, radius 4; layer 2: 8 per site every 2
     layer-1 sites, radius r2; same-site lateral inhibition; mean-subtracted
-    pixels; eta 0.02, ``--epochs``, batch 100; ``--activation`` tanh, or the
+    pixels; eta ``--eta``, ``--epochs``, batch 100; ``--activation`` tanh, or the
     capped ReLU of Obeid Sec. 6.2), per ``layer_input_scale`` c
     (``--scales``; 1 is the paper's network), r2 and gamma: layer 2 learned
     against layer 2 untrained (its initial W, L = I) on top of the same
@@ -263,7 +263,7 @@ def deep_cmd(args):
     X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
     print(
         f"Fashion-MNIST {len(X)} train / {len(Xt)} test, deep structured NSM (4 per site, radius 4 | 8 per site, radius r2), {args.activation}, "
-        f"{args.epochs} epochs, tuned_ridge readout; load {os.getloadavg()}",
+        f"eta {args.eta}, {args.epochs} epochs, tuned_ridge readout; load {os.getloadavg()}",
         flush=True,
     )
     print("| network | c | r2 | gamma | features | fit (s) | dynamics steps | layer-2 input norm | saturated | accuracy | alpha |")
@@ -275,7 +275,7 @@ def deep_cmd(args):
 
     line("raw pixels (mean-subtracted)", "-", "-", "-", X, Xt)
     common = dict(structure="local", image_shape=(28, 28), activation=args.activation, lateral_radius=0.0, input_scale=1.0, random_state=0)
-    learn = dict(learning_rate=0.02, max_iter=args.epochs, batch_size=100)
+    learn = dict(learning_rate=args.eta, max_iter=args.epochs, batch_size=100)
     frozen = dict(learning_rate=1e-12, max_iter=1, batch_size=len(X))
     for label, kw in (("learned", learn), ("untrained", frozen)):
         e = NSMEncoder(4, site_stride=2, radius=4.0, **kw, **common).fit(X)
@@ -500,6 +500,7 @@ def main():
     parser.add_argument("--svc", action="store_true", help="conv-search: the tuned LinearSVC readout as well")
     parser.add_argument("--configs", nargs="+", default=["{}"], help="conv-search: JSON dicts of NSMEncoder parameters")
     parser.add_argument("--widths", type=int, nargs="+", default=[1000, 1000], help="lce: units per layer, bottom first")
+    parser.add_argument("--eta", type=float, default=0.02, help="deep: learning rate of both layers")
     parser.add_argument("--activation", default="tanh", help="deep: the activation of both layers")
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.0, 0.1], help="deep: feedback strengths")
     args = parser.parse_args()
