@@ -63,6 +63,8 @@ conv-search
     with C chosen on the same validation split (0.001 to 1, dual="auto",
     max_iter 1,000, with whether liblinear converged at the chosen C); and
     the share of pooled features that are zero on every training image (dead).
+    ``--split-lateral``: also the learned filters W with L = I (outputs
+    relu(W x)), to tell the filters from the learned lateral inhibition.
 struct-search
     The structured single layer of nps (``--nps`` neurons per site, sites
     every 2 px, radius 4, tanh, same-site lateral inhibition, eta 0.02,
@@ -335,10 +337,19 @@ def conv_search_cmd(args):
     base = dict(n_components=50, input_scale=1.0, window=6, learning_rate=0.02, max_iter=2, batch_size=5000, random_state=0)
     for config in args.configs:
         params = {**base, **json.loads(config)}
-        for label, kw in (("learned", {}), ("untrained", dict(learning_rate=1e-12, max_iter=1))):
-            e = NSMEncoder(**{**params, **kw})
+        runs = [("learned", {}), ("untrained", dict(learning_rate=1e-12, max_iter=1))]
+        if args.split_lateral:
+            runs.insert(1, ("learned W, L = I", {}))
+        learned = None
+        for label, kw in runs:
             t0 = time.perf_counter()
-            e.fit(X)
+            if label == "learned W, L = I":  # the learned filters without the learned lateral inhibition
+                e = copy.deepcopy(learned)
+                e.lateral_ = np.eye(e.lateral_.shape[0], dtype=e.lateral_.dtype)
+                e.layer_laterals_ = [e.lateral_]
+            else:
+                e = NSMEncoder(**{**params, **kw}).fit(X)
+                learned = e
             t_fit = time.perf_counter() - t0
             t0 = time.perf_counter()
             F, Ft = e.transform(X), e.transform(Xt)
@@ -498,6 +509,7 @@ def main():
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.5], help="deep: layer_input_scale values")
     parser.add_argument("--radius2", type=float, nargs="+", default=[1.5, 3.0], help="deep: layer 2 radii (layer-1 site units)")
     parser.add_argument("--svc", action="store_true", help="conv-search: the tuned LinearSVC readout as well")
+    parser.add_argument("--split-lateral", action="store_true", help="conv-search: also the learned W with L = I")
     parser.add_argument("--configs", nargs="+", default=["{}"], help="conv-search: JSON dicts of NSMEncoder parameters")
     parser.add_argument("--widths", type=int, nargs="+", default=[1000, 1000], help="lce: units per layer, bottom first")
     parser.add_argument("--eta", type=float, default=0.02, help="deep: learning rate of both layers")
