@@ -4,6 +4,10 @@
     python benchmarks/bench_learning.py stack [--n-train N] [--n-test N] [--whiten none] [--epochs E]
     python benchmarks/bench_learning.py nsm-conv [--n-train N] [--n-test N] [--whiten none 0.1] [--epochs E]
     python benchmarks/bench_learning.py nps [--n-train N] [--n-test N] [--nps 4 8 16 32 64] [--epochs E]
+    python benchmarks/bench_learning.py conv-search [--n-train N] [--n-test N] [--configs '{"learning_rate": 0.005}' ...]
+    python benchmarks/bench_learning.py struct-search [--n-train N] [--n-test N] [--nps 8] [--configs '{"max_iter": 10}' ...]
+    python benchmarks/bench_learning.py lce [--n-train N] [--n-test N] [--widths 1000 1000] [--epochs E]
+    python benchmarks/bench_learning.py deep [--n-train N] [--n-test N] [--scales 1 0.5] [--radius2 1.5 3] [--gammas 0 0.1]
 
 Fashion-MNIST (local Debian package), the first ``--n-train`` training and
 ``--n-test`` test images, pixels in [0, 1]. Every row has the same readout,
@@ -37,6 +41,48 @@ nps
     chosen by leave-one-out on the training set) on standardised features;
     LinearSVC() as in the earlier table beside it, with whether liblinear
     converged (``--svc-scaled``: on standardised features). Also the share of tanh outputs with |r| > 0.99 (saturated).
+deep
+    Obeid's deep structured network of benchmarks/bench_nsm.py deep (layer 1:
+    4 tanh neurons per site every 2 px, radius 4; layer 2: 8 per site every 2
+    layer-1 sites, radius r2; same-site lateral inhibition; mean-subtracted
+    pixels; eta ``--eta``, ``--epochs``, batch 100; ``--activation`` tanh, or the
+    capped ReLU of Obeid Sec. 6.2), per ``layer_input_scale`` c
+    (``--scales``; 1 is the paper's network), r2 and gamma: layer 2 learned
+    against layer 2 untrained (its initial W, L = I) on top of the same
+    learned layer 1, and layer 1 alone learned against untrained, raw pixels;
+    readout ``tuned_ridge`` (all rows), the share of layer 2's test outputs
+    with |r| > 0.99 (capped_relu: its cap is 1) and the mean norm of layer 2's input c r^(1).
+conv-search
+    The convolutional NSMEncoder of nsm-conv (50 channels of 6 x 6 unit-norm
+    patches, ReLU, quadrant sum pooling, eta 0.02, 2 epochs, batch 5,000
+    patches) with each ``--configs`` entry's parameters changed (a JSON dict
+    of NSMEncoder parameters, e.g. learning_rate, max_iter, n_components,
+    threshold, whiten, pool, pool_size), learned against the same network
+    untrained (random W, L = I), and raw pixels; two readouts on the same
+    features: ``tuned_ridge`` and, with ``--svc``, StandardScaler + LinearSVC
+    with C chosen on the same validation split (0.001 to 1, dual="auto",
+    max_iter 1,000, with whether liblinear converged at the chosen C); and
+    the share of pooled features that are zero on every training image (dead).
+    ``--split-lateral``: also the learned filters W with L = I (outputs
+    relu(W x)), to tell the filters from the learned lateral inhibition.
+struct-search
+    The structured single layer of nps (``--nps`` neurons per site, sites
+    every 2 px, radius 4, tanh, same-site lateral inhibition, eta 0.02,
+    ``--epochs``, batch 100, input_scale 1, mean-subtracted pixels) with each
+    ``--configs`` entry's NSMEncoder parameters changed, learned against the
+    same network untrained (its initial masked W, L = I), and raw pixels;
+    readout ``tuned_ridge``.
+lce
+    LocalCompetitiveEncoder (Zhou), a layer-wise stack of ``--widths`` units
+    (its defaults otherwise: square_normalize, 10 epochs per layer,
+    ``return_layers="all"``): at every layer p, layer p learned against layer
+    p untrained (its initial truncated-normal weights) on top of the same
+    learned layers below, and raw pixels; readout ``tuned_ridge``.
+
+The readout ``tuned_ridge`` (deep, and the later commands): StandardScaler +
+a one-vs-rest ridge classifier whose penalty is chosen on a held-out 20 % of
+the training set (15 values, 1e-4 to 1e5), then refitted on the whole training
+set; a closed form (SVD), so it converges on every feature set alike.
 """
 
 from __future__ import annotations
@@ -171,6 +217,219 @@ def _ridge_and_svc(F, y, Ft, yt, scaled=False):
     return ridge.score(Ft, yt), float(ridge[-1].alpha_), svc.score(Ft, yt), converged
 
 
+RIDGE_ALPHAS = np.logspace(-4, 5, 19)
+
+
+def tuned_ridge(F, y, Ft, yt, alphas=RIDGE_ALPHAS, val=0.2, seed=0):
+    """Test accuracy, penalty and validation accuracy of StandardScaler + ridge (one-vs-rest, targets +-1), the
+    penalty chosen on a random ``val`` share of the training rows, then refitted on all of them (by SVD)."""
+    F, Ft = np.asarray(F, np.float64), np.asarray(Ft, np.float64)
+    classes = np.unique(y)
+    T = np.where(y[:, None] == classes[None, :], 1.0, -1.0)
+
+    def solve(A, T):
+        mu, sd = A.mean(axis=0), A.std(axis=0)
+        sd[sd == 0] = 1.0
+        U, sv, Vt = np.linalg.svd((A - mu) / sd, full_matrices=False)
+        tm = T.mean(axis=0)
+        UT = U.T @ (T - tm)
+        return lambda a: (mu, sd, Vt.T @ ((sv / (sv**2 + a))[:, None] * UT), tm)
+
+    def predict(model, A):
+        mu, sd, B, tm = model
+        return classes[np.argmax(((A - mu) / sd) @ B + tm, axis=1)]
+
+    idx = np.random.RandomState(seed).permutation(len(F))
+    va, tr = idx[: int(val * len(F))], idx[int(val * len(F)) :]
+    path = solve(F[tr], T[tr])
+    scores = [np.mean(predict(path(a), F[va]) == y[va]) for a in alphas]
+    best = int(np.argmax(scores))
+    return float(np.mean(predict(solve(F, T)(alphas[best]), Ft) == yt)), float(alphas[best]), float(scores[best])
+
+
+def _top_untrained(learned, untrained):
+    """The learned network with its top layer's weights replaced by the untrained network's (initial W, L = I)."""
+    out = copy.deepcopy(learned)
+    out.components_, out.lateral_ = untrained.components_, untrained.lateral_
+    out.layer_components_ = learned.layer_components_[:-1] + [untrained.components_]
+    out.layer_laterals_ = learned.layer_laterals_[:-1] + [untrained.lateral_]
+    return out
+
+
+def deep_cmd(args):
+    from sklhebb import NSMEncoder
+
+    X, y, Xt, yt = data(args.n_train, args.n_test)
+    X, Xt = X.reshape(len(X), -1), Xt.reshape(len(Xt), -1)
+    mean = X.mean(axis=0)
+    X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
+    print(
+        f"Fashion-MNIST {len(X)} train / {len(Xt)} test, deep structured NSM (4 per site, radius 4 | 8 per site, radius r2), {args.activation}, "
+        f"eta {args.eta}, {args.epochs} epochs, tuned_ridge readout; load {os.getloadavg()}",
+        flush=True,
+    )
+    print("| network | c | r2 | gamma | features | fit (s) | dynamics steps | layer-2 input norm | saturated | accuracy | alpha |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+
+    def line(name, c, r2, gamma, F, Ft, t_fit="-", steps="-", norm="-", sat="-"):
+        acc, alpha, _ = tuned_ridge(F, y, Ft, yt)
+        print(f"| {name} | {c} | {r2} | {gamma} | {F.shape[1]} | {t_fit} | {steps} | {norm} | {sat} | {acc:.4f} | {alpha:g} |", flush=True)
+
+    line("raw pixels (mean-subtracted)", "-", "-", "-", X, Xt)
+    common = dict(structure="local", image_shape=(28, 28), activation=args.activation, lateral_radius=0.0, input_scale=1.0, random_state=0)
+    learn = dict(learning_rate=args.eta, max_iter=args.epochs, batch_size=100)
+    frozen = dict(learning_rate=1e-12, max_iter=1, batch_size=len(X))
+    for label, kw in (("learned", learn), ("untrained", frozen)):
+        e = NSMEncoder(4, site_stride=2, radius=4.0, **kw, **common).fit(X)
+        line(f"layer 1 alone, {label}", "-", "-", "-", e.transform(X), e.transform(Xt))
+    for r2 in args.radius2:
+        for c in args.scales:
+            for gamma in args.gammas:
+                net = dict(hidden_layer_sizes=(4,), site_stride=(2, 2), radius=(4.0, r2), gamma=gamma, layer_input_scale=c, **common)
+                t0 = time.perf_counter()
+                e = NSMEncoder(8, **learn, **net).fit(X)
+                t_fit = f"{time.perf_counter() - t0:.1f}"
+                ctrl = _top_untrained(e, NSMEncoder(8, **frozen, **net).fit(X))
+                for name, enc in (("layer 2 learned on learned layer 1", e), ("layer 2 untrained on learned layer 1", ctrl)):
+                    enc.set_params(return_layers="all")
+                    Z, Zt = enc.transform(X), enc.transform(Xt)
+                    n2 = enc.components_.shape[0]
+                    H1t = Zt[:, :-n2]
+                    norm, sat = f"{float(np.mean(np.linalg.norm(c * H1t, axis=1))):.1f}", f"{float(np.mean(np.abs(Zt[:, -n2:]) > 0.99)):.3f}"
+                    steps = f"{e.n_dynamics_steps_:.1f}" if enc is e else "-"
+                    line(name, c, r2, gamma, Z[:, -n2:], Zt[:, -n2:], t_fit if enc is e else "-", steps, norm, sat)
+                    line(name.replace("layer 2", "layers 1 + 2"), c, r2, gamma, Z, Zt)
+
+
+def tuned_svc(F, y, Ft, yt, Cs=(0.001, 0.01, 0.1, 1.0), val=0.2, seed=0):
+    """StandardScaler + LinearSVC, C chosen on the validation split of ``tuned_ridge``, refitted on all the training
+    rows: test accuracy, C, and whether liblinear converged in that refit."""
+    from sklearn.svm import LinearSVC
+
+    idx = np.random.RandomState(seed).permutation(len(F))
+    va, tr = idx[: int(val * len(F))], idx[int(val * len(F)) :]
+
+    def fit(A, b, C):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            clf = make_pipeline(StandardScaler(), LinearSVC(C=C, dual="auto", max_iter=1000)).fit(A, b)
+        return clf, not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+    scores = [fit(F[tr], y[tr], C)[0].score(F[va], y[va]) for C in Cs]
+    C = Cs[int(np.argmax(scores))]
+    clf, converged = fit(F, y, C)
+    return clf.score(Ft, yt), C, converged
+
+
+def conv_search_cmd(args):
+    import json
+
+    from sklhebb import NSMEncoder
+
+    X, y, Xt, yt = data(args.n_train, args.n_test)
+    print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test, conv NSM search; load {os.getloadavg()}", flush=True)
+    print("| config | network | features | fit (s) | transform (s) | dynamics steps | dead | ridge acc | alpha | SVC acc | C | converged |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    Xf, Xtf = X.reshape(len(X), -1), Xt.reshape(len(Xt), -1)
+    acc, alpha, _ = tuned_ridge(Xf, y, Xtf, yt)
+    sacc, C, conv = tuned_svc(Xf, y, Xtf, yt) if args.svc else (float("nan"), float("nan"), "-")
+    print(f"| - | raw pixels | 784 | - | - | - | - | {acc:.4f} | {alpha:g} | {sacc:.4f} | {C:g} | {conv} |", flush=True)
+    base = dict(n_components=50, input_scale=1.0, window=6, learning_rate=0.02, max_iter=2, batch_size=5000, random_state=0)
+    for config in args.configs:
+        params = {**base, **json.loads(config)}
+        runs = [("learned", {}), ("untrained", dict(learning_rate=1e-12, max_iter=1))]
+        if args.split_lateral:
+            runs.insert(1, ("learned W, L = I", {}))
+        learned = None
+        for label, kw in runs:
+            t0 = time.perf_counter()
+            if label == "learned W, L = I":  # the learned filters without the learned lateral inhibition
+                e = copy.deepcopy(learned)
+                e.lateral_ = np.eye(e.lateral_.shape[0], dtype=e.lateral_.dtype)
+                e.layer_laterals_ = [e.lateral_]
+            else:
+                e = NSMEncoder(**{**params, **kw}).fit(X)
+                learned = e
+            t_fit = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            F, Ft = e.transform(X), e.transform(Xt)
+            t_tr = time.perf_counter() - t0
+            dead = float(np.mean(np.all(F == 0, axis=0)))
+            acc, alpha, _ = tuned_ridge(F, y, Ft, yt)
+            sacc, C, conv = tuned_svc(F, y, Ft, yt) if args.svc else (float("nan"), float("nan"), "-")
+            print(
+                f"| `{config}` | {label} | {F.shape[1]} | {t_fit:.1f} | {t_tr:.1f} | {e.n_dynamics_steps_:.1f} | {dead:.2f} | "
+                f"{acc:.4f} | {alpha:g} | {sacc:.4f} | {C:g} | {conv} |",
+                flush=True,
+            )
+
+
+def struct_search_cmd(args):
+    import json
+
+    from sklhebb import NSMEncoder
+
+    X, y, Xt, yt = data(args.n_train, args.n_test)
+    X, Xt = X.reshape(len(X), -1), Xt.reshape(len(Xt), -1)
+    mean = X.mean(axis=0)
+    X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
+    nps = args.nps[0]
+    print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test, structured NSM {nps} per site, search; load {os.getloadavg()}", flush=True)
+    print("| config | network | features | fit (s) | dynamics steps | saturated or zero | accuracy | alpha |")
+    print("|---|---|---|---|---|---|---|---|")
+    acc, alpha, _ = tuned_ridge(X, y, Xt, yt)
+    print(f"| - | raw pixels (mean-subtracted) | 784 | - | - | - | {acc:.4f} | {alpha:g} |", flush=True)
+    base = dict(
+        input_scale=1.0, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", random_state=0,
+        learning_rate=0.02, max_iter=args.epochs, batch_size=100,
+    )  # fmt: skip
+    for config in args.configs:
+        params = {**base, **json.loads(config)}
+        for label, kw in (("learned", {}), ("untrained", dict(learning_rate=1e-12, max_iter=1, batch_size=len(X)))):
+            e = NSMEncoder(nps, **{**params, **kw})
+            t0 = time.perf_counter()
+            e.fit(X)
+            t_fit = time.perf_counter() - t0
+            F, Ft = e.transform(X), e.transform(Xt)
+            odd = float(np.mean(np.abs(F) > 0.99)) if params["activation"] == "tanh" else float(np.mean(F == 0))
+            acc, alpha, _ = tuned_ridge(F, y, Ft, yt)
+            print(
+                f"| `{config}` | {label} | {F.shape[1]} | {t_fit:.1f} | {e.n_dynamics_steps_:.1f} | {odd:.3f} | {acc:.4f} | {alpha:g} |",
+                flush=True,
+            )
+
+
+def lce_cmd(args):
+    from sklhebb import LocalCompetitiveEncoder
+
+    X, y, Xt, yt = data(args.n_train, args.n_test)
+    X, Xt = X.reshape(len(X), -1), Xt.reshape(len(Xt), -1)
+    widths = args.widths
+    print(
+        f"Fashion-MNIST {len(X)} train / {len(Xt)} test, LocalCompetitiveEncoder layer-wise {widths}, {args.epochs} epochs per layer, "
+        f"tuned_ridge readout; load {os.getloadavg()}",
+        flush=True,
+    )
+    print("| readout input | layer | features | fit (s) | accuracy | alpha |")
+    print("|---|---|---|---|---|---|")
+    acc, alpha, _ = tuned_ridge(X, y, Xt, yt)
+    print(f"| raw pixels | - | {X.shape[1]} | - | {acc:.4f} | {alpha:g} |", flush=True)
+    net = dict(n_components=widths[-1], hidden_layer_sizes=tuple(widths[:-1]), return_layers="all", random_state=0)
+    t0 = time.perf_counter()
+    learned = LocalCompetitiveEncoder(max_iter=args.epochs, **net).fit(X)
+    t_fit = time.perf_counter() - t0
+    initial = LocalCompetitiveEncoder(max_iter=1, learning_rate=1e-12, **net).fit(X)
+    bounds = np.cumsum([0] + list(widths))
+    for p in range(len(widths)):
+        ctrl = copy.deepcopy(learned)
+        ctrl.coefs_ = learned.coefs_[:p] + initial.coefs_[p:]
+        for label, enc in (("learned", learned), ("untrained, on the learned layers below", ctrl)):
+            F, Ft = enc.transform(X)[:, bounds[p] : bounds[p + 1]], enc.transform(Xt)[:, bounds[p] : bounds[p + 1]]
+            acc, alpha, _ = tuned_ridge(F, y, Ft, yt)
+            fit = f"{t_fit:.1f}" if enc is learned and p == 0 else "-"
+            print(f"| layer {p + 1} {label} | {p + 1} | {F.shape[1]} | {fit} | {acc:.4f} | {alpha:g} |", flush=True)
+
+
 def nps_cmd(args):
     from sklhebb import NSMEncoder
 
@@ -235,7 +494,7 @@ def nsm_conv_cmd(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["whiten", "stack", "nps", "nsm-conv"])
+    parser.add_argument("what", choices=["whiten", "stack", "nps", "nsm-conv", "deep", "lce", "conv-search", "struct-search"])
     parser.add_argument("--n-train", type=int, default=10_000)
     parser.add_argument("--n-test", type=int, default=10_000)
     parser.add_argument("--whiten", nargs="+", default=["none", "0.1"])
@@ -247,8 +506,18 @@ def main():
     parser.add_argument("--whiten2", default="none")
     parser.add_argument("--svc-scaled", action="store_true", help="nps: StandardScaler before the LinearSVC readout")
     parser.add_argument("--nps", type=int, nargs="+", default=[4, 8, 16, 32, 64])
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.5], help="deep: layer_input_scale values")
+    parser.add_argument("--radius2", type=float, nargs="+", default=[1.5, 3.0], help="deep: layer 2 radii (layer-1 site units)")
+    parser.add_argument("--svc", action="store_true", help="conv-search: the tuned LinearSVC readout as well")
+    parser.add_argument("--split-lateral", action="store_true", help="conv-search: also the learned W with L = I")
+    parser.add_argument("--configs", nargs="+", default=["{}"], help="conv-search: JSON dicts of NSMEncoder parameters")
+    parser.add_argument("--widths", type=int, nargs="+", default=[1000, 1000], help="lce: units per layer, bottom first")
+    parser.add_argument("--eta", type=float, default=0.02, help="deep: learning rate of both layers")
+    parser.add_argument("--activation", default="tanh", help="deep: the activation of both layers")
+    parser.add_argument("--gammas", type=float, nargs="+", default=[0.0, 0.1], help="deep: feedback strengths")
     args = parser.parse_args()
-    {"whiten": whiten_cmd, "stack": stack_cmd, "nps": nps_cmd, "nsm-conv": nsm_conv_cmd}[args.what](args)
+    commands = {"whiten": whiten_cmd, "stack": stack_cmd, "nps": nps_cmd, "nsm-conv": nsm_conv_cmd, "deep": deep_cmd, "lce": lce_cmd}
+    {**commands, "conv-search": conv_search_cmd, "struct-search": struct_search_cmd}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -515,10 +515,14 @@ def test_cuda_matches_cpu():
 
 
 # ------------------------------------------------------------------ deep
-def deep_residual_loop(X, Ws, Ls, Rs, gamma, activation):
-    """Obeid Eq. (17) at a fixed point, per layer p and unit i, by loops (scaled as the rule's tolerance)."""
+def deep_residual_loop(X, Ws, Ls, Rs, gamma, activation, scales=None):
+    """Obeid Eq. (17) at a fixed point, per layer p and unit i, by loops (scaled as the rule's tolerance).
+
+    ``scales``: c_p of ``layer_input_scale``, bottom first (c_1 = 1): layer p's input is c_p r^(p-1), in its drive
+    and in the feedback gamma c_p W^(p)^T r^(p) onto the layer below."""
     worst = 0.0
     P = len(Ws)
+    scales = [1.0] * P if scales is None else scales
     for t in range(X.shape[0]):
         below = list(X[t])
         for p in range(P):
@@ -529,9 +533,9 @@ def deep_residual_loop(X, Ws, Ls, Rs, gamma, activation):
                 u = drive[i] - sum((L[i, k] - (i == k)) * r[k] for k in range(L.shape[0]))
                 if p < P - 1:
                     Wn, rn = Ws[p + 1], Rs[p + 1][t]
-                    u += gamma * sum(Wn[k, i] * rn[k] for k in range(Wn.shape[0]))
+                    u += gamma * scales[p + 1] * sum(Wn[k, i] * rn[k] for k in range(Wn.shape[0]))
                 worst = max(worst, abs(f_scalar(u, activation) - r[i]) / scale)
-            below = list(r)
+            below = [scales[p + 1] * v for v in r] if p < P - 1 else list(r)
     return worst
 
 
@@ -857,19 +861,25 @@ def test_deep_structured_per_layer_parameters_are_checked():
     assert enc.layer_feedforward_masks_[2].all()
 
 
-def test_deep_structured_transform_is_a_fixed_point_of_eq17():
+@pytest.mark.parametrize("c", [1.0, 0.5])
+def test_deep_structured_transform_is_a_fixed_point_of_eq17(c):
     """Every layer of the returned outputs satisfies Obeid Eq. (17) at its fixed point:
-    r^(p) = f(W^(p) r^(p-1) - (L^(p) - I) r^(p) + gamma W^(p+1)^T r^(p+1)) (no gamma on the W and L terms)."""
+    r^(p) = f(W^(p) x^(p) - (L^(p) - I) r^(p) + gamma c_(p+1) W^(p+1)^T r^(p+1)) (no gamma on the W and L terms), with
+    x^(p) = c_p r^(p-1) (``layer_input_scale``; c = 1 is the paper's network)."""
     X = small_images(32, dtype=np.float64)
     gamma, tol = 0.5, 1e-8
     for activation in ("tanh", "capped_relu"):
-        enc = NSMEncoder(activation=activation, gamma=gamma, tol=tol, max_iter_dynamics=20000, max_iter=2, return_layers="all", **DEEP_STRUCT).fit(X)
+        enc = NSMEncoder(
+            activation=activation, gamma=gamma, layer_input_scale=c, tol=tol, max_iter_dynamics=20000, max_iter=2, return_layers="all", **DEEP_STRUCT
+        ).fit(X)
         Rs = split_layers(enc, enc.transform(X[:15]))
         Ws, Ls = enc.layer_components_, [dense_lateral(L) for L in enc.layer_laterals_]
         Xf = X[:15].reshape(15, -1)
-        assert deep_residual_loop(Xf, Ws, Ls, Rs, gamma, activation) <= tol * (1 + 1e-6)
+        assert deep_residual_loop(Xf, Ws, Ls, Rs, gamma, activation, [1.0, c]) <= tol * (1 + 1e-6)
         # and not a fixed point of the equation without feedback (the gamma term matters)
-        assert deep_residual_loop(Xf, Ws, Ls, Rs, 0.0, activation) > 100 * tol
+        assert deep_residual_loop(Xf, Ws, Ls, Rs, 0.0, activation, [1.0, c]) > 100 * tol
+        if c != 1.0:  # nor of the unscaled network (the scale matters)
+            assert deep_residual_loop(Xf, Ws, Ls, Rs, gamma, activation) > 100 * tol
 
 
 def test_deep_dynamics_with_blocks_and_top_drive_reach_eq17():
@@ -909,9 +919,10 @@ def test_deep_dynamics_with_blocks_and_top_drive_reach_eq17():
         np.testing.assert_allclose(Rs[1], dense[1], atol=1e-7)
 
 
-@pytest.mark.parametrize("alpha", [0.0, 1.5])
-def test_deep_structured_update_matches_loop_transcription_of_eq19(alpha):
-    """One minibatch: Delta W^(p)_ij = eta (c^W_ij <r^(p)_i r^(p-1)_j> - W_ij),
+@pytest.mark.parametrize("alpha, c", [(0.0, 1.0), (1.5, 1.0), (0.0, 0.4)])
+def test_deep_structured_update_matches_loop_transcription_of_eq19(alpha, c):
+    """One minibatch: Delta W^(p)_ij = eta (c^W_ij <r^(p)_i x^(p)_j> - W_ij), x^(p) = c_p r^(p-1)
+    (``layer_input_scale``, c_1 = 1; x^(1) the input),
     Delta L^(p)_ij = (eta / 2 tau)(c^L_ij <r^(p)_i r^(p)_j> - L_ij / (1 + gamma (1 - delta_pP))) (Obeid Eq. 19 with the
     gamma^(p-P) factors absorbed into eta), and for deep S^2M Delta V = eta (<r^(P) y^T> - V) (Bahroun Eq. 8)."""
     X = small_images(34, n=24, dtype=np.float64)
@@ -923,6 +934,7 @@ def test_deep_structured_update_matches_loop_transcription_of_eq19(alpha):
         learning_rate=eta,
         tau=tau,
         alpha=alpha,
+        layer_input_scale=c,
         tol=1e-12,
         max_iter_dynamics=50000,
         shuffle=False,
@@ -935,11 +947,15 @@ def test_deep_structured_update_matches_loop_transcription_of_eq19(alpha):
     V = enc.label_components_.copy() if alpha else None
     Xf = X.reshape(24, -1)
     Y = np.eye(3)[y] * math.sqrt(alpha)
-    Rs, _ = rules.deep_fixed_point(Xf, Ws, Ls, gamma=gamma, activation="tanh", tol=1e-12, max_iter=50000, top_drive=Y @ V.T if alpha else None)
+    Rs, _ = rules.deep_fixed_point(
+        Xf, [Ws[0], c * Ws[1]], Ls, gamma=gamma, activation="tanh", tol=1e-12, max_iter=50000, top_drive=Y @ V.T if alpha else None
+    )
+    if not alpha:  # the fixed point of the scaled network's Eq. (17), by loops
+        assert deep_residual_loop(Xf, Ws, [dense_lateral(L) for L in Ls], Rs, gamma, "tanh", [1.0, c]) <= 1e-12 * (1 + 1e-6)
     enc.partial_fit(X, y)  # one minibatch
     T = 24
     for p in range(2):
-        below = Xf if p == 0 else Rs[0]
+        below = Xf if p == 0 else c * Rs[0]
         R, W, L = Rs[p], Ws[p], dense_lateral(Ls[p])
         cW = enc.layer_feedforward_masks_[p]
         cL = enc.layer_lateral_masks_[p]
@@ -1162,3 +1178,19 @@ def test_digits_with_defaults_beat_raw_pixels():
     enc = NSMEncoder(random_state=0).fit(Xtr)
     acc = LogisticRegression(max_iter=3000).fit(enc.transform(Xtr), ytr).score(enc.transform(Xte), yte)
     assert acc >= raw, (acc, raw)
+
+
+def test_layer_input_scale_is_checked_and_warns_without_layers():
+    X = small_images(37)
+    with pytest.raises(ValueError, match="layer_input_scale has 2 entries but the network has 1 layers above the first"):
+        NSMEncoder(activation="tanh", layer_input_scale=(0.5, 0.5), max_iter=1, **DEEP_STRUCT).fit(X)
+    with pytest.warns(UserWarning, match="layer_input_scale=0.5 has no effect: the network has one layer"):
+        NSMEncoder(2, layer_input_scale=0.5, structure="local", max_iter=1, input_scale=1.0).fit(X)
+    # the scale reaches layer 2's input: its outputs change, layer 1's do not (gamma = 0: no feedback)
+    kw = dict(activation="tanh", max_iter=1, learning_rate=1e-12, return_layers="all", **DEEP_STRUCT)
+    paper = NSMEncoder(**kw).fit(X)
+    a = split_layers(paper, paper.transform(X))
+    enc = NSMEncoder(layer_input_scale=(0.5,), **kw).fit(X)
+    b = split_layers(enc, enc.transform(X))
+    np.testing.assert_allclose(a[0], b[0], atol=1e-6)
+    assert np.abs(a[1] - b[1]).max() > 1e-3

@@ -59,6 +59,7 @@ BAD = {
     "normalize_patches": ["yes"],
     "pool": ["avg"],
     "gamma": [-1],
+    "layer_input_scale": [0, -1, (0,), ("a",), ()],
     "structure": ["global"],
     "site_stride": [0, (0,), (2.5,), ("a",), ()],
     "radius": [-1, (-1,), ("a",)],

@@ -215,6 +215,21 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
     gamma : float, default=0.0
         Feedback strength between the layers (Obeid Eq. 12, 17); 0 is
         bottom-up only.
+    layer_input_scale : float or sequence of float, default=1.0
+        Deep network: the factor c_p by which layer p's input, the outputs
+        r^(p-1) of the layer below, is multiplied, x^(p) = c_p r^(p-1)
+        (p = 2, ..., P; the first layer's input is scaled by
+        ``input_scale``). One number for every layer above the first, or one
+        per layer above the first, bottom first (length
+        ``len(hidden_layer_sizes)``). 1.0 is the paper's network (Obeid Eq.
+        17, 19). With c_p the network is the paper's with x^(p) in place of
+        r^(p-1) in every term: drive W^(p) x^(p), feedback
+        gamma c_p W^(p)^T r^(p) onto layer p-1 (the gradient of the cost in
+        which layer p matches the similarities of x^(p)), and
+        Delta W^(p) = eta (r^(p) x^(p)^T - W^(p)). Trained tanh layers give
+        outputs of a larger norm than their input (18 against 8 for
+        mean-subtracted Fashion-MNIST pixels), which saturates layer 2; 0.5
+        removes that saturation there (benchmarks/RESULTS.md, issue 14).
     return_layers : {"top", "all"}, default="top"
         ``transform`` returns the top layer, or all layers concatenated
         (bottom first; in the structured layout each layer ordered site row,
@@ -365,6 +380,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         "pool_stride": [Interval(Integral, 1, None, closed="left"), None],
         "hidden_layer_sizes": [LayerSizes()],
         "gamma": [Interval(Real, 0, None, closed="left")],
+        "layer_input_scale": [PerLayer(Interval(Real, 0, None, closed="neither"))],
         "return_layers": [StrOptions({"top", "all"})],
         "structure": [StrOptions({"auto", "local"}), None],
         "site_stride": [PerLayer(Interval(Integral, 1, None, closed="left"))],
@@ -407,6 +423,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         pool_stride=None,
         hidden_layer_sizes=(),
         gamma=0.0,
+        layer_input_scale=1.0,
         return_layers="top",
         structure="auto",
         site_stride=2,
@@ -446,6 +463,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         self.pool_stride = pool_stride
         self.hidden_layer_sizes = hidden_layer_sizes
         self.gamma = gamma
+        self.layer_input_scale = layer_input_scale
         self.return_layers = return_layers
         self.structure = structure
         self.site_stride = site_stride
@@ -500,6 +518,19 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         """[W^(1), ..., W^(P)], [L^(1), ..., L^(P)] from the parameters."""
         return [params[wk] for wk, _ in self._keys()], [params[lk] for _, lk in self._keys()]
 
+    def _layer_scales(self):
+        """c_p of every layer, bottom first: 1 for the first (``input_scale`` scales it), then ``layer_input_scale``."""
+        c = self.layer_input_scale
+        above = len(self.hidden_layer_sizes)
+        if not isinstance(c, (tuple, list)):
+            return [1.0] + [float(c)] * above
+        if len(c) != above:
+            raise ValueError(
+                f"layer_input_scale has {len(c)} entries but the network has {above} layers above the first "
+                f"(len(hidden_layer_sizes) = {above}): give one entry per layer above the first, bottom first, or a single number."
+            )
+        return [1.0] + [float(v) for v in c]
+
     def _setup(self, images, codes, dtype):
         """The layers (:mod:`sklhebb.rules.structure`), fixed at the first fit."""
         for name in ("feedforward_mask_", "lateral_mask_", "layer_feedforward_masks_", "layer_lateral_masks_"):
@@ -516,6 +547,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         if self._conv() and (self.window > H or self.window > W):
             raise ValueError(f"window={self.window} is larger than the images ({H} x {W}); choose window <= {min(H, W)}.")
         self.input_scale_ = self._input_scale(images)
+        self._layer_scales()  # checks the length of layer_input_scale
         if self._structure() == "local":
             self._layers = structured_layers(
                 self.image_shape_, self._sizes(), self.site_stride, self.radius, self.lateral_radius, blocks=self._block_laterals
@@ -604,10 +636,14 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
 
     # -------------------------------------------------------------- the rules
     def _fixed_point(self, X, Ws, Ls, top_drive=None):
-        """Outputs r* of every layer for inputs X (rows): Obeid Eq. (1), Eq. (17) for several layers."""
+        """Outputs r* of every layer for inputs X (rows): Obeid Eq. (1), Eq. (17) for several layers.
+
+        With ``layer_input_scale`` the network of Eq. (17) on the inputs x^(p) = c_p r^(p-1): its drive
+        W^(p) c_p r^(p-1) and feedback gamma c_p W^(p)^T r^(p) are those of Eq. (17) with c_p W^(p).
+        """
         return rules.deep_fixed_point(
             X,
-            Ws,
+            [W if c == 1.0 else c * W for c, W in zip(self._layer_scales(), Ws)],
             Ls,
             gamma=self.gamma,
             activation=self.activation,
@@ -639,14 +675,14 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         Y = None if codes is None else self._scaled_labels(bk, codes, params["V"].shape[1], X.dtype)
         Rs, k = self._fixed_point(X, Ws, Ls, None if Y is None else Y @ params["V"].T)
         self._dynamics_counts.append(k)
-        below, changes = X, []
+        below, changes, scales = X, [], self._layer_scales()
         for p in range(len(keys)):
             # Obeid Eq. (19), gamma^(p-P) absorbed into the learning rate (as the paper suggests), so the
             # lateral decay is 1 / (1 + gamma) below the top; c in {0, 1}: the Hebbian terms are masked,
             # so weights outside the structure stay exactly 0
             decay = 1.0 if p == len(keys) - 1 else 1.0 / (1.0 + self.gamma)
             changes += rules.nsm_update(Ws[p], Ls[p], below, Rs[p], W_mask=masks[p][0], L_mask=masks[p][1], lateral_decay=decay)
-            below = Rs[p]
+            below = Rs[p] if p + 1 == len(keys) or scales[p + 1] == 1.0 else scales[p + 1] * Rs[p]  # x^(p+1)
         if Y is not None:
             changes.append(rules.nsm_update(params["V"], None, Y, Rs[-1])[0])  # Bahroun Eq. (8), top layer
         # means over the rows of every rank under data_parallel, in one all-reduce (identity in one process)
@@ -713,6 +749,11 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         changed = self._changed(self._STRUCTURE_PARAMETERS)
         if changed and self._structure() is None:
             notes.append(f"{', '.join(changed)} only apply to structure='local'; leave them at their defaults")
+        if self.layer_input_scale != 1.0 and not self.hidden_layer_sizes:
+            notes.append(
+                f"layer_input_scale={self.layer_input_scale!r} has no effect: the network has one layer "
+                "(hidden_layer_sizes=()); its input is scaled by input_scale"
+            )
         if self.gamma > 0 and not self.hidden_layer_sizes:
             notes.append(
                 f"gamma={self.gamma} has no effect: the network has one layer (hidden_layer_sizes=()), so there is no feedback between layers"
@@ -974,7 +1015,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         else:
             stream = RowStream(bk, images.reshape(images.shape[0], -1), _TRANSFORM_CHUNK_ROWS, dtype)
         Ws, Ls = self._weights(params)
-        P = len(Ws)
+        P, scales = len(Ws), self._layer_scales()
         grams, regs, n = [None] * P, [0.0] * P, 0
         for Xb in stream.epoch(None):
             Xb = self._scaled(Xb)
@@ -984,7 +1025,7 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
                 t = rules.sm_gram_terms(below, Rs[p], n_blocks=Ls[p].shape[0] if Ls[p].ndim == 3 else None)
                 grams[p] = t if grams[p] is None else tuple(a + b for a, b in zip(grams[p], t))
                 regs[p] += float(xp.sum(rules.nsm_regularizer(Rs[p], self.activation, threshold=self.threshold)))
-                below = Rs[p]
+                below = Rs[p] if p + 1 == P or scales[p + 1] == 1.0 else scales[p + 1] * Rs[p]  # x^(p+1)
             n += Xb.shape[0]
         masks = [(None, None)] * P
         if self._structure() is not None:
