@@ -479,6 +479,8 @@ def full(args):
             f"(process CPU {fit_cpu:.1f} + {tr_cpu:.1f} s; loads {min(loads):.1f}-{max(loads):.1f}); {F.shape[1]} features",
             flush=True,
         )
+        if args.time_only:
+            return
         row("learned", F, Ft)
         del F, Ft
     if "untrained" in args.rows:
