@@ -522,6 +522,7 @@ def main():
     )
     ap.add_argument("--max-iter", type=int, default=500, help="full: the readout's max_iter")
     ap.add_argument("--kmeans-k", type=int, default=400, help="full: k-means centroids of the Coates & Ng baseline")
+    ap.add_argument("--time-only", action="store_true", help="full: stop after timing the learned features")
     ap.add_argument(
         "--rows", nargs="+", choices=["learned", "untrained", "kmeans"], default=["learned", "untrained", "kmeans"], help="full: the rows to run"
     )
