@@ -3,6 +3,7 @@
     python benchmarks/bench_krotov.py speed [--quick] [--threads 1 2] [--backend numpy torch] [--pause 0.2]
     python benchmarks/bench_krotov.py accuracy [--quick] [--n-train N] [--n-test N]
     python benchmarks/bench_krotov.py transform [--quick] [--n-train 10000] [--k 400] [--threads 1 2]
+    python benchmarks/bench_krotov.py full [--n-train 60000] [--n-test 10000] [--encoder JSON] [--layer2 JSON] [--C ...]
 
 speed
     One minibatch of Eq. (1)-(2) for K = 400 units, W = 4, C = 3 (N = 48),
@@ -24,14 +25,33 @@ accuracy
     Fashion-MNIST (local Debian package): NNL-CONV features of learned
     filters against the same architecture with random filters (the control),
     StandardScaler + LogisticRegression readout, with fit/transform times.
+full
+    The issue-14 bar on Fashion-MNIST (the first ``--n-train`` / ``--n-test``
+    images, pixels in [0, 1]): a KrotovPatchEncoder (``--encoder``, its
+    parameters as JSON; ``--layer2``: a second layer on its image-layout maps,
+    whose features are concatenated with layer 1's) against the same
+    architecture with standard-normal filters (the untrained control; same
+    whitening) and Coates & Ng's k-means pipeline (K-means centroids of 100,000
+    centred, unit-norm, ZCA-whitened 5 x 5 patches, triangle activation
+    max(0, mean_k z - z_k) of the distances z, sum pooling over the four
+    quadrants). Readout: StandardScaler + ``--readout`` (LogisticRegression or
+    LinearSVC), C chosen on the last ``--val`` of the training images (fitted on
+    the rest) and refitted on all of them; the test set is scored once. The
+    learned features' fit and transform are timed each in its own hold of
+    ``--lock`` (the transform of the training set in holds of 20,000 images).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
+import fcntl
+import json
+import os
 import platform
 import time
+import warnings
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -290,9 +310,196 @@ def transform(args):
         print(f"| {threads} | {tp:.2f} | {tt:.2f} | {r:.2f} [{lo:.2f}, {hi:.2f}] |")
 
 
+@contextlib.contextmanager
+def _held(path):
+    """Hold the benchmark lock ``path`` exclusively (None: no lock); yields the 1-minute load average."""
+    if path is None:
+        yield _load()
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield _load()
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _load():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def _stack_features(layers, X, lock=None, hold=20_000):
+    """Features of ``layers`` (layer 1, optionally layer 2 on its image-layout maps, concatenated) on ``X``.
+
+    Computed in holds of ``hold`` images (each its own hold of ``lock``); returns (F, seconds, loads).
+    """
+    F, seconds, loads = None, 0.0, []
+    for start in range(0, len(X), hold):
+        with _held(lock) as load:
+            loads.append(load)
+            t0 = time.perf_counter()
+            Z = layers[0].transform(X[start : start + hold])
+            parts = [Z.reshape(len(Z), -1)] + [layer.transform(Z) for layer in layers[1:]]
+            seconds += time.perf_counter() - t0
+        part = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+        if F is None:
+            F = np.empty((len(X), part.shape[1]), np.float32)
+        F[start : start + len(part)] = part
+    return F, seconds, loads
+
+
+def _untrained(layers, seed=1):
+    """The same fitted layers (same whitening) with standard-normal filters, never trained."""
+    out = copy.deepcopy(layers)
+    rng = np.random.RandomState(seed)
+    for layer in out:
+        layer.components_ = rng.standard_normal(layer.components_.shape).astype(layer.components_.dtype)
+    return out
+
+
+def _coates_ng_features(X_fit, sets, k, window=5, eps=0.1, n_patches=100_000, seed=0):
+    """Coates & Ng (2011): k-means on centred, unit-norm, ZCA-whitened patches; triangle activation; quadrant sums."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    from sklhebb._backend import resolve
+    from sklhebb.image import extract_patches, normalize_rows, whiten_rows, zca_matrix
+
+    bk = resolve("numpy")
+    d = window * window
+
+    def patches(chunk):
+        return normalize_rows(bk, extract_patches(bk, chunk[..., None], window, 1), center=True)
+
+    rng = np.random.RandomState(seed)
+    per_image = (X_fit.shape[1] - window + 1) * (X_fit.shape[2] - window + 1)
+    take = np.unique(rng.randint(0, len(X_fit) * per_image, n_patches))  # sampled patch indices
+    P = []
+    for i in range(0, len(X_fit), 1000):
+        mine = take[(take >= i * per_image) & (take < (i + 1000) * per_image)] - i * per_image
+        P.append(patches(X_fit[i : i + 1000]).reshape(-1, d)[mine])
+    P = np.concatenate(P).astype(np.float64)
+    whitening = zca_matrix(P.mean(axis=0), P.T @ P / len(P), eps)
+    P = whiten_rows(bk, P, whitening, normalize=False)
+    km = MiniBatchKMeans(k, batch_size=4096, n_init=3, random_state=seed).fit(P)
+    C = km.cluster_centers_.astype(np.float32)
+    cc = (C * C).sum(axis=1)
+    whitening = tuple(a.astype(np.float32) for a in whitening)
+
+    def encode(X):
+        out = []
+        for i in range(0, len(X), 500):
+            Q = whiten_rows(bk, patches(X[i : i + 500]), whitening, normalize=False)
+            z = np.sqrt(np.maximum((Q * Q).sum(-1, keepdims=True) - 2 * Q @ C.T + cc, 0))
+            f = np.maximum(z.mean(axis=-1, keepdims=True) - z, 0)  # triangle activation
+            h, w = f.shape[1] // 2, f.shape[2] // 2
+            out.append(np.concatenate([f[:, r : r + h, c : c + w].sum(axis=(1, 2)) for r in (0, h) for c in (0, w)], axis=1))
+        return np.concatenate(out)
+
+    return [encode(X) for X in sets]
+
+
+def _tuned_readout(F, y, Ft, yt, Cs, kind, val, max_iter, tune_rows=None):
+    """StandardScaler + linear readout; C chosen on the last ``val`` of the training rows, refitted on all; test accuracy.
+
+    Each C is fitted on the training rows before the validation rows (at most ``tune_rows`` of them, to save time).
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    def model(C):
+        if kind == "logreg":
+            return LogisticRegression(C=C, max_iter=max_iter)
+        return LinearSVC(C=C, max_iter=max_iter)
+
+    scaler = StandardScaler(copy=False).fit(F)
+    F, Ft = scaler.transform(F, copy=False), scaler.transform(Ft, copy=False)
+    n_val = int(round(len(F) * val))
+    scores = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for C in Cs:
+            n_fit = len(F) - n_val if tune_rows is None else min(tune_rows, len(F) - n_val)
+            scores[C] = model(C).fit(F[:n_fit], y[:n_fit]).score(F[-n_val:], y[-n_val:])
+        best = max(Cs, key=lambda C: (scores[C], -C))
+        return model(best).fit(F, y).score(Ft, yt), best, scores
+
+
+def full(args):
+    """Learned KrotovPatchEncoder features against the untrained control and Coates & Ng k-means, one run."""
+    from sklhebb import KrotovPatchEncoder
+    from sklhebb.datasets import load_fashion_mnist
+
+    X, y = load_fashion_mnist(kind="train")
+    Xt, yt = load_fashion_mnist(kind="t10k")
+    X, y = X[: args.n_train].astype(np.float32) / 255, y[: args.n_train]
+    Xt, yt = Xt[: args.n_test].astype(np.float32) / 255, yt[: args.n_test]
+    kw1 = json.loads(args.encoder)
+    if args.layer2 is not None:
+        kw1["output_layout"] = "image"
+    n_fit = min(args.fit_images or len(X), len(X))
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    print(
+        f"Fashion-MNIST {len(X)} / {len(Xt)}; layer 1 {kw1}; layer 2 {args.layer2}; filters fitted on {n_fit} images; "
+        f"OMP_NUM_THREADS={threads}; lock {args.lock}; readout StandardScaler + {args.readout}, "
+        f"C in {args.C} on the last {args.val} of the training set (fitted on {args.tune_rows or 'all the other'} rows)",
+        flush=True,
+    )
+    print("| features | dimensions | validation accuracy per C | C | test accuracy |")
+    print("|---|---|---|---|---|", flush=True)
+
+    def row(label, F, Ft):
+        acc, C, scores = _tuned_readout(F, y, Ft, yt, args.C, args.readout, args.val, args.max_iter, args.tune_rows)
+        vals = ", ".join(f"{c:g}: {s:.4f}" for c, s in scores.items())
+        print(f"| {label} | {F.shape[1]} | {vals} | {C:g} | {acc:.4f} |", flush=True)
+
+    if "learned" in args.rows or "untrained" in args.rows:
+        # the untrained row alone keeps only the fitted whitening (fitted before the first epoch): one epoch is enough
+        epochs = {} if "learned" in args.rows else {"max_iter": 1}
+        layers, fit_s, fit_cpu, fit_loads = [KrotovPatchEncoder(random_state=0, **{**kw1, **epochs})], 0.0, 0.0, []
+        with _held(args.lock) as load:
+            fit_loads.append(load)
+            t0, c0 = time.perf_counter(), time.process_time()
+            layers[0].fit(X[:n_fit])
+            fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
+        if args.layer2 is not None:
+            with _held(args.lock) as load:
+                fit_loads.append(load)
+                t0, c0 = time.perf_counter(), time.process_time()
+                layer2 = KrotovPatchEncoder(random_state=1, **{**json.loads(args.layer2), **epochs})
+                layers.append(layer2.fit(layers[0].transform(X[:n_fit])))
+                fit_s, fit_cpu = fit_s + time.perf_counter() - t0, fit_cpu + time.process_time() - c0
+    if "learned" in args.rows:
+        c0 = time.process_time()
+        F, tr_s, tr_loads = _stack_features(layers, X, args.lock)
+        Ft, te_s, te_loads = _stack_features(layers, Xt, args.lock)
+        tr_cpu = time.process_time() - c0
+        loads = fit_loads + tr_loads + te_loads
+        print(
+            f"learned features: fit {fit_s:.1f} s + transform {tr_s + te_s:.1f} s = {fit_s + tr_s + te_s:.1f} s wall "
+            f"(process CPU {fit_cpu:.1f} + {tr_cpu:.1f} s; loads {min(loads):.1f}-{max(loads):.1f}); {F.shape[1]} features",
+            flush=True,
+        )
+        if args.time_only:
+            return
+        row("learned", F, Ft)
+        del F, Ft
+    if "untrained" in args.rows:
+        F, _, _ = _stack_features(_untrained(layers), X)
+        Ft, _, _ = _stack_features(_untrained(layers), Xt)
+        row("untrained (standard-normal filters)", F, Ft)
+        del F, Ft
+    if "kmeans" in args.rows:
+        t0 = time.perf_counter()
+        F, Ft = _coates_ng_features(X[:n_fit], [X, Xt], args.kmeans_k)
+        row(f"Coates & Ng k-means K={args.kmeans_k} ({time.perf_counter() - t0:.0f} s, not under the lock)", F, Ft)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["speed", "accuracy", "transform"])
+    ap.add_argument("what", choices=["speed", "accuracy", "transform", "full"])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--pause", type=float, default=0.2, help="idle seconds before each floor block and each fit (speed)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -305,8 +512,26 @@ def main():
     ap.add_argument(
         "--settings", type=int, nargs="+", help="indices of the settings to run (0 paper, 1 centred, 2 literal sum, 3 centred literal sum)"
     )
+    ap.add_argument(
+        "--encoder", default='{"n_components": 400, "window": 5, "pool_size": 6, "pool_stride": 6}', help="full: layer 1's parameters (JSON)"
+    )
+    ap.add_argument("--layer2", default=None, help="full: a second layer's parameters (JSON); its features are concatenated with layer 1's")
+    ap.add_argument("--fit-images", type=int, default=None, help="full: images the filters are fitted on (default all)")
+    ap.add_argument("--readout", choices=["logreg", "svc"], default="logreg")
+    ap.add_argument("--C", type=float, nargs="+", default=[0.001, 0.01, 0.1])
+    ap.add_argument("--val", type=float, default=0.1, help="full: share of the training images the readout's C is chosen on")
+    ap.add_argument(
+        "--tune-rows", type=int, default=None, help="full: training rows each C is fitted on while tuning (default all but the validation rows)"
+    )
+    ap.add_argument("--max-iter", type=int, default=500, help="full: the readout's max_iter")
+    ap.add_argument("--kmeans-k", type=int, default=400, help="full: k-means centroids of the Coates & Ng baseline")
+    ap.add_argument("--time-only", action="store_true", help="full: stop after timing the learned features")
+    ap.add_argument(
+        "--rows", nargs="+", choices=["learned", "untrained", "kmeans"], default=["learned", "untrained", "kmeans"], help="full: the rows to run"
+    )
+    ap.add_argument("--lock", default=None, help="full: the benchmark lock held while the learned features are fitted and computed")
     args = ap.parse_args()
-    {"speed": speed, "accuracy": accuracy, "transform": transform}[args.what](args)
+    {"speed": speed, "accuracy": accuracy, "transform": transform, "full": full}[args.what](args)
 
 
 if __name__ == "__main__":
