@@ -14,13 +14,18 @@ moves between cores). Here each thread cuts its own rows of the minibatch,
 computes their currents with a one-thread BLAS call and ranks them where they
 were computed; the threads only exchange the (K, N) sums and the updated
 weights.
+
+The currents are formed transposed (unit by patch), so that the ranking is one
+pass whose inner loop runs over patches and vectorises, and the cut, the
+ranking and the Hebbian sums are separate compiled functions called from the
+parallel loop: inlined into it, LLVM left their loops scalar (the ranking of
+1,000 x 400 currents: 0.58 ms inlined against 0.16 ms called, one thread).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-from numba.extending import overload
 
 from .._numba import launch_lock
 
@@ -28,71 +33,44 @@ __all__ = ["fit_step", "KrotovStepper"]
 
 
 # ------------------------------------------------------------ rank selection
-def _key(bits):
-    """An integer that orders like the float whose bits are ``bits``.
+@njit(nogil=True, cache=True)
+def _top2(It, n, a1, m1, a2, m2):
+    """Columns (units) of ranks 1 and 2 of each of the n patches, and their currents.
 
-    Non-negative floats order like their bit patterns, negative ones in
-    reverse; flipping the low bits of the negative ones fixes that, and
-    adding one to every negative key makes -0.0 tie with +0.0 as in NumPy.
-    Integer max/min reductions vectorise where float ones do not. (Python
-    reference; numba compiles the overload below, with constant shifts.)
+    ``It`` holds the currents transposed, one unit per row, so the pass walks
+    the units once and keeps, for every patch at once, the largest current seen
+    and the largest of the others; the patch loop is elementwise and
+    vectorises. Strict comparisons in unit order give NumPy's order: larger
+    value first and, among equal values, the smaller unit (a unit equal to the
+    winner that comes later is second, as with argmax, mask, argmax).
     """
-    k = bits ^ ((bits >> (8 * bits.itemsize - 1)) & np.iinfo(bits.dtype).max)
-    return k + ((k >> (8 * bits.itemsize - 1)) & 1)
-
-
-@overload(_key, inline="always")
-def _key_numba(bits):
-    if bits.bitwidth == 32:
-        s, m, one = np.int32(31), np.int32(0x7FFFFFFF), np.int32(1)
-    else:
-        s, m, one = np.int64(63), np.int64(0x7FFFFFFFFFFFFFFF), np.int64(1)
-
-    def impl(bits):
-        k = bits ^ ((bits >> s) & m)
-        return k + ((k >> s) & one)
-
-    return impl
-
-
-@njit(inline="always")
-def _top2(bits, r, K, lowest):
-    """Columns of ranks 1 and 2 of row r, as NumPy's argmax, masking, argmax.
-
-    The order is larger value first and, among equal values, the smaller
-    column. Three vectorised passes: the largest key; then, together, its first
-    column, how often it occurs and the largest smaller key; then that key's
-    first column. A tie for the largest value (rare) takes one more pass.
-    """
-    m1 = lowest
+    K = It.shape[0]
+    for j in range(n):
+        m1[j] = -np.inf
+        m2[j] = -np.inf
+        a1[j] = 0
+        a2[j] = 0
     for k in range(K):
-        m1 = max(m1, _key(bits[r, k]))
-    top = K
-    n1 = 0
-    m2 = lowest
-    for k in range(K):
-        key = _key(bits[r, k])
-        top = min(top, k if key == m1 else K)
-        n1 += key == m1
-        m2 = max(m2, key if key < m1 else lowest)
-    if n1 > 1:  # the value of rank 2 equals the winner's: its next column
-        for k in range(top + 1, K):
-            if _key(bits[r, k]) == m1:
-                return top, k
-    anti = K
-    for k in range(K):
-        anti = min(anti, k if _key(bits[r, k]) == m2 else K)
-    return top, anti
+        for j in range(n):
+            x = It[k, j]
+            g1 = x > m1[j]
+            g2 = x > m2[j]
+            m2[j] = m1[j] if g1 else (x if g2 else m2[j])
+            a2[j] = a1[j] if g1 else (k if g2 else a2[j])
+            m1[j] = x if g1 else m1[j]
+            a1[j] = k if g1 else a1[j]
 
 
 # ------------------------------------------------------------------ patches
-@njit(inline="always")
+@njit(nogil=True, cache=True, fastmath={"reassoc"})
 def _cut_rows(images, index, V, lo, hi, wy, wx, center):
     """V[r] = patch index[r] of ``images``, centred (optional) and unit-normalised.
 
     The patch order inside a window is (row, column, channel), as in
     :func:`sklhebb.image.extract_patches`; a row whose norm is below the
     smallest normal float becomes exact zeros, as in ``normalize_rows``.
+    Compiled with re-association allowed, so that the sums over a row
+    vectorise: the rows equal ``normalize_rows``'s within float rounding.
     """
     H, W, C = images.shape[1], images.shape[2], images.shape[3]
     ow = np.uint64(W - wx + 1)
@@ -129,17 +107,36 @@ def _cut_rows(images, index, V, lo, hi, wy, wx, center):
             V[r, j] *= inv
 
 
+@njit(nogil=True, cache=True)
+def _hebbian_sums(V, a1, m1, a2, m2, d, S, c):
+    """S += g^T V and c += sum of g * currents, with g = 1 at rank 1 and -delta at rank 2.
+
+    Row r of ``V`` adds to unit ``a1[r]`` (current ``m1[r]``) and, times
+    -delta, to unit ``a2[r]`` (``m2[r]``); the sparse form of Eq. (2)'s sum.
+    """
+    N = V.shape[1]
+    for r in range(V.shape[0]):
+        top, anti = a1[r], a2[r]
+        for j in range(N):
+            S[top, j] += V[r, j]
+        for j in range(N):
+            S[anti, j] -= d * V[r, j]
+        c[top] += m1[r]
+        c[anti] -= d * m2[r]
+
+
 # ---------------------------------------------------------------- the step
 @njit(parallel=True, nogil=True, cache=True)
-def fit_step(images, index, cut, center, wy, wx, V, B, M, Wt, p, rank, delta, lr, normalize, I, bits, S, c, dM, rowmax, lowest):
-    """One minibatch of Eq. (1)-(2); updates ``M`` and ``Wt`` in place.
+def fit_step(images, index, cut, center, wy, wx, V, B, M, Wp, p, rank, delta, lr, normalize, I, won, cur, S, c, dM, rowmax):
+    """One minibatch of Eq. (1)-(2); updates ``M`` and ``Wp`` in place.
 
     images, index : the chunk (n, H, W, C) and the B flat patch indices of
         the minibatch (``cut=True``); with ``cut=False`` the normalised rows
         are already in ``V[:B]``.
-    M : (K, N) synapses; Wt : (N, K) contiguous sign(M)|M|^(p-1) transposed,
-        the currents' operand (M^T at p = 2), kept in step with M.
-    I, bits : (T, ceil(B/T), K) per-block currents and their integer view.
+    M : (K, N) synapses; Wp : (K, N) sign(M)|M|^(p-1), the currents' operand,
+        kept in step with M (M itself at p = 2).
+    I : (T, K * ceil(B/T)) per-block currents, transposed (unit by patch).
+    won, cur : (T, 2, ceil(B/T)) per-block units of ranks 1 and 2 and their currents.
     S, c : (T, K, N) and (T, K) per-block Hebbian sums and decay coefficients.
     dM, rowmax : (K, N) and (K,) scratch.
 
@@ -162,22 +159,16 @@ def fit_step(images, index, cut, center, wy, wx, V, B, M, Wt, p, rank, delta, lr
             for j in range(N):
                 S[t, k, j] = 0
         if hi > lo:
+            n = hi - lo
             if cut:
                 _cut_rows(images, index, V, lo, hi, wy, wx, center)
-            It, bt = I[t], bits[t]
-            np.dot(V[lo:hi], Wt, It[: hi - lo])
-            for r in range(hi - lo):
-                top, anti = _top2(bt, r, K, lowest)
-                if rank == 1:
-                    anti = top
-                i_top, i_anti = It[r, top], It[r, anti]
-                # g = 1 at rank 1 and -delta at rank m: Hebbian sum and decay coefficient
-                for j in range(N):
-                    S[t, top, j] += V[lo + r, j]
-                for j in range(N):
-                    S[t, anti, j] -= d * V[lo + r, j]
-                c[t, top] += i_top
-                c[t, anti] -= d * i_anti
+            It = I[t, : K * n].reshape(K, n)
+            np.dot(Wp, V[lo:hi].T, It)
+            a1, a2, m1, m2 = won[t, 0], won[t, 1], cur[t, 0], cur[t, 1]
+            _top2(It, n, a1, m1, a2, m2)
+            if rank == 1:
+                a2, m2 = a1, m1
+            _hebbian_sums(V[lo:hi], a1, m1, a2, m2, d, S[t], c[t])
     # units: dM = sum_t S_t - (sum_t c_t) M, and each unit's largest |dM|
     kb = (K + T - 1) // T
     for t in prange(T):
@@ -206,7 +197,8 @@ def fit_step(images, index, cut, center, wy, wx, V, B, M, Wt, p, rank, delta, lr
             for j in range(N):
                 w = M[k, j] + lrt * (dM[k, j] / scale)
                 M[k, j] = w
-                Wt[j, k] = w if p == 2 else np.sign(w) * np.abs(w) ** (p - 1)
+                if p != 2:
+                    Wp[k, j] = np.sign(w) * np.abs(w) ** (p - 1)
 
 
 def _read_only(a):
@@ -234,14 +226,14 @@ class KrotovStepper:
         T = max(1, int(n_threads))
         b = -(-int(batch_size) // T)
         dt = M.dtype
-        ibits = np.int32 if dt == np.float32 else np.int64
-        self.lowest = ibits(np.iinfo(ibits).min)
         self.M = M
-        self.Wt = np.empty((N, K), dt)
-        self.Wt[...] = (M if p == 2 else np.sign(M) * np.abs(M) ** (p - 1)).T
+        # the currents' operand: M itself at p = 2 (the kernel then writes it once)
+        self.Wp = M if p == 2 else np.ascontiguousarray(np.sign(M) * np.abs(M) ** (p - 1))
         self.V = np.empty((int(batch_size), N), dt)
-        self.I = np.empty((T, b, K), dt)
-        self.bits = self.I.view(ibits)
+        self.I = np.empty((T, K * b), dt)
+        # unit indices as wide as the currents, so that the ranking pass vectorises
+        self.won = np.empty((T, 2, b), np.int32 if dt == np.float32 else np.int64)
+        self.cur = np.empty((T, 2, b), dt)
         self.S = np.empty((T, K, N), dt)
         self.c = np.empty((T, K), dt)
         self.dM = np.empty((K, N), dt)
@@ -286,17 +278,17 @@ class KrotovStepper:
                 self.V,
                 B,
                 self.M,
-                self.Wt,
+                self.Wp,
                 self.p,
                 self.rank,
                 self.delta,
                 float(lr),
                 self.normalize,
                 self.I,
-                self.bits,
+                self.won,
+                self.cur,
                 self.S,
                 self.c,
                 self.dM,
                 self.rowmax,
-                self.lowest,
             )
