@@ -34,7 +34,7 @@ full
     whitening) and Coates & Ng's k-means pipeline (K-means centroids of 100,000
     centred, unit-norm, ZCA-whitened 5 x 5 patches, triangle activation
     max(0, mean_k z - z_k) of the distances z, sum pooling over the four
-    quadrants). Readout: StandardScaler + ``--readout`` (LogisticRegression or
+    quadrants), and raw pixels (``--rows raw``). Readout: StandardScaler + ``--readout`` (LogisticRegression or
     LinearSVC), C chosen on the last ``--val`` of the training images (fitted on
     the rest) and refitted on all of them; the test set is scored once. The
     learned features' fit and transform are timed each in its own hold of
@@ -428,7 +428,7 @@ def _tuned_readout(F, y, Ft, yt, Cs, kind, val, max_iter, tune_rows=None):
 
 
 def full(args):
-    """Learned KrotovPatchEncoder features against the untrained control and Coates & Ng k-means, one run."""
+    """Learned KrotovPatchEncoder features against the untrained control, Coates & Ng k-means and raw pixels, one run."""
     from sklhebb import KrotovPatchEncoder
     from sklhebb.datasets import load_fashion_mnist
 
@@ -495,6 +495,8 @@ def full(args):
         t0 = time.perf_counter()
         F, Ft = _coates_ng_features(X[:n_fit], [X, Xt], args.kmeans_k)
         row(f"Coates & Ng k-means K={args.kmeans_k} ({time.perf_counter() - t0:.0f} s, not under the lock)", F, Ft)
+    if "raw" in args.rows:
+        row("raw pixels", X.reshape(len(X), -1), Xt.reshape(len(Xt), -1))
 
 
 def main():
@@ -527,7 +529,11 @@ def main():
     ap.add_argument("--kmeans-k", type=int, default=400, help="full: k-means centroids of the Coates & Ng baseline")
     ap.add_argument("--time-only", action="store_true", help="full: stop after timing the learned features")
     ap.add_argument(
-        "--rows", nargs="+", choices=["learned", "untrained", "kmeans"], default=["learned", "untrained", "kmeans"], help="full: the rows to run"
+        "--rows",
+        nargs="+",
+        choices=["learned", "untrained", "kmeans", "raw"],
+        default=["learned", "untrained", "kmeans", "raw"],
+        help="full: the rows to run",
     )
     ap.add_argument("--lock", default=None, help="full: the benchmark lock held while the learned features are fitted and computed")
     args = ap.parse_args()
