@@ -349,11 +349,11 @@ def _stack_features(layers, X, lock=None, hold=20_000):
     return F, seconds, loads
 
 
-def _untrained(layers, seed=1):
-    """The same fitted layers (same whitening) with standard-normal filters, never trained."""
+def _untrained(layers, seed=1, first=1):
+    """The same fitted layers (same whitening), from layer ``first`` (1-based) up with standard-normal filters, never trained."""
     out = copy.deepcopy(layers)
     rng = np.random.RandomState(seed)
-    for layer in out:
+    for layer in out[first - 1 :]:
         layer.components_ = rng.standard_normal(layer.components_.shape).astype(layer.components_.dtype)
     return out
 
@@ -457,8 +457,10 @@ def full(args):
 
     if "learned" in args.rows or "untrained" in args.rows:
         # the untrained row alone keeps only the fitted whitening (fitted before the first epoch): one epoch is enough
+        # (with --untrained-from 2 the control keeps the learned layer 1: it is trained in full)
         epochs = {} if "learned" in args.rows else {"max_iter": 1}
-        layers, fit_s, fit_cpu, fit_loads = [KrotovPatchEncoder(random_state=0, **{**kw1, **epochs})], 0.0, 0.0, []
+        epochs1 = {} if args.untrained_from > 1 else epochs
+        layers, fit_s, fit_cpu, fit_loads = [KrotovPatchEncoder(random_state=0, **{**kw1, **epochs1})], 0.0, 0.0, []
         with _held(args.lock) as load:
             fit_loads.append(load)
             t0, c0 = time.perf_counter(), time.process_time()
@@ -487,9 +489,10 @@ def full(args):
         row("learned", F, Ft)
         del F, Ft
     if "untrained" in args.rows:
-        F, _, _ = _stack_features(_untrained(layers), X)
-        Ft, _, _ = _stack_features(_untrained(layers), Xt)
-        row("untrained (standard-normal filters)", F, Ft)
+        control = _untrained(layers, first=args.untrained_from)
+        F, _, _ = _stack_features(control, X)
+        Ft, _, _ = _stack_features(control, Xt)
+        row(f"untrained (standard-normal filters from layer {args.untrained_from} up)", F, Ft)
         del F, Ft
     if "kmeans" in args.rows:
         t0 = time.perf_counter()
@@ -534,6 +537,13 @@ def main():
         choices=["learned", "untrained", "kmeans", "raw"],
         default=["learned", "untrained", "kmeans", "raw"],
         help="full: the rows to run",
+    )
+    ap.add_argument(
+        "--untrained-from",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="full: the untrained control's random filters from this layer up (2: layer 2 untrained on the learned layer 1)",
     )
     ap.add_argument("--lock", default=None, help="full: the benchmark lock held while the learned features are fitted and computed")
     args = ap.parse_args()
