@@ -34,8 +34,8 @@ __all__ = ["fit_step", "KrotovStepper"]
 
 # ------------------------------------------------------------ rank selection
 @njit(nogil=True, cache=True)
-def _top2(It, n, a1, m1, a2, m2):
-    """Columns (units) of ranks 1 and 2 of each of the n patches, and their currents.
+def _top2(It, a1, m1, a2, m2):
+    """Units of ranks 1 and 2 of each patch (column of ``It``), and their currents.
 
     ``It`` holds the currents transposed, one unit per row, so the pass walks
     the units once and keeps, for every patch at once, the largest current seen
@@ -44,7 +44,7 @@ def _top2(It, n, a1, m1, a2, m2):
     value first and, among equal values, the smaller unit (a unit equal to the
     winner that comes later is second, as with argmax, mask, argmax).
     """
-    K = It.shape[0]
+    K, n = It.shape
     for j in range(n):
         m1[j] = -np.inf
         m2[j] = -np.inf
@@ -165,7 +165,7 @@ def fit_step(images, index, cut, center, wy, wx, V, B, M, Wp, p, rank, delta, lr
             It = I[t, : K * n].reshape(K, n)
             np.dot(Wp, V[lo:hi].T, It)
             a1, a2, m1, m2 = won[t, 0], won[t, 1], cur[t, 0], cur[t, 1]
-            _top2(It, n, a1, m1, a2, m2)
+            _top2(It, a1, m1, a2, m2)
             if rank == 1:
                 a2, m2 = a1, m1
             _hebbian_sums(V[lo:hi], a1, m1, a2, m2, d, S[t], c[t])
