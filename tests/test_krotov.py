@@ -12,7 +12,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import FeatureUnion, make_pipeline
 
 from sklhebb import DivergenceError, KrotovPatchEncoder, rules
-from sklhebb._backend import resolve
+from sklhebb._backend import resolve, to_numpy
 from sklhebb.image import extract_patches, max_pool, normalize_rows
 
 from ._oracles import oracle_krotov_update
@@ -123,14 +123,31 @@ def test_normalize_rows_zero_and_tiny_rows_stay_finite():
     np.testing.assert_array_equal(out[0], [0.0, 0.0])
 
 
-def test_max_pool_is_separable_max():
-    bk = resolve("numpy")
-    F = np.random.default_rng(3).random((2, 6, 5, 4))
-    got = max_pool(bk, F, 3, 2)
-    want = np.zeros((2, 2, 2, 4))
-    for a in range(2):
-        for b in range(2):
-            want[:, a, b] = F[:, a * 2 : a * 2 + 3, b * 2 : b * 2 + 3].max(axis=(1, 2))
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize(
+    ("shape", "size", "stride"),
+    [
+        ((2, 6, 5, 4), 3, 2),
+        ((2, 24, 24, 3), 8, 4),
+        ((1, 9, 9, 2), 3, 3),
+        ((1, 7, 5, 2), 2, 2),
+        ((1, 11, 10, 2), 4, 6),
+        ((1, 5, 6, 2), 9, 1),
+        ((1, 4, 4, 2), 1, 1),
+    ],
+)
+def test_max_pool_matches_a_loop_over_windows(backend, shape, size, stride):
+    if backend == "torch":
+        pytest.importorskip("torch")
+    bk = resolve(backend)
+    F = np.random.default_rng(3).random(shape)
+    got = to_numpy(max_pool(bk, bk.asarray(F), size, stride))
+    sy, sx = min(size, shape[1]), min(size, shape[2])
+    oh, ow = (shape[1] - sy) // stride + 1, (shape[2] - sx) // stride + 1
+    want = np.zeros((shape[0], oh, ow, shape[3]))
+    for a in range(oh):
+        for b in range(ow):
+            want[:, a, b] = F[:, a * stride : a * stride + sy, b * stride : b * stride + sx].max(axis=(1, 2))
     np.testing.assert_array_equal(got, want)
 
 
