@@ -387,7 +387,7 @@ class HebbianEstimator(BackendMixin):
             out[name] = bk.asarray(value, dtype=dtype) if (dtype is not None and floating) else bk.asarray(value)
         return out
 
-    def _map_chunks(self, X, fn, rows_per_chunk, *, hints=("chunk_size",)):
+    def _map_chunks(self, X, fn, rows_per_chunk, *, hints=("chunk_size",), threaded=False):
         """``fn(bk, params, chunk)`` over chunks of rows of the validated ``X``, concatenated.
 
         Computed where ``X`` lives (or on ``backend``/``device`` for NumPy input)
@@ -395,6 +395,10 @@ class HebbianEstimator(BackendMixin):
         returned in the caller's namespace: NumPy in, NumPy out. ``hints``
         names the parameters that bound a chunk's memory, for a device
         out-of-memory error; () when none does (the error is then passed on).
+        ``threaded=True`` (a ``fn`` that only reads its arguments) encodes NumPy
+        chunks on as many Python threads as the free cores allow, each running
+        BLAS on one thread (:meth:`sklhebb._threads.FitThreads.map`), so that the
+        work around the products runs in parallel too.
         """
         check_is_fitted(self)
         data = self._validate_input(X, reset=False)
@@ -406,11 +410,29 @@ class HebbianEstimator(BackendMixin):
         rows_per_chunk = max(1, int(rows_per_chunk))
         # one chunk: too little work to be worth a measurement of the free cores (up to 50 ms)
         threads_ctx = fit_threads(bk) if data.shape[0] > rows_per_chunk else contextlib.nullcontext()
+
+        def encode(index):
+            return fn(bk, params, to_device_chunk(bk, data, index, dtype))
+
         with bk.memory_hint(*hints) if hints else contextlib.nullcontext(), threads_ctx as threads:
-            for index in iter_chunks(data.shape[0], rows_per_chunk):
+            chunks = iter_chunks(data.shape[0], rows_per_chunk)
+            if threaded and threads is not None and bk.name == "numpy":
+                # every piece written into one output: no second copy, and the pages of a
+                # large output are first touched by the threads, in parallel
+                chunks = list(chunks)
+                first = encode(chunks[0])
+                Z = np.empty((data.shape[0], *first.shape[1:]), dtype=first.dtype)
+                Z[chunks[0]] = first
+
+                def encode_into(index):
+                    Z[index] = encode(index)
+
+                threads.map(encode_into, chunks[1:])
+                return to_output(Z, X)
+            for index in chunks:
                 if threads is not None:
                     threads.check()  # no more threads than free cores (sklhebb/_threads.py)
-                out.append(fn(bk, params, to_device_chunk(bk, data, index, dtype)))
+                out.append(encode(index))
         Z = out[0] if len(out) == 1 else bk.xp.concat(out, axis=0)
         return to_output(Z, X)
 

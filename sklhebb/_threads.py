@@ -23,11 +23,13 @@ counts as free.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import contextvars
 import math
 import os
 import sys
+import threading
 import time
 
 __all__ = ["free_cores", "fit_threads", "current_fit"]
@@ -129,6 +131,48 @@ class FitThreads:
             yield
         finally:
             self._apply, self.n = before, n_before  # what the old pool was last set to
+
+    def map(self, fn, items):
+        """``[fn(item) for item in items]`` on the free cores' worth of Python threads, in order.
+
+        For NumPy work split into independent pieces (a transform's chunks): each
+        piece runs on one thread with BLAS at one thread inside it, so that the
+        elementwise passes around the products run in parallel too, not only
+        the products. The free cores are measured again every quarter of a
+        second (:meth:`check`); a worker whose number reaches the count stops,
+        so a machine that gets busy runs fewer pieces at once.
+        """
+        self.check()
+        if self.n <= 1:
+            return [self.paced(fn)(item) for item in items]
+        items = list(items)
+        results = [None] * len(items)
+        todo = iter(range(len(items)))
+        lock = threading.Lock()
+        failed = threading.Event()
+
+        def worker(slot):
+            while not failed.is_set():
+                with lock:
+                    self.check()  # under applying() below: updates the count, sets no pool
+                    i = next(todo, None) if slot < self.n else None
+                if i is None:
+                    return
+                try:
+                    results[i] = fn(items[i])
+                except BaseException:
+                    failed.set()
+                    raise
+
+        n = self.n
+        self._apply(1)  # BLAS on one thread inside each piece
+        try:
+            with self.applying(lambda _: None), concurrent.futures.ThreadPoolExecutor(n) as pool:
+                for future in [pool.submit(worker, slot) for slot in range(n)]:
+                    future.result()
+        finally:
+            self._apply(n)  # applying() has set the count back to n
+        return results
 
     def paced(self, step_fn):
         def step(*args):

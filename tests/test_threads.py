@@ -133,6 +133,61 @@ def test_transform_of_several_chunks_caps_blas_and_one_chunk_is_not_measured(mon
     np.testing.assert_array_equal(capped, enc.transform(X))
 
 
+def test_transform_encodes_chunks_on_python_threads_with_blas_at_one_thread(monkeypatch):
+    """Two free cores: the first chunk runs alone (it fixes the output's shape), the others on two
+    Python threads with BLAS on one thread inside each, in order, the same numbers as one thread;
+    the user's BLAS limit is back afterwards."""
+    import threading
+
+    X = np.random.default_rng(0).random((40, 8, 8))
+    enc = KrotovPatchEncoder(n_components=4, window=3, max_iter=1, chunk_size=3, random_state=0).fit(X)
+    with threadpool_limits(limits=1):
+        one = enc.transform(X)
+    seen, names = [], set()
+    real_encode = enc._encode
+    both = threading.Barrier(2, timeout=10)
+
+    def encode(*args):
+        if len(names) < 2 and threading.current_thread() is not threading.main_thread():
+            both.wait()  # two workers are inside encode at the same moment
+        names.add(threading.current_thread().name)
+        seen.append(max(_blas_threads()))
+        return real_encode(*args)
+
+    monkeypatch.setattr(enc, "_encode", encode)
+    monkeypatch.setattr(_threads, "free_cores", lambda: 2)
+    with threadpool_limits(limits=2, user_api="blas"):
+        got = enc.transform(X)  # 14 chunks
+        assert max(_blas_threads()) == 2
+    assert len(seen) == 14 and seen[0] == 2 and set(seen[1:]) == {1}
+    assert len(names - {threading.main_thread().name}) == 2
+    np.testing.assert_array_equal(got, one)
+
+
+def test_fit_threads_map_stops_on_the_first_error_and_raises_it(monkeypatch):
+    monkeypatch.setattr(_threads, "free_cores", lambda: 2)
+    done = []
+
+    def piece(i):
+        if i == 3:
+            raise ValueError("piece 3")
+        done.append(i)
+        return i
+
+    with threadpool_limits(limits=2, user_api="blas"), _threads.fit_threads(_numpy_backend()) as threads:
+        assert threads.map(lambda i: i * i, range(7)) == [0, 1, 4, 9, 16, 25, 36]
+        with pytest.raises(ValueError, match="piece 3"):
+            threads.map(piece, range(200))
+        assert max(_blas_threads()) == 2
+    assert len(done) < 199
+
+
+def _numpy_backend():
+    from sklhebb._backend import resolve
+
+    return resolve("numpy")
+
+
 def test_free_cores_without_affinity_or_proc_counts_every_core(monkeypatch):
     """macOS and Windows have no os.sched_getaffinity and no /proc/stat: every core counts as free."""
     import sklhebb._threads as threads

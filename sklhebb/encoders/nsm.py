@@ -889,13 +889,18 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
 
     # -------------------------------------------------------------- transform
     def _patches(self, bk, chunk, stride):
+        xp = bk.xp
         P = extract_patches(bk, chunk, self.window, stride)
+        grid = P.shape[:3]
+        P = xp.reshape(P, (-1, P.shape[-1]))  # rows: one product for the whitening, not one per image row
         if self.normalize_patches:
             P = normalize_rows(bk, P, center=self.center)
         elif self.center:
-            P = P - bk.xp.mean(P, axis=-1, keepdims=True)
+            P = P - xp.mean(P, axis=-1, keepdims=True)
         whitening = self._whitening(bk, str(P.dtype).split(".")[-1])
-        return P if whitening is None else whiten_rows(bk, P, whitening, normalize=self.normalize_patches)
+        if whitening is not None:
+            P = whiten_rows(bk, P, whitening, normalize=self.normalize_patches)
+        return xp.reshape(P, (*grid, -1))
 
     def _encode(self, bk, params, chunk):
         """Outputs of a chunk of images: the fixed point of its rows, or of its patches, pooled."""
