@@ -133,7 +133,10 @@ def speed(args):
                 variants.append(("numpy", "compiled (numba)", True))
             variants.append(("numpy", "plain NumPy", False))
         else:
-            variants.append((backend, "-", False))
+            if backend == "torch" and _numba.available():
+                # torch CPU tensors: the fit runs the compiled kernel on their memory
+                variants.append((backend, "compiled (numba)", True))
+            variants.append((backend, "torch ops (the GPU path)", False))
     rows = []
     for threads in args.threads:
         for backend, path, compiled in variants:

@@ -64,11 +64,13 @@ def thread_controller():
 
 
 @contextlib.contextmanager
-def kernel_threads():
+def kernel_threads(budget=None):
     """Run compiled kernels on the BLAS thread budget, with BLAS at one thread.
 
     Yields the number of threads the user's settings allow (capped at
-    numba's): a step cuts its work into that many blocks and sums them in a
+    numba's; ``budget``: the threads of the pool the fit would otherwise run
+    on, torch's intra-op threads for torch CPU tensors; None: BLAS's limit):
+    a step cuts its work into that many blocks and sums them in a
     fixed order. It runs on the threads BLAS has now, fewer where a fit has
     capped BLAS at the free cores (:func:`sklhebb._threads.fit_threads`), and
     gives the same result on any number of them. Compiled fits in several
@@ -87,7 +89,8 @@ def kernel_threads():
     with _fit_lock:
         controller = thread_controller()
         blas = controller.select(user_api="blas")
-        budget = min((lib.num_threads for lib in blas.lib_controllers), default=most)
+        if budget is None:
+            budget = min((lib.num_threads for lib in blas.lib_controllers), default=most)
         n = max(1, min(int(budget), most))
         blocks = n if fit is None else max(n, min(fit.requested, most))
         _pid = os.getpid()

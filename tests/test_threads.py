@@ -90,6 +90,9 @@ def test_compiled_fit_gives_the_same_weights_when_free_cores_change_mid_fit(monk
 
 def test_torch_threads_are_capped_during_the_fit_and_restored(monkeypatch):
     torch = pytest.importorskip("torch")
+    from sklhebb import _numba
+
+    monkeypatch.setattr(_numba, "ENABLED", False)  # the array-API step (a torch CPU fit otherwise runs the compiled one)
     monkeypatch.setattr(_threads, "free_cores", lambda: 1)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -108,6 +111,38 @@ def test_torch_threads_are_capped_during_the_fit_and_restored(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("free", [1, 2])
+def test_torch_cpu_fit_runs_the_compiled_step_on_torchs_threads(monkeypatch, free):
+    """A torch CPU fit runs the compiled kernel with torch's intra-op threads (capped at the free
+    cores) as its budget, gives the NumPy fit's filters, and leaves torch's setting as it was."""
+    torch = pytest.importorskip("torch")
+    from sklhebb import _numba
+
+    if not _numba.available():
+        pytest.skip("numba is not available")
+    budgets = []
+    real = _numba.kernel_threads
+
+    def kernel_threads(budget=None):
+        budgets.append(budget)
+        return real(budget)
+
+    monkeypatch.setattr(_numba, "kernel_threads", kernel_threads)
+    monkeypatch.setattr(_threads, "free_cores", lambda: free)
+    X = np.random.default_rng(0).random((30, 9, 9)).astype(np.float32)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        enc = KrotovPatchEncoder(n_components=6, window=3, max_iter=2, random_state=0, backend="torch").fit(torch.as_tensor(X))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert budgets == [free]
+    ref = KrotovPatchEncoder(n_components=6, window=3, max_iter=2, random_state=0).fit(X)
+    assert isinstance(enc.components_, np.ndarray)
+    np.testing.assert_allclose(enc.components_, ref.components_, rtol=0, atol=1e-6)
 
 
 def test_transform_of_several_chunks_caps_blas_and_one_chunk_is_not_measured(monkeypatch):

@@ -5,7 +5,9 @@ host (``.item()``, ``bool()``/``float()``/``int()`` of a tensor, ``.tolist()``,
 ``.cpu()``, ``.numpy()``) and the functions whose CUDA kernels read a size back
 (``bincount``, ``nonzero``, ``unique``, ``masked_select``). The CPU-only shortcut
 of :meth:`Backend.argmax_rows` (NumPy's argmax on a zero-copy view, never taken
-on a GPU) is replaced by the device path while counting.
+on a GPU) is replaced by the device path while counting, and the compiled step,
+which runs on CPU tensors' memory and never on a GPU, is switched off: what is
+counted is the array-API step that a GPU fit runs.
 """
 
 import numpy as np
@@ -13,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sklhebb import KrotovPatchEncoder  # noqa: E402
+from sklhebb import KrotovPatchEncoder, _numba  # noqa: E402
 from sklhebb._backend import Backend  # noqa: E402
 
 _METHODS = ["item", "__bool__", "__float__", "__int__", "__index__", "tolist", "cpu", "numpy", "nonzero", "unique", "bincount", "masked_select"]
@@ -37,6 +39,7 @@ def _count_syncs(monkeypatch, fit):
     for name in _FUNCTIONS:
         counted(torch, name)
     monkeypatch.setattr(Backend, "argmax_rows", lambda self, x: self.xp.argmax(x, axis=1))
+    monkeypatch.setattr(_numba, "ENABLED", False)
     try:
         fit()
     finally:

@@ -411,6 +411,11 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
     def _steps(self, bk, params, stream, rng, stage, stack):
         """The compiled step (numba) where it applies, else the stream's patches and :meth:`_step`.
 
+        It applies to NumPy arrays and to torch CPU tensors (whose memory it
+        reads and, for M, updates; on torch's intra-op thread budget); GPU
+        tensors, and every fit with ``SKLHEBB_DISABLE_NUMBA=1``, take the
+        array-API step.
+
         The compiled step cuts, ranks and sums each thread's own rows of the
         same minibatches and applies the same update; it updates its own copy
         of M (so a failed ``partial_fit`` leaves the fitted filters untouched).
@@ -421,14 +426,15 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         M = params["M"]
         dtype = str(M.dtype).split(".")[-1]
         rank, delta = self._rank_delta(M.shape[0])
-        if not (bk.name == "numpy" and dtype in ("float32", "float64") and rank <= 2 and _numba.available()):
+        on_host = bk.name == "numpy" or (bk.name == "torch" and not bk.is_gpu)  # torch CPU tensors: the kernel reads their memory
+        if not (on_host and dtype in ("float32", "float64") and rank <= 2 and _numba.available()):
             return epoch_fn, step_fn
         if _ranks.active() is not None:  # data_parallel: the all-reduce sits between the sum and the update
             return epoch_fn, step_fn
         stepper = self._compiled_stepper(M, stream, rank, delta, stack)
         if stepper is None:
             return epoch_fn, step_fn
-        params["M"] = stepper.M
+        params["M"] = stepper.M if bk.name == "numpy" else bk.native.from_numpy(stepper.M)  # the same memory
         order = rng if self.shuffle else None
 
         def compiled_step(p, item, lr):
@@ -446,10 +452,11 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
             try:
                 from ..rules._krotov_numba import KrotovStepper
 
-                n_threads = mine.enter_context(_numba.kernel_threads())
+                torch_threads = stream.bk.native.get_num_threads() if stream.bk.name == "torch" else None
+                n_threads = mine.enter_context(_numba.kernel_threads(torch_threads))
                 win = self._window(self.image_shape_)
                 stepper = KrotovStepper(
-                    np.array(M, order="C", copy=True),  # updated in place: never the caller's array
+                    np.array(to_numpy(M), order="C", copy=True),  # updated in place: never the caller's array
                     batch_size=min(self._batch_size(), stream.n_patches),
                     n_threads=n_threads,
                     p=self.p,
