@@ -207,7 +207,7 @@ def speed(args):
     print(
         "| backend | step | threads | 1 product (ms) | 2 products = floor (ms) | our step (ms) | step / floor | "
         "floor / step | plain NumPy update (ms) | patches/s (step) | patches/s (fit, end to end) | "
-        "fit / floor (goal >= 0.8), median [min, max] |"
+        "fit / floor (issue 16: NumPy >= 1.2, torch >= 0.9), median [min, max] |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for backend, path, threads, t1, t2, tr, rr, tp, fit_rate, fr, fr_lo, fr_hi in rows:
