@@ -16,6 +16,8 @@ chooses another. Like any torch module, it takes input of its own dtype.
 
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = ["nnl_conv2d_class", "krotov_to_torch", "nsm_to_torch", "competitive_to_torch"]
 
 
@@ -32,13 +34,15 @@ def nnl_conv2d_class():
         in ``forward``, so fine-tuning may change their scale freely), and passed
         through f(x) = ReLU(x)^power. Uncentred, with convolutions: the patch
         norm is sqrt(conv(x^2, ones)), so no patch matrix is materialised.
-        Centred, the patches of the batch are cut (``unfold``), centred and
-        normalised in float64 (sums of a nearly flat patch cancel: float32 lost
-        1e-2 on Fashion-MNIST) and the product with the filters runs in the
-        module's dtype.
+        Centred or whitened, the patches of the batch are cut (``unfold``),
+        centred and normalised in float64 (sums of a nearly flat patch cancel:
+        float32 lost 1e-2 on Fashion-MNIST), whitened ((u - mean) W, then unit
+        norm again, as ``whiten`` does; ``whitening = (mean, W)`` in the
+        unfolded patch order, fixed buffers), and the product with the filters
+        runs in the module's dtype.
         """
 
-        def __init__(self, weight, *, stride=1, power=1.0, center=False):
+        def __init__(self, weight, *, stride=1, power=1.0, center=False, whitening=None):
             super().__init__()
             K, C, kh, kw = weight.shape
             self.conv = nn.Conv2d(C, K, (kh, kw), stride=stride, bias=False, dtype=weight.dtype)
@@ -47,11 +51,14 @@ def nnl_conv2d_class():
             self.power = float(power)
             self.center = bool(center)
             self.register_buffer("ones", torch.ones(1, C, kh, kw, dtype=weight.dtype))
+            mean, W = (None, None) if whitening is None else (torch.as_tensor(a, dtype=torch.float64) for a in whitening)
+            self.register_buffer("whitening_mean", mean)
+            self.register_buffer("whitening", W)
 
         def forward(self, x):
             w = self.conv.weight
             w_unit = w / torch.linalg.vector_norm(w.flatten(1), dim=1).clamp_min(1e-30)[:, None, None, None]
-            cos = self._centred_cos(x, w_unit) if self.center else self._cos(x, w_unit)
+            cos = self._cut_cos(x, w_unit) if (self.center or self.whitening is not None) else self._cos(x, w_unit)
             return torch.relu(cos) ** self.power
 
         def _cos(self, x, w_unit):
@@ -65,17 +72,25 @@ def nnl_conv2d_class():
             norm = torch.sqrt(torch.where(nonzero, sq, torch.ones_like(sq)))
             return torch.where(nonzero, dot / norm, torch.zeros_like(dot))
 
-        def _centred_cos(self, x, w_unit):
+        def _cut_cos(self, x, w_unit):
             n, _, H, W = x.shape
             kh, kw = self.conv.kernel_size
             sh, sw = self.conv.stride
             P = nn.functional.unfold(x.double(), (kh, kw), stride=(sh, sw))  # (n, C kh kw, L), conv weight order
-            P = P - P.mean(dim=1, keepdim=True)
-            norm = torch.linalg.vector_norm(P, dim=1, keepdim=True)
-            nonzero = norm > 0  # a flat patch gives cos 0
-            U = torch.where(nonzero, P / torch.where(nonzero, norm, torch.ones_like(norm)), torch.zeros_like(P))
+            if self.center:
+                P = P - P.mean(dim=1, keepdim=True)
+            U = _unit_columns(P)  # a flat (centred) or black patch gives zeros
+            if self.whitening is not None:
+                # rows u -> (u - mean) W with W symmetric: on columns, W (u - mean)
+                U = _unit_columns(torch.matmul(self.whitening, U - self.whitening_mean[:, None]))
             cos = torch.matmul(w_unit.flatten(1), U.to(x.dtype))  # (n, K, L)
             return cos.reshape(n, -1, (H - kh) // sh + 1, (W - kw) // sw + 1)
+
+    def _unit_columns(P):
+        """Every column (patch) of (n, D, L) scaled to unit norm; zero columns stay zero, with finite gradients."""
+        norm = torch.linalg.vector_norm(P, dim=1, keepdim=True)
+        nonzero = norm > 0
+        return torch.where(nonzero, P / torch.where(nonzero, norm, torch.ones_like(norm)), torch.zeros_like(P))
 
     return NNLConv2d
 
@@ -89,15 +104,18 @@ def krotov_to_torch(est, *, pooling=True, dtype=None):
     import torch
     from torch import nn
 
-    if hasattr(est, "whitening_"):
-        raise ValueError("to_torch does not export the patch whitening (whiten); refit with whiten=None to export the layer.")
     H, W, C = est.image_shape_
     win = est._window(est.image_shape_)
     kh, kw = (H, W) if win is None else (win, win)
     M = torch.as_tensor(est.components_, dtype=_torch_dtype(dtype))
     weight = M.reshape(M.shape[0], kh, kw, C).permute(0, 3, 1, 2).contiguous()
+    whitening = None
+    if hasattr(est, "whitening_"):
+        # our patch vectors are ordered (row, column, channel), unfold's (channel, row, column)
+        order = np.arange(kh * kw * C).reshape(kh, kw, C).transpose(2, 0, 1).ravel()
+        whitening = (est.whitening_mean_[order], est.whitening_[np.ix_(order, order)])
     NNLConv2d = nnl_conv2d_class()
-    layers = [NNLConv2d(weight, stride=1 if win is None else est.stride, power=est.power, center=est.center)]
+    layers = [NNLConv2d(weight, stride=1 if win is None else est.stride, power=est.power, center=est.center, whitening=whitening)]
     if pooling:
         oh, ow = est._conv_size(est.image_shape_)
         size = (min(est.pool_size, oh), min(est.pool_size, ow))

@@ -127,7 +127,7 @@ def test_nsm_conv_whitening_applies_in_fit_transform_and_score():
         NSMEncoder(3, whiten=0.1, max_iter=1).fit(X.reshape(len(X), -1))
 
 
-def test_whitened_models_round_trip_and_refuse_to_export_to_torch(tmp_path):
+def test_whitened_models_round_trip_and_nsm_refuses_to_export_to_torch(tmp_path):
     X = _images()
     enc = KrotovPatchEncoder(8, window=3, whiten=0.1, max_iter=1, random_state=0).fit(X)
     loaded = pickle.loads(pickle.dumps(enc))
@@ -138,11 +138,32 @@ def test_whitened_models_round_trip_and_refuse_to_export_to_torch(tmp_path):
     np.testing.assert_array_equal(loaded.whitening_, enc.whitening_)
     np.testing.assert_array_equal(loaded.transform(X), enc.transform(X))
     with pytest.raises(ValueError, match="does not export the patch whitening"):
-        enc.to_torch()
-    with pytest.raises(ValueError, match="does not export the patch whitening"):
         NSMEncoder(4, window=3, whiten=0.1, max_iter=1, batch_size=64).fit(X).to_torch()
     with pytest.raises(ValueError, match="whiten"):
         KrotovPatchEncoder(whiten=0.0).fit(X)
+
+
+@pytest.mark.parametrize("center", [False, True])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_whitened_krotov_to_torch_equals_transform_and_trains(center, channels):
+    """The exported NNL-CONV layer whitens its patches as ``transform`` does (the whitening
+    permuted into unfold's channel-first patch order), black patches included; its gradients
+    equal finite differences."""
+    torch = pytest.importorskip("torch")
+    X = np.random.default_rng(5).random((6, 9, 9, channels))
+    X[0, :5, :5] = 0  # black patches: whitened into the direction of -mean W, as in transform
+    enc = KrotovPatchEncoder(5, window=3, whiten=0.1, center=center, power=3, pool_size=3, pool_stride=2, max_iter=1, random_state=0).fit(X)
+    module = enc.to_torch(dtype=torch.float64)
+    x = torch.from_numpy(X).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        got = module(x).permute(0, 2, 3, 1).reshape(len(X), -1).numpy()
+    np.testing.assert_allclose(got, enc.transform(X), rtol=1e-10, atol=1e-12)
+    with torch.no_grad():  # the default float32 module
+        got32 = enc.to_torch()(x.float()).permute(0, 2, 3, 1).reshape(len(X), -1).numpy()
+    np.testing.assert_allclose(got32, enc.transform(X), rtol=1e-4, atol=1e-5)
+    assert not module[0].whitening.requires_grad  # a fixed buffer, as the fitted whitening is
+    xg = (0.1 + torch.from_numpy(X[1:3, :6, :6])).permute(0, 3, 1, 2).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda w, v: torch.func.functional_call(module, {"0.conv.weight": w}, (v,)), (module[0].conv.weight, xg))
 
 
 def test_image_layout_is_the_flat_output_reshaped_and_stacks_layers():

@@ -571,7 +571,7 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         """The fitted NNL-CONV layer as a ``torch.nn.Sequential``, for fine-tuning.
 
         ``NNLConv2d`` (the filters in an ``nn.Conv2d``, with the patch
-        normalisation, centring and power of ``transform``) followed by
+        normalisation, centring, whitening and power of ``transform``) followed by
         ``nn.MaxPool2d`` when ``pooling``. Takes NCHW input and returns
         (n, K, ph, pw); ``transform`` gives the same numbers in (ph, pw, K)
         order.
