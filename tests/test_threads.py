@@ -145,17 +145,26 @@ def test_torch_cpu_fit_runs_the_compiled_step_on_torchs_threads(monkeypatch, fre
     np.testing.assert_allclose(enc.components_, ref.components_, rtol=0, atol=1e-6)
 
 
-def test_transform_of_several_chunks_caps_blas_and_one_chunk_is_not_measured(monkeypatch):
-    X = np.random.default_rng(0).random((12, 8, 8))
-    enc = KrotovPatchEncoder(n_components=4, window=3, max_iter=1, chunk_size=4, random_state=0).fit(X)
+def _spy_on_encode(monkeypatch, enc, before=None):
+    """Replace ``enc._encode`` by one that records BLAS's thread count at each chunk (after ``before()``)."""
     seen = []
     real_encode = enc._encode
 
     def encode(*args):
+        if before is not None:
+            before()
         seen.append(max(_blas_threads()))
         return real_encode(*args)
 
     monkeypatch.setattr(enc, "_encode", encode)
+    return seen
+
+
+def test_transform_of_several_chunks_caps_blas_and_one_chunk_is_not_measured(monkeypatch):
+    X = np.random.default_rng(0).random((12, 8, 8))
+    enc = KrotovPatchEncoder(n_components=4, window=3, max_iter=1, chunk_size=4, random_state=0).fit(X)
+    real_encode = enc._encode
+    seen = _spy_on_encode(monkeypatch, enc)
     monkeypatch.setattr(_threads, "free_cores", lambda: 1)
     with threadpool_limits(limits=2, user_api="blas"):
         capped = enc.transform(X)  # 3 chunks
@@ -178,18 +187,15 @@ def test_transform_encodes_chunks_on_python_threads_with_blas_at_one_thread(monk
     enc = KrotovPatchEncoder(n_components=4, window=3, max_iter=1, chunk_size=3, random_state=0).fit(X)
     with threadpool_limits(limits=1):
         one = enc.transform(X)
-    seen, names = [], set()
-    real_encode = enc._encode
+    names = set()
     both = threading.Barrier(2, timeout=10)
 
-    def encode(*args):
+    def meet():
         if len(names) < 2 and threading.current_thread() is not threading.main_thread():
             both.wait()  # two workers are inside encode at the same moment
         names.add(threading.current_thread().name)
-        seen.append(max(_blas_threads()))
-        return real_encode(*args)
 
-    monkeypatch.setattr(enc, "_encode", encode)
+    seen = _spy_on_encode(monkeypatch, enc, meet)
     monkeypatch.setattr(_threads, "free_cores", lambda: 2)
     with threadpool_limits(limits=2, user_api="blas"):
         got = enc.transform(X)  # 14 chunks
