@@ -168,8 +168,13 @@ class FitThreads:
         self._apply(1)  # BLAS on one thread inside each piece
         try:
             with self.applying(lambda _: None), concurrent.futures.ThreadPoolExecutor(n) as pool:
-                for future in [pool.submit(worker, slot) for slot in range(n)]:
-                    future.result()
+                futures = [pool.submit(worker, slot) for slot in range(n)]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:  # a piece failed, or the caller was interrupted: no new pieces
+                    failed.set()
+                    raise
         finally:
             self._apply(n)  # applying() has set the count back to n
         return results
