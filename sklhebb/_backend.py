@@ -135,6 +135,14 @@ class Backend:
         return self.name == "cupy" or (self.name == "torch" and str(self.device).startswith("cuda"))
 
     # ------------------------------------------------- ops beyond the array API
+    def as_strided(self, flat, shape, strides):
+        """View of the contiguous 1-D array ``flat`` with ``shape`` and ``strides`` counted in elements; no copy."""
+        if self.name == "torch":
+            return self.native.as_strided(flat, tuple(shape), tuple(strides))
+        item = flat.dtype.itemsize
+        tricks = np.lib.stride_tricks if self.name == "numpy" else self.native.lib.stride_tricks
+        return tricks.as_strided(flat, shape=tuple(shape), strides=tuple(st * item for st in strides))
+
     def sliding_windows(self, x, axis: int, size: int, step: int = 1):
         """View of ``x`` with windows of ``size`` along ``axis`` appended as a last axis.
 

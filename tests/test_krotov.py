@@ -124,6 +124,25 @@ def test_normalize_rows_zero_and_tiny_rows_stay_finite():
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize(("shape", "window"), [((3, 7, 6, 1), 3), ((2, 9, 9, 3), 4), ((2, 5, 5, 2), 5), ((2, 4, 6, 3), 1)])
+def test_gather_patches_is_the_patch_matrix_in_the_given_order(backend, shape, window):
+    if backend == "torch":
+        pytest.importorskip("torch")
+    from sklhebb.image import gather_patches
+
+    bk = resolve(backend)
+    images = np.random.default_rng(4).random(shape)
+    P = extract_patches(resolve("numpy"), images, window, 1).reshape(-1, window * window * shape[3])
+    index = np.random.default_rng(5).permutation(P.shape[0])[: P.shape[0] - 2]
+    got = to_numpy(gather_patches(bk, bk.asarray(images), window, bk.asarray(index)))
+    np.testing.assert_array_equal(got, P[index])
+    # a chunk that is not contiguous (every other image of a larger stack) gives the same rows
+    stack = np.repeat(images, 2, axis=0)[::2]
+    got = to_numpy(gather_patches(bk, bk.asarray(stack), window, bk.asarray(index)))
+    np.testing.assert_array_equal(got, P[index])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize(
     ("shape", "size", "stride"),
     [
