@@ -72,8 +72,8 @@ conv-search
     ``--filter-stats``: per network also the statistics of ``filter_stats``
     (mean |cos| and participation ratio of the rows of W and of the effective
     filters L^-1 W, cond(L), and on 20,000 training patches the silent
-    channels, the share of active outputs and the mean |correlation| between
-    channels).
+    channels, the share of active outputs, the mean |correlation| between
+    channels, and the distance of the outputs' similarities from the inputs').
 struct-search
     The structured single layer of nps (``--nps`` neurons per site, sites
     every 2 px, radius 4, tanh, same-site lateral inhibition, eta 0.02,
@@ -344,7 +344,9 @@ def filter_stats(enc, X, n_patches=20_000, seed=1):
     W: mean |cos| and participation ratio of its rows (the feedforward filters); L^-1 W: the same for the effective
     filters (r = L^-1 W x wherever no output is clipped); cond(L) = lambda_max / lambda_min; on the patches (cut,
     normalised and whitened as the encoder does), the fixed points r: the share of channels silent on every patch,
-    the share of outputs > 0, and the mean |correlation| between channels."""
+    the share of outputs > 0, the mean |correlation| between channels, and how far the outputs' similarities r.r'
+    are from the inputs' x.x' on 2,000 of the patches: ||G - c H||_F / ||G||_F (G = x.x', H = r.r', c the best
+    scale; 0 for an exact similarity-matching solution)."""
     from sklhebb import rules
 
     W, L = enc.components_.astype(np.float64), enc.lateral_.astype(np.float64)
@@ -359,6 +361,8 @@ def filter_stats(enc, X, n_patches=20_000, seed=1):
     corr = C[np.ix_(live, live)] / sd[live, None] / sd[None, live]
     off = ~np.eye(int(live.sum()), dtype=bool)
     ev = np.linalg.eigvalsh(L)
+    G, H = P[:2000] @ P[:2000].T, R[:2000] @ R[:2000].T  # input and output similarities of 2,000 patches
+    gram = float(np.linalg.norm(G - (np.sum(G * H) / np.sum(H * H)) * H) / np.linalg.norm(G))
     (wc, wp), (fc, fp) = _bank(W), _bank(np.linalg.solve(L, W))
     return dict(
         w_cos=wc,
@@ -369,6 +373,7 @@ def filter_stats(enc, X, n_patches=20_000, seed=1):
         silent=float(np.mean(~live)),
         active=float(np.mean(R > 0)),
         corr=float(np.mean(np.abs(corr[off]))) if off.any() else float("nan"),
+        gram=gram,
     )
 
 
@@ -379,12 +384,14 @@ def conv_search_cmd(args):
 
     X, y, Xt, yt = data(args.n_train, args.n_test)
     print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test, conv NSM search; load {os.getloadavg()}", flush=True)
-    stats_head = " W mean abs cos | W PR | L^-1 W mean abs cos | L^-1 W PR | cond(L) | silent channels | active | channel abs corr |"
+    stats_head = (
+        " W mean abs cos | W PR | L^-1 W mean abs cos | L^-1 W PR | cond(L) | silent channels | active | channel abs corr | similarity mismatch |"
+    )
     print(
         "| config | network | features | fit (s) | transform (s) | dynamics steps | dead | ridge acc | alpha | SVC acc | C | converged |"
         + (stats_head if args.filter_stats else "")
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" * 8 if args.filter_stats else ""))
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" * 9 if args.filter_stats else ""))
     Xf, Xtf = X.reshape(len(X), -1), Xt.reshape(len(Xt), -1)
     acc, alpha, _ = tuned_ridge(Xf, y, Xtf, yt)
     sacc, C, conv = tuned_svc(Xf, y, Xtf, yt) if args.svc else (float("nan"), float("nan"), "-")
