@@ -65,6 +65,15 @@ conv-search
     the share of pooled features that are zero on every training image (dead).
     ``--split-lateral``: also the learned filters W with L = I (outputs
     relu(W x)), to tell the filters from the learned lateral inhibition.
+    ``--pooled-patches``: also the same network with W = L = I and a linear
+    activation, whose features are the sum-pooled (normalised, whitened)
+    patches themselves: a linear function of the pixels, the representation
+    whose Gram matrix an exact similarity-matching solution reproduces.
+    ``--filter-stats``: per network also the statistics of ``filter_stats``
+    (mean |cos| and participation ratio of the rows of W and of the effective
+    filters L^-1 W, cond(L), and on 20,000 training patches the silent
+    channels, the share of active outputs, the mean |correlation| between
+    channels, and the distance of the outputs' similarities from the inputs').
 struct-search
     The structured single layer of nps (``--nps`` neurons per site, sites
     every 2 px, radius 4, tanh, same-site lateral inhibition, eta 0.02,
@@ -321,6 +330,53 @@ def tuned_svc(F, y, Ft, yt, Cs=(0.001, 0.01, 0.1, 1.0), val=0.2, seed=0):
     return clf.score(Ft, yt), C, converged
 
 
+def _bank(A):
+    """Mean |cosine| between the rows of A and the participation ratio of A's singular values over its largest value."""
+    A = A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-30)
+    off = ~np.eye(len(A), dtype=bool)
+    s2 = np.linalg.svd(A, compute_uv=False) ** 2
+    return float(np.mean(np.abs((A @ A.T)[off]))), float(s2.sum() ** 2 / (s2**2).sum() / min(A.shape))
+
+
+def filter_stats(enc, X, n_patches=20_000, seed=1):
+    """Statistics of a fitted convolutional NSMEncoder's filters and of its outputs on ``n_patches`` training patches.
+
+    W: mean |cos| and participation ratio of its rows (the feedforward filters); L^-1 W: the same for the effective
+    filters (r = L^-1 W x wherever no output is clipped); cond(L) = lambda_max / lambda_min; on the patches (cut,
+    normalised and whitened as the encoder does), the fixed points r: the share of channels silent on every patch,
+    the share of outputs > 0, the mean |correlation| between channels, and how far the outputs' similarities r.r'
+    are from the inputs' x.x' on 2,000 of the patches: ||G - c H||_F / ||G||_F (G = x.x', H = r.r', c the best
+    scale; 0 for an exact similarity-matching solution)."""
+    from sklhebb import rules
+
+    W, L = enc.components_.astype(np.float64), enc.lateral_.astype(np.float64)
+    whitening = None if not hasattr(enc, "whitening_") else (enc.whitening_mean_.astype(np.float32), enc.whitening_.astype(np.float32))
+    images = X.reshape(X.shape[0], 28, 28, 1) if X.ndim == 3 else X
+    stream = PatchStream(resolve("numpy"), images, enc.window, n_patches, 64, "float32", center=enc.center, whitening=whitening)
+    P = next(iter(stream.epoch(np.random.RandomState(seed)))).astype(np.float64)
+    R, _ = rules.nsm_fixed_point(P @ W.T, L, activation=enc.activation, threshold=enc.threshold, tol=enc.tol, max_iter=2000, accelerate=True)
+    C = np.cov(R, rowvar=False)
+    sd = np.sqrt(np.diag(C))
+    live = sd > 0
+    corr = C[np.ix_(live, live)] / sd[live, None] / sd[None, live]
+    off = ~np.eye(int(live.sum()), dtype=bool)
+    ev = np.linalg.eigvalsh(L)
+    G, H = P[:2000] @ P[:2000].T, R[:2000] @ R[:2000].T  # input and output similarities of 2,000 patches
+    gram = float(np.linalg.norm(G - (np.sum(G * H) / np.sum(H * H)) * H) / np.linalg.norm(G))
+    (wc, wp), (fc, fp) = _bank(W), _bank(np.linalg.solve(L, W))
+    return dict(
+        w_cos=wc,
+        w_pr=wp,
+        f_cos=fc,
+        f_pr=fp,
+        cond=float(ev[-1] / ev[0]),
+        silent=float(np.mean(~live)),
+        active=float(np.mean(R > 0)),
+        corr=float(np.mean(np.abs(corr[off]))) if off.any() else float("nan"),
+        gram=gram,
+    )
+
+
 def conv_search_cmd(args):
     import json
 
@@ -328,8 +384,14 @@ def conv_search_cmd(args):
 
     X, y, Xt, yt = data(args.n_train, args.n_test)
     print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test, conv NSM search; load {os.getloadavg()}", flush=True)
-    print("| config | network | features | fit (s) | transform (s) | dynamics steps | dead | ridge acc | alpha | SVC acc | C | converged |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    stats_head = (
+        " W mean abs cos | W PR | L^-1 W mean abs cos | L^-1 W PR | cond(L) | silent channels | active | channel abs corr | similarity mismatch |"
+    )
+    print(
+        "| config | network | features | fit (s) | transform (s) | dynamics steps | dead | ridge acc | alpha | SVC acc | C | converged |"
+        + (stats_head if args.filter_stats else "")
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" * 9 if args.filter_stats else ""))
     Xf, Xtf = X.reshape(len(X), -1), Xt.reshape(len(Xt), -1)
     acc, alpha, _ = tuned_ridge(Xf, y, Xtf, yt)
     sacc, C, conv = tuned_svc(Xf, y, Xtf, yt) if args.svc else (float("nan"), float("nan"), "-")
@@ -340,6 +402,8 @@ def conv_search_cmd(args):
         runs = [("learned", {}), ("untrained", dict(learning_rate=1e-12, max_iter=1))]
         if args.split_lateral:
             runs.insert(1, ("learned W, L = I", {}))
+        if args.pooled_patches:
+            runs.append(("pooled patches", {}))
         learned = None
         for label, kw in runs:
             t0 = time.perf_counter()
@@ -347,9 +411,15 @@ def conv_search_cmd(args):
                 e = copy.deepcopy(learned)
                 e.lateral_ = np.eye(e.lateral_.shape[0], dtype=e.lateral_.dtype)
                 e.layer_laterals_ = [e.lateral_]
+            elif label == "pooled patches":  # W = L = I, linear: the pooled (normalised, whitened) patches themselves
+                e = copy.deepcopy(learned)
+                e.set_params(activation="linear")
+                e.components_ = np.eye(e.components_.shape[1], dtype=e.components_.dtype)
+                e.lateral_ = np.eye(e.components_.shape[1], dtype=e.lateral_.dtype)
+                e.layer_components_, e.layer_laterals_ = [e.components_], [e.lateral_]
             else:
                 e = NSMEncoder(**{**params, **kw}).fit(X)
-                learned = e
+                learned = learned or e
             t_fit = time.perf_counter() - t0
             t0 = time.perf_counter()
             F, Ft = e.transform(X), e.transform(Xt)
@@ -359,7 +429,8 @@ def conv_search_cmd(args):
             sacc, C, conv = tuned_svc(F, y, Ft, yt) if args.svc else (float("nan"), float("nan"), "-")
             print(
                 f"| `{config}` | {label} | {F.shape[1]} | {t_fit:.1f} | {t_tr:.1f} | {e.n_dynamics_steps_:.1f} | {dead:.2f} | "
-                f"{acc:.4f} | {alpha:g} | {sacc:.4f} | {C:g} | {conv} |",
+                f"{acc:.4f} | {alpha:g} | {sacc:.4f} | {C:g} | {conv} |"
+                + ("".join(f" {v:.3g} |" for v in filter_stats(e, X).values()) if args.filter_stats else ""),
                 flush=True,
             )
 
@@ -510,6 +581,8 @@ def main():
     parser.add_argument("--radius2", type=float, nargs="+", default=[1.5, 3.0], help="deep: layer 2 radii (layer-1 site units)")
     parser.add_argument("--svc", action="store_true", help="conv-search: the tuned LinearSVC readout as well")
     parser.add_argument("--split-lateral", action="store_true", help="conv-search: also the learned W with L = I")
+    parser.add_argument("--pooled-patches", action="store_true", help="conv-search: also the pooled patches (W = L = I, linear)")
+    parser.add_argument("--filter-stats", action="store_true", help="conv-search: statistics of the filters and outputs")
     parser.add_argument("--configs", nargs="+", default=["{}"], help="conv-search: JSON dicts of NSMEncoder parameters")
     parser.add_argument("--widths", type=int, nargs="+", default=[1000, 1000], help="lce: units per layer, bottom first")
     parser.add_argument("--eta", type=float, default=0.02, help="deep: learning rate of both layers")
