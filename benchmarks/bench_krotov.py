@@ -3,7 +3,7 @@
     python benchmarks/bench_krotov.py speed [--quick] [--threads 1 2] [--backend numpy torch] [--pause 0.2]
     python benchmarks/bench_krotov.py accuracy [--quick] [--n-train N] [--n-test N]
     python benchmarks/bench_krotov.py transform [--quick] [--n-train 10000] [--k 400] [--threads 1 2]
-    python benchmarks/bench_krotov.py full [--n-train 60000] [--n-test 10000] [--encoder JSON] [--layer2 JSON] [--C ...]
+    python benchmarks/bench_krotov.py full [--n-train 60000] [--n-test 10000] [--encoder JSON] [--layer2 JSON [--layer3 JSON]] [--C ...]
 
 speed
     One minibatch of Eq. (1)-(2) for K = 400 units, W = 4, C = 3 (N = 48),
@@ -29,7 +29,9 @@ full
     The issue-14 bar on Fashion-MNIST (the first ``--n-train`` / ``--n-test``
     images, pixels in [0, 1]): a KrotovPatchEncoder (``--encoder``, its
     parameters as JSON; ``--layer2``: a second layer on its image-layout maps,
-    whose features are concatenated with layer 1's) against the same
+    ``--layer3`` a third on layer 2's, every layer's features concatenated;
+    ``--powers``: one pair of rows per power of a single layer, from the same
+    filters; ``--seed``: the layers' and the control's seeds) against the same
     architecture with standard-normal filters (the untrained control; same
     whitening) and Coates & Ng's k-means pipeline (K-means centroids of 100,000
     centred, unit-norm, ZCA-whitened 5 x 5 patches, triangle activation
@@ -342,7 +344,7 @@ def _load():
 
 
 def _stack_features(layers, X, lock=None, hold=20_000):
-    """Features of ``layers`` (layer 1, optionally layer 2 on its image-layout maps, concatenated) on ``X``.
+    """Features of ``layers`` on ``X``: each layer on the image-layout maps of the one below, all layers' maps concatenated.
 
     Computed in holds of ``hold`` images (each its own hold of ``lock``); returns (F, seconds, loads).
     """
@@ -351,8 +353,10 @@ def _stack_features(layers, X, lock=None, hold=20_000):
         with _held(lock) as load:
             loads.append(load)
             t0 = time.perf_counter()
-            Z = layers[0].transform(X[start : start + hold])
-            parts = [Z.reshape(len(Z), -1)] + [layer.transform(Z) for layer in layers[1:]]
+            parts, Z = [], X[start : start + hold]
+            for layer in layers:
+                Z = layer.transform(Z)
+                parts.append(Z.reshape(len(Z), -1))
             seconds += time.perf_counter() - t0
         part = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
         if F is None:
@@ -448,13 +452,19 @@ def full(args):
     Xt, yt = load_fashion_mnist(kind="t10k")
     X, y = X[: args.n_train].astype(np.float32) / 255, y[: args.n_train]
     Xt, yt = Xt[: args.n_test].astype(np.float32) / 255, yt[: args.n_test]
-    kw1 = json.loads(args.encoder)
-    if args.layer2 is not None:
-        kw1["output_layout"] = "image"
+    kws = [json.loads(args.encoder)] + [json.loads(k) for k in (args.layer2, args.layer3) if k is not None]
+    if args.layer3 is not None and args.layer2 is None:
+        raise SystemExit("--layer3 needs --layer2: layer 3 reads layer 2's maps")
+    if args.untrained_from > len(kws):
+        raise SystemExit(f"--untrained-from {args.untrained_from}: the network has {len(kws)} layer(s)")
+    if args.powers is not None and len(kws) > 1:
+        raise SystemExit("--powers sweeps layer 1's power, which layer 2 is fitted on: use it without --layer2")
+    for kw in kws[:-1]:
+        kw["output_layout"] = "image"
     n_fit = min(args.fit_images or len(X), len(X))
     threads = os.environ.get("OMP_NUM_THREADS", "default")
     print(
-        f"Fashion-MNIST {len(X)} / {len(Xt)}; layer 1 {kw1}; layer 2 {args.layer2}; filters fitted on {n_fit} images; "
+        f"Fashion-MNIST {len(X)} / {len(Xt)}; layers {kws}; seed {args.seed}; filters fitted on {n_fit} images; "
         f"OMP_NUM_THREADS={threads}; lock {args.lock}; readout StandardScaler + {args.readout}, "
         f"C in {args.C} on the last {args.val} of the training set (fitted on {args.tune_rows or 'all the other'} rows)",
         flush=True,
@@ -468,44 +478,44 @@ def full(args):
         print(f"| {label} | {F.shape[1]} | {vals} | {C:g} | {acc:.4f} |", flush=True)
 
     if "learned" in args.rows or "untrained" in args.rows:
-        # the untrained row alone keeps only the fitted whitening (fitted before the first epoch): one epoch is enough
-        # (with --untrained-from 2 the control keeps the learned layer 1: it is trained in full)
-        epochs = {} if "learned" in args.rows else {"max_iter": 1}
-        epochs1 = {} if args.untrained_from > 1 else epochs
-        layers, fit_s, fit_cpu, fit_loads = [KrotovPatchEncoder(random_state=0, **{**kw1, **epochs1})], 0.0, 0.0, []
-        with _held(args.lock) as load:
-            fit_loads.append(load)
-            t0, c0 = time.perf_counter(), time.process_time()
-            layers[0].fit(X[:n_fit])
-            fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
-        if args.layer2 is not None:
+        # the untrained row alone keeps of the layers from --untrained-from up only their fitted whitening (fitted
+        # before the first epoch): one epoch is enough; the learned layers below them are trained in full
+        layers, fit_s, fit_cpu, fit_loads = [], 0.0, 0.0, []
+        for i, kw in enumerate(kws, start=1):
+            epochs = {"max_iter": 1} if "learned" not in args.rows and i >= args.untrained_from else {}
             with _held(args.lock) as load:
                 fit_loads.append(load)
                 t0, c0 = time.perf_counter(), time.process_time()
-                layer2 = KrotovPatchEncoder(random_state=1, **{**json.loads(args.layer2), **epochs})
-                layers.append(layer2.fit(layers[0].transform(X[:n_fit])))
+                below = X[:n_fit]
+                for layer in layers:
+                    below = layer.transform(below)
+                layers.append(KrotovPatchEncoder(random_state=args.seed + i - 1, **{**kw, **epochs}).fit(below))
                 fit_s, fit_cpu = fit_s + time.perf_counter() - t0, fit_cpu + time.process_time() - c0
-    if "learned" in args.rows:
-        c0 = time.process_time()
-        F, tr_s, tr_loads = _stack_features(layers, X, args.lock)
-        Ft, te_s, te_loads = _stack_features(layers, Xt, args.lock)
-        tr_cpu = time.process_time() - c0
-        loads = fit_loads + tr_loads + te_loads
-        print(
-            f"learned features: fit {fit_s:.1f} s + transform {tr_s + te_s:.1f} s = {fit_s + tr_s + te_s:.1f} s wall "
-            f"(process CPU {fit_cpu:.1f} + {tr_cpu:.1f} s; loads {min(loads):.1f}-{max(loads):.1f}); {F.shape[1]} features",
-            flush=True,
-        )
-        if args.time_only:
-            return
-        row("learned", F, Ft)
-        del F, Ft
-    if "untrained" in args.rows:
-        control = _untrained(layers, first=args.untrained_from)
-        F, _, _ = _stack_features(control, X)
-        Ft, _, _ = _stack_features(control, Xt)
-        row(f"untrained (standard-normal filters from layer {args.untrained_from} up)", F, Ft)
-        del F, Ft
+    for power in args.powers or [None]:
+        if power is not None:
+            layers[0].power = power
+        at = "" if power is None else f", power {power:g}"
+        if "learned" in args.rows:
+            c0 = time.process_time()
+            F, tr_s, tr_loads = _stack_features(layers, X, args.lock)
+            Ft, te_s, te_loads = _stack_features(layers, Xt, args.lock)
+            tr_cpu = time.process_time() - c0
+            loads = fit_loads + tr_loads + te_loads
+            print(
+                f"learned features{at}: fit {fit_s:.1f} s + transform {tr_s + te_s:.1f} s = {fit_s + tr_s + te_s:.1f} s wall "
+                f"(process CPU {fit_cpu:.1f} + {tr_cpu:.1f} s; loads {min(loads):.1f}-{max(loads):.1f}); {F.shape[1]} features",
+                flush=True,
+            )
+            if args.time_only:
+                return
+            row(f"learned{at}", F, Ft)
+            del F, Ft
+        if "untrained" in args.rows:
+            control = _untrained(layers, seed=args.seed + 1, first=args.untrained_from)
+            F, _, _ = _stack_features(control, X)
+            Ft, _, _ = _stack_features(control, Xt)
+            row(f"untrained (standard-normal filters from layer {args.untrained_from} up{at})", F, Ft)
+            del F, Ft
     if "kmeans" in args.rows:
         t0 = time.perf_counter()
         F, Ft = _coates_ng_features(X[:n_fit], [X, Xt], args.kmeans_k)
@@ -533,6 +543,11 @@ def main():
         "--encoder", default='{"n_components": 400, "window": 5, "pool_size": 6, "pool_stride": 6}', help="full: layer 1's parameters (JSON)"
     )
     ap.add_argument("--layer2", default=None, help="full: a second layer's parameters (JSON); its features are concatenated with layer 1's")
+    ap.add_argument("--layer3", default=None, help="full: a third layer on layer 2's maps (JSON); its features are concatenated too")
+    ap.add_argument("--seed", type=int, default=0, help="full: layer i is seeded seed + i - 1, the untrained control's filters seed + 1")
+    ap.add_argument(
+        "--powers", type=float, nargs="+", default=None, help="full: one learned / untrained pair per power of layer 1 (one layer), same filters"
+    )
     ap.add_argument("--fit-images", type=int, default=None, help="full: images the filters are fitted on (default all)")
     ap.add_argument("--readout", choices=["logreg", "svc"], default="logreg")
     ap.add_argument("--C", type=float, nargs="+", default=[0.001, 0.01, 0.1])
@@ -553,7 +568,7 @@ def main():
     ap.add_argument(
         "--untrained-from",
         type=int,
-        choices=[1, 2],
+        choices=[1, 2, 3],
         default=1,
         help="full: the untrained control's random filters from this layer up (2: layer 2 untrained on the learned layer 1)",
     )
