@@ -387,6 +387,10 @@ class HebbianEstimator(BackendMixin):
             out[name] = bk.asarray(value, dtype=dtype) if (dtype is not None and floating) else bk.asarray(value)
         return out
 
+    def _chunk_params(self, bk, params):
+        """The device parameters every chunk of :meth:`_map_chunks` reads, with what derives from them once per call."""
+        return params
+
     def _map_chunks(self, X, fn, rows_per_chunk, *, hints=("chunk_size",), threaded=False):
         """``fn(bk, params, chunk)`` over chunks of rows of the validated ``X``, concatenated.
 
@@ -405,7 +409,7 @@ class HebbianEstimator(BackendMixin):
         bk = self._backend(X)
         host = self._params_from_fitted()
         dtype = compute_dtype(X) if hasattr(X, "dtype") else _float_dtype(host)
-        params = self._to_device(bk, host, dtype)
+        params = self._chunk_params(bk, self._to_device(bk, host, dtype))
         out = []
         rows_per_chunk = max(1, int(rows_per_chunk))
         # one chunk: too little work to be worth a measurement of the free cores (up to 50 ms)

@@ -524,10 +524,14 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         ph, pw = (pooled_size(n, self.pool_size, self.pool_stride) for n in (oh, ow))
         return [(ph, pw, self.components_.shape[0])]
 
+    def _chunk_params(self, bk, params):
+        """The unit filters, normalised once per transform rather than once per chunk."""
+        return {**params, "unit_filters": normalize_rows(bk, params["M"])}
+
     def _encode(self, bk, params, chunk):
         """NNL-CONV on a chunk of images: (n, H, W, C) -> (n, n_features_out), or (n, ph, pw, K) (``output_layout``)."""
         xp = bk.xp
-        filters = normalize_rows(bk, params["M"])
+        filters = params["unit_filters"]
         win = self._window(self.image_shape_)
         if win is None:
             P = xp.reshape(chunk, (chunk.shape[0], 1, 1, -1))
