@@ -197,37 +197,43 @@ def fit_threads(bk):
     """A :class:`FitThreads` for the ``with`` block: BLAS (NumPy) or torch's intra-op threads (torch CPU).
 
     Only ever lowers the user's setting, and restores it afterwards. Yields
-    None on other backends.
+    None on other backends. Fits (and transforms) in several Python threads of
+    one process hold these process-wide pools one at a time.
     """
-    if bk.name == "numpy":
-        from . import _numba
-
-        controller = _numba.thread_controller()
-        blas = controller.select(user_api="blas")
-        requested = max((lib.num_threads for lib in blas.lib_controllers), default=1)
-        limits = contextlib.ExitStack()
-
-        def apply(n):
-            limits.close()
-            if n < requested:
-                limits.enter_context(controller.limit(limits=n, user_api="blas"))
-
-        undo = limits.close
-    elif bk.name == "torch" and not bk.is_gpu:
-        torch = sys.modules["torch"]
-        requested = torch.get_num_threads()
-        apply = torch.set_num_threads
-
-        def undo():
-            torch.set_num_threads(requested)
-    else:
+    if not (bk.name == "numpy" or (bk.name == "torch" and not bk.is_gpu)):
         yield None
         return
-    threads = FitThreads(requested, apply)
-    token = _current.set(threads)
-    try:
-        yield threads
-    finally:
-        _current.reset(token)
-        if threads.n != requested:
-            undo()
+    from . import _numba
+
+    # the pools are the process's: fits in several Python threads take turns at setting and restoring
+    # them, so that each reads the user's setting and restores what it found (overlapping compiled
+    # fits in two threads beside a busy core left BLAS at one thread in 4 of 20 runs without this)
+    with _numba._fit_lock:
+        if bk.name == "numpy":
+            controller = _numba.thread_controller()
+            blas = controller.select(user_api="blas")
+            requested = max((lib.num_threads for lib in blas.lib_controllers), default=1)
+            limits = contextlib.ExitStack()
+
+            def apply(n):
+                limits.close()
+                if n < requested:
+                    limits.enter_context(controller.limit(limits=n, user_api="blas"))
+
+            undo = limits.close
+        else:
+            torch = sys.modules["torch"]
+            requested = torch.get_num_threads()
+            apply = torch.set_num_threads
+
+            def undo():
+                torch.set_num_threads(requested)
+
+        threads = FitThreads(requested, apply)
+        token = _current.set(threads)
+        try:
+            yield threads
+        finally:
+            _current.reset(token)
+            if threads.n != requested:
+                undo()
