@@ -98,9 +98,16 @@ def oracle_nnl_conv(X, M, w, s, power, pool, pool_stride, center):
     return out.reshape(n, -1)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("center", [False, True])
 @pytest.mark.parametrize("stride,pool,pool_stride", [(1, 3, 2), (2, 2, 1), (1, 100, 1)])
-def test_transform_matches_nnl_conv_oracle(stride, pool, pool_stride, center):
+def test_transform_matches_nnl_conv_oracle(stride, pool, pool_stride, center, compiled, monkeypatch):
+    """Both transform paths: the array code (every backend) and, where numba is installed, the compiled passes."""
+    from sklhebb import _numba
+
+    if compiled and not _numba.available():
+        pytest.skip("numba is not installed: the compiled transform does not run")
+    monkeypatch.setattr(_numba, "ENABLED", compiled)
     rng = np.random.default_rng(2)
     X = rng.random((3, 9, 8, 2))
     X[0, :4, :4] = 0.0  # black region: zero patches must give zeros, not NaN

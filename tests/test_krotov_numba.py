@@ -1,4 +1,4 @@
-"""The compiled (numba) fit step of KrotovPatchEncoder against the paper's equation and the NumPy path."""
+"""The compiled (numba) fit step and transform passes of KrotovPatchEncoder against the paper's equations and the NumPy path."""
 
 import multiprocessing
 import os
@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 from sklhebb import DivergenceError, KrotovPatchEncoder, _numba, rules  # noqa: E402
 from sklhebb._backend import resolve  # noqa: E402
 from sklhebb.image import PatchStream, gather_patches, normalize_rows  # noqa: E402
-from sklhebb.rules._krotov_numba import KrotovStepper  # noqa: E402
+from sklhebb.rules._krotov_numba import KrotovStepper, pool_activation  # noqa: E402
 
 from ._oracles import oracle_krotov_update  # noqa: E402
 
@@ -356,3 +356,82 @@ def test_constant_patches_centre_to_exact_zeros_on_both_paths(monkeypatch):
     fast = _fit(X, True, monkeypatch, window=4, n_components=10, shuffle=False)
     plain = _fit(X, False, monkeypatch, window=4, n_components=10, shuffle=False)
     np.testing.assert_allclose(fast.components_, plain.components_, rtol=1e-9, atol=1e-10)
+
+
+# ------------------------------------------------------------ the transform
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("power", [1, 2, 3, 0.5, 2.5])
+@pytest.mark.parametrize(
+    ("grid", "size", "stride"), [((2, 6, 5), 3, 2), ((1, 9, 9), 3, 3), ((2, 7, 5), 2, 2), ((1, 11, 10), 4, 6), ((1, 5, 6), 9, 1), ((2, 4, 4), 1, 1)]
+)
+def test_pool_activation_matches_a_loop_over_windows(grid, size, stride, power, dtype):
+    """ReLU(max over each window)^power (Eq. 3 after the pooling), a float64 loop over windows."""
+    n, oh, ow = grid
+    K = 5
+    cos = np.random.default_rng(16).uniform(-1, 1, (n * oh * ow, K)).astype(dtype)
+    cos[:, 0] = -0.5  # a unit below zero everywhere: exact zeros after the ReLU
+    got = pool_activation(cos, grid, size, stride, power)
+    F = cos.astype(np.float64).reshape(n, oh, ow, K)
+    sy, sx = min(size, oh), min(size, ow)
+    ph, pw = (oh - sy) // stride + 1, (ow - sx) // stride + 1
+    want = np.zeros((n, ph, pw, K))
+    for i in range(n):
+        for a in range(ph):
+            for b in range(pw):
+                for k in range(K):
+                    want[i, a, b, k] = max(F[i, a * stride : a * stride + sy, b * stride : b * stride + sx, k].max(), 0.0) ** power
+    assert got.dtype == dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-13, atol=0)
+    assert (got[..., 0] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("shape", "params"),
+    [
+        ((9, 12, 14, 1), {}),
+        ((9, 12, 14, 1), {"stride": 2, "power": 3}),
+        ((9, 12, 14, 1), {"power": 0.5, "pool_size": 40, "pool_stride": 1}),
+        ((9, 11, 9, 3), {"window": 3, "pool_size": 3, "pool_stride": 2, "center": False}),
+        ((9, 11, 9, 3), {"whiten": 0.1}),
+        ((9, 12, 14, 1), {"output_layout": "image", "pool_size": 1, "pool_stride": 1}),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_transform_gives_the_numpy_paths_features(monkeypatch, shape, params, dtype):
+    import sklhebb.rules._krotov_numba as kn
+
+    pooled = []
+    real = kn.pool_activation
+    monkeypatch.setattr(kn, "pool_activation", lambda *a: pooled.append(a[1]) or real(*a))
+    X = np.random.default_rng(17).random(shape).astype(dtype)
+    X[0, :6, :6] = 0.0  # black patches: zeros, not NaN, on both paths
+    enc = KrotovPatchEncoder(n_components=6, **{"window": 5, **params}, max_iter=1, random_state=0).fit(X)
+    monkeypatch.setattr(_numba, "ENABLED", True)
+    got = enc.transform(X)
+    assert pooled[0] == (1, 1, 1) and len(pooled) > 1  # the warm-up, then the chunks: the compiled passes ran
+    monkeypatch.setattr(_numba, "ENABLED", False)
+    n_calls = len(pooled)
+    want = enc.transform(X)
+    assert len(pooled) == n_calls  # the array path
+    assert got.dtype == want.dtype == dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+def test_a_transform_kernel_that_fails_to_load_falls_back_to_plain_numpy_with_a_warning(monkeypatch):
+    import sklhebb.rules._krotov_numba as kn
+
+    X = np.random.default_rng(18).random((6, 9, 9, 1))
+    enc = KrotovPatchEncoder(n_components=4, window=3, max_iter=1, random_state=0).fit(X)
+    monkeypatch.setattr(_numba, "ENABLED", False)
+    want = enc.transform(X)
+    monkeypatch.setattr(_numba, "ENABLED", True)
+
+    def broken(*args):
+        raise RuntimeError("cannot cache function '_pool_activation': no locator available")
+
+    monkeypatch.setattr(kn, "pool_activation", broken)
+    monkeypatch.setattr(_numba, "_failed", False)
+    with pytest.warns(RuntimeWarning, match="no locator available"):
+        got = enc.transform(X)
+    assert not _numba.available()
+    np.testing.assert_array_equal(got, want)

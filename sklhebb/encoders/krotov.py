@@ -525,35 +525,74 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         return [(ph, pw, self.components_.shape[0])]
 
     def _chunk_params(self, bk, params):
-        """The unit filters, normalised once per transform rather than once per chunk."""
-        return {**params, "unit_filters": normalize_rows(bk, params["M"])}
+        """The unit filters, normalised once per transform rather than once per chunk; the compiled passes' patch offsets."""
+        filters = normalize_rows(bk, params["M"])
+        return {**params, "unit_filters": filters, "compiled": self._compiled_transform(bk, filters)}
+
+    def _compiled_transform(self, bk, filters):
+        """Offsets of one image's patches in the stride-1 grid, for the compiled passes (numba); None where they do not run.
+
+        They run on NumPy arrays in float32/float64 with numba installed (the
+        fit step's conditions), and release the GIL, so that the chunks that
+        ``transform`` encodes on several Python threads do not wait for each
+        other between their products (10,000 Fashion-MNIST images, K = 400,
+        benchmarks/RESULTS.md, "Issue 16, session 24").
+        """
+        win = self._window(self.image_shape_)
+        dtype = str(filters.dtype)
+        if win is None or bk.name != "numpy" or dtype not in ("float32", "float64") or not _numba.available():
+            return None
+        H, W = self.image_shape_[:2]
+        oh, ow = self._conv_size(self.image_shape_)
+        ys, xs = np.arange(oh) * self.stride, np.arange(ow) * self.stride
+        offsets = (ys[:, None] * (W - win + 1) + xs[None, :]).ravel()
+        try:
+            from ..rules._krotov_numba import cut_patches, pool_activation
+
+            # compiles, or loads from numba's cache, before the chunks' threads start
+            one = cut_patches(np.zeros((1, H, W, self.image_shape_[2]), dtype), offsets[:1], (win, win), self.center, dtype)
+            pool_activation(one @ filters.T, (1, 1, 1), self.pool_size, self.pool_stride, self.power)
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. no writable cache, an incompatible numba
+            _numba.give_up(exc)
+            return None
+        return {"offsets": offsets, "per_image": (H - win + 1) * (W - win + 1), "cut": cut_patches, "pool": pool_activation}
 
     def _encode(self, bk, params, chunk):
         """NNL-CONV on a chunk of images: (n, H, W, C) -> (n, n_features_out), or (n, ph, pw, K) (``output_layout``)."""
         xp = bk.xp
-        filters = params["unit_filters"]
+        filters, compiled = params["unit_filters"], params["compiled"]
         win = self._window(self.image_shape_)
-        if win is None:
-            P = xp.reshape(chunk, (chunk.shape[0], 1, 1, -1))
+        if compiled is not None:
+            grid = (chunk.shape[0], *self._conv_size(self.image_shape_))
+            index = (np.arange(chunk.shape[0])[:, None] * compiled["per_image"] + compiled["offsets"]).ravel()
+            P = compiled["cut"](chunk, index, (win, win), self.center, str(filters.dtype))
         else:
-            P = extract_patches(bk, chunk, win, self.stride)
-        grid = P.shape[:3]
-        # the patches as rows of one matrix: on a (n, oh, ow, N) stack, matmul runs n * oh small
-        # products on one thread (measured, 4 images, K = 400: 0.54 ms on 1 or 2 threads, against
-        # 0.44 ms on 1 thread and 0.22 ms on 2 for the same product on rows)
-        # extract_patches's rows are a fresh copy, normalised in place; a whole image (window=None) is the caller's
-        P = normalize_rows(bk, xp.reshape(P, (-1, P.shape[-1])), center=self.center, inplace=win is not None)
+            if win is None:
+                P = xp.reshape(chunk, (chunk.shape[0], 1, 1, -1))
+            else:
+                P = extract_patches(bk, chunk, win, self.stride)
+            grid = P.shape[:3]
+            # the patches as rows of one matrix: on a (n, oh, ow, N) stack, matmul runs n * oh small
+            # products on one thread (measured, 4 images, K = 400: 0.54 ms on 1 or 2 threads, against
+            # 0.44 ms on 1 thread and 0.22 ms on 2 for the same product on rows)
+            # extract_patches's rows are a fresh copy, normalised in place; a whole image (window=None) is the caller's
+            P = normalize_rows(bk, xp.reshape(P, (-1, P.shape[-1])), center=self.center, inplace=win is not None)
         whitening = self._whitening(bk, str(P.dtype).split(".")[-1])
         if whitening is not None:
             P = whiten_rows(bk, P, whitening, normalize=True)
-        cos = xp.reshape(P @ filters.T, (*grid, -1))  # (n, oh, ow, K), cosines in [-1, 1]
-        # f(x) = ReLU(x)^n (Eq. 3) is non-decreasing, so it commutes with the max of the pooling:
-        # pooling first applies it to the pooled map only. On a (56, 24, 24, 400) chunk the full-size
-        # where(cos > 0, cos, 0) took 71 ms and the power 6 ms, against 15 ms for the product
-        F = max_pool(bk, cos, self.pool_size, self.pool_stride)
-        F = xp.maximum(F, 0.0)
-        if self.power != 1:
-            F = F**self.power
+        cos = P @ filters.T  # (n * oh * ow, K), cosines in [-1, 1]
+        if compiled is not None:
+            F = compiled["pool"](cos, grid, self.pool_size, self.pool_stride, self.power)
+        else:
+            # f(x) = ReLU(x)^n (Eq. 3) is non-decreasing, so it commutes with the max of the pooling:
+            # pooling first applies it to the pooled map only. On a (56, 24, 24, 400) chunk the full-size
+            # where(cos > 0, cos, 0) took 71 ms and the power 6 ms, against 15 ms for the product
+            F = max_pool(bk, xp.reshape(cos, (*grid, -1)), self.pool_size, self.pool_stride)
+            F = xp.maximum(F, 0.0)
+            if self.power != 1:
+                F = F**self.power
         return F if self.output_layout == "image" else xp.reshape(F, (F.shape[0], -1))
 
     def transform(self, X):

@@ -1,9 +1,13 @@
-"""Compiled fit step of Eq. (1)-(2) for the NumPy backend (numba, optional).
+"""Compiled fit step of Eq. (1)-(2), and the NNL-CONV transform's passes, for the NumPy backend (numba, optional).
 
 Imported only when numba is installed; :mod:`sklhebb._numba` decides when it
 runs. One call does a whole minibatch: cut and normalise the patches,
 currents, rank selection, the sparse Hebbian sum, decay, normalisation and
-the weight update, on ``T`` threads.
+the weight update, on ``T`` threads. The transform cuts its patches with the
+same code (:func:`cut_patches`) and pools the cosines and applies ReLU^n in
+one pass (:func:`pool_activation`); both release the GIL, so that a
+transform's chunks on several Python threads (:meth:`sklhebb._threads.FitThreads.map`)
+run in parallel between their products.
 
 Why a compiled kernel: with two threads, letting BLAS split the currents
 product while NumPy ranks them on one thread is slower than one thread on
@@ -28,8 +32,9 @@ import numpy as np
 from numba import njit, prange
 
 from .._numba import launch_lock
+from ..image import pooled_size
 
-__all__ = ["fit_step", "KrotovStepper"]
+__all__ = ["fit_step", "KrotovStepper", "cut_patches", "pool_activation"]
 
 
 # ------------------------------------------------------------ rank selection
@@ -292,3 +297,80 @@ class KrotovStepper:
                 self.dM,
                 self.rowmax,
             )
+
+
+# ------------------------------------------------------------ the transform
+@njit(nogil=True, cache=True, fastmath={"nnan", "ninf", "nsz"})
+def _pool_activation(cos, oh, ow, size_y, size_x, stride, int_power, power, rows, out):
+    """out[i, py, px] = ReLU(max of ``cos`` over window (py, px) of image i)^power.
+
+    ``cos``: (n * oh * ow, K), one row per position of each image in C order.
+    Separable: the maximum over ``size_y`` rows for every column first (into
+    ``rows``, (ph, ow, K)), then over ``size_x`` columns of that; the inner
+    loops run over the K contiguous units and vectorise. ReLU commutes with
+    the max, so it is applied once per pooled value. ``int_power`` > 0: the
+    power as repeated products (``power`` is that integer), else ``**``.
+    """
+    K = cos.shape[1]
+    n, ph, pw = out.shape[0], out.shape[1], out.shape[2]
+    span = (pw - 1) * stride + size_x  # the columns some window reads
+    for i in range(n):
+        base = i * oh * ow
+        for py in range(ph):
+            for x in range(span):
+                r = rows[py, x]
+                c = cos[base + py * stride * ow + x]
+                for k in range(K):
+                    r[k] = c[k]
+                for dy in range(1, size_y):
+                    c = cos[base + (py * stride + dy) * ow + x]
+                    for k in range(K):
+                        r[k] = max(r[k], c[k])
+        for py in range(ph):
+            for px in range(pw):
+                o = out[i, py, px]
+                r = rows[py, px * stride]
+                for k in range(K):
+                    o[k] = max(r[k], 0)
+                for dx in range(1, size_x):
+                    r = rows[py, px * stride + dx]
+                    for k in range(K):
+                        o[k] = max(o[k], r[k])
+                if int_power > 1:
+                    for k in range(K):
+                        v = o[k]
+                        for _ in range(int_power - 1):
+                            o[k] *= v
+                elif int_power == 0:
+                    for k in range(K):
+                        o[k] = o[k] ** power
+
+
+def cut_patches(images, index, window, center, dtype):
+    """Rows: patches ``index`` (flat, stride-1 grid) of ``images``, centred (optional), unit-normalised.
+
+    The rows of :func:`sklhebb.image.extract_patches` followed by
+    ``normalize_rows`` (within float rounding), cut straight from the images.
+    """
+    images = _read_only(np.ascontiguousarray(images, dtype=dtype))  # the fit's signature: compiled once
+    wy, wx = window
+    V = np.empty((len(index), wy * wx * images.shape[3]), dtype)
+    _cut_rows(images, np.asarray(index, dtype=np.int64), V, 0, len(index), wy, wx, bool(center))
+    return V
+
+
+def pool_activation(cos, grid, size, stride, power):
+    """ReLU(max-pooled ``cos``)^power, (n, ph, pw, K), from the (n * oh * ow, K) cosines of a ``grid`` (n, oh, ow).
+
+    The numbers of :func:`sklhebb.image.max_pool`, then ``maximum(., 0) ** power``
+    (an integer power as repeated products: within float rounding of ``**``).
+    """
+    n, oh, ow = grid
+    K = cos.shape[1]
+    ph, pw = pooled_size(oh, size, stride), pooled_size(ow, size, stride)
+    out = np.empty((n, ph, pw, K), cos.dtype)
+    rows = np.empty((ph, ow, K), cos.dtype)
+    power = float(power)
+    int_power = int(power) if power.is_integer() and power <= 16 else 0
+    _pool_activation(np.ascontiguousarray(cos), oh, ow, min(size, oh), min(size, ow), stride, int_power, power, rows, out)
+    return out
