@@ -536,7 +536,7 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         fit step's conditions), and release the GIL, so that the chunks that
         ``transform`` encodes on several Python threads do not wait for each
         other between their products (10,000 Fashion-MNIST images, K = 400,
-        benchmarks/RESULTS.md, "Issue 16, session 24").
+        benchmarks/RESULTS.md, issue 16, section 7).
         """
         win = self._window(self.image_shape_)
         dtype = str(filters.dtype)
