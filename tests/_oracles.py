@@ -25,3 +25,16 @@ def oracle_krotov_update(M, V, rank, delta, p, normalize):
     if normalize:
         dM = dM / max(np.max(np.abs(dM)), 1e-30)
     return dM
+
+
+def oracle_max_pool(F, size, stride):
+    """Max over each size x size window of a (n, h, w, K) map, every ``stride``; ``size`` clipped to the map."""
+    n, h, w, K = F.shape
+    sy, sx = min(size, h), min(size, w)
+    ph, pw = (h - sy) // stride + 1, (w - sx) // stride + 1
+    out = np.zeros((n, ph, pw, K))
+    for i in range(n):
+        for a in range(ph):
+            for b in range(pw):
+                out[i, a, b] = F[i, a * stride : a * stride + sy, b * stride : b * stride + sx].max(axis=(0, 1))
+    return out
