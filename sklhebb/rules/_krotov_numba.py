@@ -89,23 +89,26 @@ def _cut_rows(images, index, V, lo, hi, wy, wx, center):
         i = q // per
         y = (q % per) // ow
         x = (q % per) % ow
+        first = ((i * np.uint64(H) + y) * np.uint64(W) + x) * np.uint64(C)
+        # centred: shifted by the first entry as it is copied, as normalize_rows shifts (constant rows give zeros)
+        v0 = flat[first] if center else flat[first] * 0
         for dy in range(wy):
-            start = ((i * np.uint64(H) + y + np.uint64(dy)) * np.uint64(W) + x) * np.uint64(C)
+            start = first + np.uint64(dy) * np.uint64(W) * np.uint64(C)
             for e in range(run):
-                V[r, dy * run + e] = flat[start + np.uint64(e)]
-        if center:  # shifted by the first entry, as normalize_rows: constant rows give zeros
-            v0 = V[r, 0]
-            for j in range(N):
-                V[r, j] -= v0
+                V[r, dy * run + e] = flat[start + np.uint64(e)] - v0
+        ss = V[r, 0] * 0
+        if center:
             s = V[r, 0] * 0
             for j in range(N):
                 s += V[r, j]
             mean = s / N
             for j in range(N):
-                V[r, j] -= mean
-        ss = V[r, 0] * 0
-        for j in range(N):
-            ss += V[r, j] * V[r, j]
+                e = V[r, j] - mean
+                V[r, j] = e
+                ss += e * e
+        else:
+            for j in range(N):
+                ss += V[r, j] * V[r, j]
         norm = np.sqrt(ss)
         inv = 1 / norm if norm > tiny else norm * 0
         for j in range(N):
