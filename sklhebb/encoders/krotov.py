@@ -561,39 +561,43 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
 
     def _encode(self, bk, params, chunk):
         """NNL-CONV on a chunk of images: (n, H, W, C) -> (n, n_features_out), or (n, ph, pw, K) (``output_layout``)."""
-        xp = bk.xp
-        filters, compiled = params["unit_filters"], params["compiled"]
-        win = self._window(self.image_shape_)
-        if compiled is not None:
-            grid = (chunk.shape[0], *self._conv_size(self.image_shape_))
-            index = (np.arange(chunk.shape[0])[:, None] * compiled["per_image"] + compiled["offsets"]).ravel()
-            P = compiled["cut"](chunk, index, (win, win), self.center, str(filters.dtype))
-        else:
-            if win is None:
-                P = xp.reshape(chunk, (chunk.shape[0], 1, 1, -1))
-            else:
-                P = extract_patches(bk, chunk, win, self.stride)
-            grid = P.shape[:3]
-            # the patches as rows of one matrix: on a (n, oh, ow, N) stack, matmul runs n * oh small
-            # products on one thread (measured, 4 images, K = 400: 0.54 ms on 1 or 2 threads, against
-            # 0.44 ms on 1 thread and 0.22 ms on 2 for the same product on rows)
-            # extract_patches's rows are a fresh copy, normalised in place; a whole image (window=None) is the caller's
-            P = normalize_rows(bk, xp.reshape(P, (-1, P.shape[-1])), center=self.center, inplace=win is not None)
+        P, grid = self._unit_patches(bk, params, chunk)
         whitening = self._whitening(bk, str(P.dtype).split(".")[-1])
         if whitening is not None:
             P = whiten_rows(bk, P, whitening, normalize=True)
-        cos = P @ filters.T  # (n * oh * ow, K), cosines in [-1, 1]
+        cos = P @ params["unit_filters"].T  # (n * oh * ow, K), cosines in [-1, 1]
+        F = self._pooled_activation(bk, params, cos, grid)
+        return F if self.output_layout == "image" else bk.xp.reshape(F, (F.shape[0], -1))
+
+    def _unit_patches(self, bk, params, chunk):
+        """The chunk's patches as unit rows (centred first with ``center``), and their grid (n, oh, ow)."""
+        xp, compiled = bk.xp, params["compiled"]
+        win = self._window(self.image_shape_)
         if compiled is not None:
-            F = compiled["pool"](cos, grid, self.pool_size, self.pool_stride, self.power)
+            index = (np.arange(chunk.shape[0])[:, None] * compiled["per_image"] + compiled["offsets"]).ravel()
+            P = compiled["cut"](chunk, index, (win, win), self.center, str(params["unit_filters"].dtype))
+            return P, (chunk.shape[0], *self._conv_size(self.image_shape_))
+        if win is None:
+            P = xp.reshape(chunk, (chunk.shape[0], 1, 1, -1))
         else:
-            # f(x) = ReLU(x)^n (Eq. 3) is non-decreasing, so it commutes with the max of the pooling:
-            # pooling first applies it to the pooled map only. On a (56, 24, 24, 400) chunk the full-size
-            # where(cos > 0, cos, 0) took 71 ms and the power 6 ms, against 15 ms for the product
-            F = max_pool(bk, xp.reshape(cos, (*grid, -1)), self.pool_size, self.pool_stride)
-            F = xp.maximum(F, 0.0)
-            if self.power != 1:
-                F = F**self.power
-        return F if self.output_layout == "image" else xp.reshape(F, (F.shape[0], -1))
+            P = extract_patches(bk, chunk, win, self.stride)
+        # the patches as rows of one matrix: on a (n, oh, ow, N) stack, matmul runs n * oh small
+        # products on one thread (measured, 4 images, K = 400: 0.54 ms on 1 or 2 threads, against
+        # 0.44 ms on 1 thread and 0.22 ms on 2 for the same product on rows)
+        # extract_patches's rows are a fresh copy, normalised in place; a whole image (window=None) is the caller's
+        return normalize_rows(bk, xp.reshape(P, (-1, P.shape[-1])), center=self.center, inplace=win is not None), P.shape[:3]
+
+    def _pooled_activation(self, bk, params, cos, grid):
+        """f(x) = ReLU(x)^n (Eq. 3) of the max-pooled cosines: (n, ph, pw, K)."""
+        if params["compiled"] is not None:
+            return params["compiled"]["pool"](cos, grid, self.pool_size, self.pool_stride, self.power)
+        xp = bk.xp
+        # f is non-decreasing, so it commutes with the max of the pooling: pooling first applies
+        # it to the pooled map only. On a (56, 24, 24, 400) chunk the full-size
+        # where(cos > 0, cos, 0) took 71 ms and the power 6 ms, against 15 ms for the product
+        F = max_pool(bk, xp.reshape(cos, (*grid, -1)), self.pool_size, self.pool_stride)
+        F = xp.maximum(F, 0.0)
+        return F**self.power if self.power != 1 else F
 
     def transform(self, X):
         """Encode images with the NNL-CONV layer.
