@@ -69,6 +69,10 @@ conv-search
     activation, whose features are the sum-pooled (normalised, whitened)
     patches themselves: a linear function of the pixels, the representation
     whose Gram matrix an exact similarity-matching solution reproduces.
+    ``--pools``: every network's rows under each pooling (JSON dicts of
+    ``pool``, ``pool_size``, ``pool_stride`` and ``power``, the features
+    sign(F) |F|^power after pooling), from one solve of the dynamics per
+    network (``pooled_features``); the configs then may not set the pooling.
     ``--filter-stats``: per network also the statistics of ``filter_stats``
     (mean |cos| and participation ratio of the rows of W and of the effective
     filters L^-1 W, cond(L), and on 20,000 training patches the silent
@@ -377,6 +381,35 @@ def filter_stats(enc, X, n_patches=20_000, seed=1):
     )
 
 
+POOL_KEYS = ("pool", "pool_size", "pool_stride", "power")
+
+
+def pooled_features(enc, X, pools, chunk=500):
+    """``enc``'s features of ``X`` under every pooling of ``pools`` (dicts of ``pool``, ``pool_size``,
+    ``pool_stride`` and ``power``: features sign(F) |F|^power after pooling), from one solve of the dynamics.
+
+    The output maps come from a copy of ``enc`` with 1 x 1 pooling, ``chunk`` images at a time, and are pooled
+    by the library's own ``max_pool`` / sum pooling with the geometry that ``enc`` set to each pooling would use."""
+    from sklhebb.encoders.nsm import _sum_pool
+    from sklhebb.image import max_pool
+
+    for spec in pools:
+        if set(spec) - set(POOL_KEYS):
+            raise ValueError(f"--pools: unknown keys {sorted(set(spec) - set(POOL_KEYS))}; allowed: {POOL_KEYS}")
+    bk = resolve("numpy")
+    maps = copy.deepcopy(enc).set_params(pool="sum", pool_size=1, pool_stride=1, output_layout="image")
+    poolers = [copy.deepcopy(enc).set_params(**{k: v for k, v in spec.items() if k != "power"}) for spec in pools]
+    out = [[] for _ in pools]
+    for start in range(0, len(X), chunk):
+        M = maps.transform(X[start : start + chunk])
+        for F, spec, p in zip(out, pools, poolers):
+            size, stride = p._pool_geometry(M.shape[1], M.shape[2])
+            G = max_pool(bk, M, size, stride) if p.pool == "max" else _sum_pool(bk, M, size, stride)
+            G = G.reshape(len(G), -1)
+            F.append(np.sign(G) * np.abs(G) ** spec["power"] if "power" in spec else G)
+    return [np.concatenate(F) for F in out]
+
+
 def conv_search_cmd(args):
     import json
 
@@ -399,6 +432,8 @@ def conv_search_cmd(args):
     base = dict(n_components=50, input_scale=1.0, window=6, learning_rate=0.02, max_iter=2, batch_size=5000, random_state=0)
     for config in args.configs:
         params = {**base, **json.loads(config)}
+        if args.pools is not None and set(json.loads(config)) & set(POOL_KEYS):
+            raise ValueError(f"--configs {config}: pooling is set by --pools when it is given")
         runs = [("learned", {}), ("untrained", dict(learning_rate=1e-12, max_iter=1))]
         if args.split_lateral:
             runs.insert(1, ("learned W, L = I", {}))
@@ -421,6 +456,9 @@ def conv_search_cmd(args):
                 e = NSMEncoder(**{**params, **kw}).fit(X)
                 learned = learned or e
             t_fit = time.perf_counter() - t0
+            if args.pools is not None:
+                pooled_rows(args, config, label, e, t_fit, X, y, Xt, yt)
+                continue
             t0 = time.perf_counter()
             F, Ft = e.transform(X), e.transform(Xt)
             t_tr = time.perf_counter() - t0
@@ -433,6 +471,27 @@ def conv_search_cmd(args):
                 + ("".join(f" {v:.3g} |" for v in filter_stats(e, X).values()) if args.filter_stats else ""),
                 flush=True,
             )
+
+
+def pooled_rows(args, config, label, e, t_fit, X, y, Xt, yt):
+    """conv-search rows of one fitted network under every ``--pools`` pooling (one solve of the dynamics)."""
+    import json
+
+    pools = [json.loads(p) for p in args.pools]
+    t0 = time.perf_counter()
+    feats = pooled_features(e, X, pools)
+    feats_t = pooled_features(e, Xt, pools)
+    t_tr = time.perf_counter() - t0
+    stats = "".join(f" {v:.3g} |" for v in filter_stats(e, X).values()) if args.filter_stats else ""
+    for spec, F, Ft in zip(args.pools, feats, feats_t):
+        dead = float(np.mean(np.all(F == 0, axis=0)))
+        acc, alpha, _ = tuned_ridge(F, y, Ft, yt)
+        sacc, C, conv = tuned_svc(F, y, Ft, yt) if args.svc else (float("nan"), float("nan"), "-")
+        print(
+            f"| `{config}` `{spec}` | {label} | {F.shape[1]} | {t_fit:.1f} | {t_tr:.1f} | {e.n_dynamics_steps_:.1f} | {dead:.2f} | "
+            f"{acc:.4f} | {alpha:g} | {sacc:.4f} | {C:g} | {conv} |" + stats,
+            flush=True,
+        )
 
 
 def struct_search_cmd(args):
@@ -584,6 +643,9 @@ def main():
     parser.add_argument("--pooled-patches", action="store_true", help="conv-search: also the pooled patches (W = L = I, linear)")
     parser.add_argument("--filter-stats", action="store_true", help="conv-search: statistics of the filters and outputs")
     parser.add_argument("--configs", nargs="+", default=["{}"], help="conv-search: JSON dicts of NSMEncoder parameters")
+    parser.add_argument(
+        "--pools", nargs="+", default=None, help="conv-search: JSON dicts of pool, pool_size, pool_stride, power; every network under each"
+    )
     parser.add_argument("--widths", type=int, nargs="+", default=[1000, 1000], help="lce: units per layer, bottom first")
     parser.add_argument("--eta", type=float, default=0.02, help="deep: learning rate of both layers")
     parser.add_argument("--activation", default="tanh", help="deep: the activation of both layers")
