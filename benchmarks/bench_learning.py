@@ -52,7 +52,8 @@ deep
     learned layer 1, and layer 1 alone learned against untrained, raw pixels;
     readout ``tuned_ridge`` (all rows), the share of layer 2's test outputs
     with |r| > 0.99 (capped_relu: its cap is 1) and the mean norm of layer 2's input c r^(1).
-    ``--tau``: both layers' tau (1, the paper's, by default); ``--seeds``: one
+    ``--n2``: layer 2's neurons per site (8 by default); ``--tau``: both
+    layers' tau (1, the paper's, by default); ``--seeds``: one
     pass (layer 1 alone and every network) per random_state (0 by default).
 conv-search
     The convolutional NSMEncoder of nsm-conv (50 channels of 6 x 6 unit-norm
@@ -276,7 +277,8 @@ def deep_cmd(args):
     mean = X.mean(axis=0)
     X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
     print(
-        f"Fashion-MNIST {len(X)} train / {len(Xt)} test, deep structured NSM (4 per site, radius 4 | 8 per site, radius r2), {args.activation}, "
+        f"Fashion-MNIST {len(X)} train / {len(Xt)} test, deep structured NSM (4 per site, radius 4 | {args.n2} per site, radius r2), "
+        f"{args.activation}, "
         f"eta {args.eta}, tau {args.tau}, {args.epochs} epochs, tuned_ridge readout; load {os.getloadavg()}",
         flush=True,
     )
@@ -303,9 +305,9 @@ def deep_cmd(args):
                 for gamma in args.gammas:
                     net = dict(hidden_layer_sizes=(4,), site_stride=(2, 2), radius=(4.0, r2), gamma=gamma, layer_input_scale=c, **common)
                     t0 = time.perf_counter()
-                    e = NSMEncoder(8, **learn, **net).fit(X)
+                    e = NSMEncoder(args.n2, **learn, **net).fit(X)
                     t_fit = f"{time.perf_counter() - t0:.1f}"
-                    ctrl = _top_untrained(e, NSMEncoder(8, **frozen, **net).fit(X))
+                    ctrl = _top_untrained(e, NSMEncoder(args.n2, **frozen, **net).fit(X))
                     for name, enc in (("layer 2 learned on learned layer 1", e), ("layer 2 untrained on learned layer 1", ctrl)):
                         enc.set_params(return_layers="all")
                         Z, Zt = enc.transform(X), enc.transform(Xt)
@@ -601,6 +603,7 @@ def main():
     parser.add_argument("--eta", type=float, default=0.02, help="deep: learning rate of both layers")
     parser.add_argument("--activation", default="tanh", help="deep: the activation of both layers")
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.0, 0.1], help="deep: feedback strengths")
+    parser.add_argument("--n2", type=int, default=8, help="deep: layer 2's neurons per site")
     parser.add_argument("--tau", type=float, default=1.0, help="deep: NSMEncoder tau (L learns at eta / (2 tau))")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="struct-search, deep: random_state of both networks, one pass per seed")
     args = parser.parse_args()
