@@ -5,9 +5,9 @@
     python benchmarks/bench_learning.py nsm-conv [--n-train N] [--n-test N] [--whiten none 0.1] [--epochs E]
     python benchmarks/bench_learning.py nps [--n-train N] [--n-test N] [--nps 4 8 16 32 64] [--epochs E]
     python benchmarks/bench_learning.py conv-search [--n-train N] [--n-test N] [--configs '{"learning_rate": 0.005}' ...]
-    python benchmarks/bench_learning.py struct-search [--n-train N] [--n-test N] [--nps 8] [--configs '{"max_iter": 10}' ...]
+    python benchmarks/bench_learning.py struct-search [--n-train N] [--n-test N] [--nps 8] [--configs '{"max_iter": 10}' ...] [--seeds 0 1 2]
     python benchmarks/bench_learning.py lce [--n-train N] [--n-test N] [--widths 1000 1000] [--epochs E]
-    python benchmarks/bench_learning.py deep [--n-train N] [--n-test N] [--scales 1 0.5] [--radius2 1.5 3] [--gammas 0 0.1]
+    python benchmarks/bench_learning.py deep [--n-train N] [--n-test N] [--scales 1 0.5] [--radius2 1.5 3] [--gammas 0 0.1] [--tau T] [--seeds 0 1]
 
 Fashion-MNIST (local Debian package), the first ``--n-train`` training and
 ``--n-test`` test images, pixels in [0, 1]. Every row has the same readout,
@@ -52,6 +52,9 @@ deep
     learned layer 1, and layer 1 alone learned against untrained, raw pixels;
     readout ``tuned_ridge`` (all rows), the share of layer 2's test outputs
     with |r| > 0.99 (capped_relu: its cap is 1) and the mean norm of layer 2's input c r^(1).
+    ``--n2``: layer 2's neurons per site (8 by default); ``--tau``: both
+    layers' tau (1, the paper's, by default); ``--seeds``: one
+    pass (layer 1 alone and every network) per random_state (0 by default).
 conv-search
     The convolutional NSMEncoder of nsm-conv (50 channels of 6 x 6 unit-norm
     patches, ReLU, quadrant sum pooling, eta 0.02, 2 epochs, batch 5,000
@@ -84,7 +87,8 @@ struct-search
     ``--epochs``, batch 100, input_scale 1, mean-subtracted pixels) with each
     ``--configs`` entry's NSMEncoder parameters changed, learned against the
     same network untrained (its initial masked W, L = I), and raw pixels;
-    readout ``tuned_ridge``.
+    readout ``tuned_ridge``. ``--seeds``: both networks once per
+    random_state (overriding the config's), then the mean margin.
 lce
     LocalCompetitiveEncoder (Zhou), a layer-wise stack of ``--widths`` units
     (its defaults otherwise: square_normalize, 10 epochs per layer,
@@ -277,41 +281,46 @@ def deep_cmd(args):
     mean = X.mean(axis=0)
     X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
     print(
-        f"Fashion-MNIST {len(X)} train / {len(Xt)} test, deep structured NSM (4 per site, radius 4 | 8 per site, radius r2), {args.activation}, "
-        f"eta {args.eta}, {args.epochs} epochs, tuned_ridge readout; load {os.getloadavg()}",
+        f"Fashion-MNIST {len(X)} train / {len(Xt)} test, deep structured NSM (4 per site, radius 4 | {args.n2} per site, radius r2), "
+        f"{args.activation}, "
+        f"eta {args.eta}, tau {args.tau}, {args.epochs} epochs, tuned_ridge readout; load {os.getloadavg()}",
         flush=True,
     )
-    print("| network | c | r2 | gamma | features | fit (s) | dynamics steps | layer-2 input norm | saturated | accuracy | alpha |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| network | seed | c | r2 | gamma | features | fit (s) | dynamics steps | layer-2 input norm | saturated | accuracy | alpha |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 
-    def line(name, c, r2, gamma, F, Ft, t_fit="-", steps="-", norm="-", sat="-"):
+    def line(name, seed, c, r2, gamma, F, Ft, t_fit="-", steps="-", norm="-", sat="-"):
         acc, alpha, _ = tuned_ridge(F, y, Ft, yt)
-        print(f"| {name} | {c} | {r2} | {gamma} | {F.shape[1]} | {t_fit} | {steps} | {norm} | {sat} | {acc:.4f} | {alpha:g} |", flush=True)
+        print(f"| {name} | {seed} | {c} | {r2} | {gamma} | {F.shape[1]} | {t_fit} | {steps} | {norm} | {sat} | {acc:.4f} | {alpha:g} |", flush=True)
 
-    line("raw pixels (mean-subtracted)", "-", "-", "-", X, Xt)
-    common = dict(structure="local", image_shape=(28, 28), activation=args.activation, lateral_radius=0.0, input_scale=1.0, random_state=0)
+    line("raw pixels (mean-subtracted)", "-", "-", "-", "-", X, Xt)
     learn = dict(learning_rate=args.eta, max_iter=args.epochs, batch_size=100)
     frozen = dict(learning_rate=1e-12, max_iter=1, batch_size=len(X))
-    for label, kw in (("learned", learn), ("untrained", frozen)):
-        e = NSMEncoder(4, site_stride=2, radius=4.0, **kw, **common).fit(X)
-        line(f"layer 1 alone, {label}", "-", "-", "-", e.transform(X), e.transform(Xt))
-    for r2 in args.radius2:
-        for c in args.scales:
-            for gamma in args.gammas:
-                net = dict(hidden_layer_sizes=(4,), site_stride=(2, 2), radius=(4.0, r2), gamma=gamma, layer_input_scale=c, **common)
-                t0 = time.perf_counter()
-                e = NSMEncoder(8, **learn, **net).fit(X)
-                t_fit = f"{time.perf_counter() - t0:.1f}"
-                ctrl = _top_untrained(e, NSMEncoder(8, **frozen, **net).fit(X))
-                for name, enc in (("layer 2 learned on learned layer 1", e), ("layer 2 untrained on learned layer 1", ctrl)):
-                    enc.set_params(return_layers="all")
-                    Z, Zt = enc.transform(X), enc.transform(Xt)
-                    n2 = enc.components_.shape[0]
-                    H1t = Zt[:, :-n2]
-                    norm, sat = f"{float(np.mean(np.linalg.norm(c * H1t, axis=1))):.1f}", f"{float(np.mean(np.abs(Zt[:, -n2:]) > 0.99)):.3f}"
-                    steps = f"{e.n_dynamics_steps_:.1f}" if enc is e else "-"
-                    line(name, c, r2, gamma, Z[:, -n2:], Zt[:, -n2:], t_fit if enc is e else "-", steps, norm, sat)
-                    line(name.replace("layer 2", "layers 1 + 2"), c, r2, gamma, Z, Zt)
+    for seed in args.seeds if args.seeds is not None else [0]:
+        common = dict(
+            structure="local", image_shape=(28, 28), activation=args.activation, lateral_radius=0.0, input_scale=1.0, tau=args.tau,
+            random_state=seed,
+        )  # fmt: skip
+        for label, kw in (("learned", learn), ("untrained", frozen)):
+            e = NSMEncoder(4, site_stride=2, radius=4.0, **kw, **common).fit(X)
+            line(f"layer 1 alone, {label}", seed, "-", "-", "-", e.transform(X), e.transform(Xt))
+        for r2 in args.radius2:
+            for c in args.scales:
+                for gamma in args.gammas:
+                    net = dict(hidden_layer_sizes=(4,), site_stride=(2, 2), radius=(4.0, r2), gamma=gamma, layer_input_scale=c, **common)
+                    t0 = time.perf_counter()
+                    e = NSMEncoder(args.n2, **learn, **net).fit(X)
+                    t_fit = f"{time.perf_counter() - t0:.1f}"
+                    ctrl = _top_untrained(e, NSMEncoder(args.n2, **frozen, **net).fit(X))
+                    for name, enc in (("layer 2 learned on learned layer 1", e), ("layer 2 untrained on learned layer 1", ctrl)):
+                        enc.set_params(return_layers="all")
+                        Z, Zt = enc.transform(X), enc.transform(Xt)
+                        n2 = enc.components_.shape[0]
+                        H1t = Zt[:, :-n2]
+                        norm, sat = f"{float(np.mean(np.linalg.norm(c * H1t, axis=1))):.1f}", f"{float(np.mean(np.abs(Zt[:, -n2:]) > 0.99)):.3f}"
+                        steps = f"{e.n_dynamics_steps_:.1f}" if enc is e else "-"
+                        line(name, seed, c, r2, gamma, Z[:, -n2:], Zt[:, -n2:], t_fit if enc is e else "-", steps, norm, sat)
+                        line(name.replace("layer 2", "layers 1 + 2"), seed, c, r2, gamma, Z, Zt)
 
 
 def tuned_svc(F, y, Ft, yt, Cs=(0.001, 0.01, 0.1, 1.0), val=0.2, seed=0):
@@ -505,28 +514,34 @@ def struct_search_cmd(args):
     X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
     nps = args.nps[0]
     print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test, structured NSM {nps} per site, search; load {os.getloadavg()}", flush=True)
-    print("| config | network | features | fit (s) | dynamics steps | saturated or zero | accuracy | alpha |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| config | seed | network | features | fit (s) | dynamics steps | saturated or zero | accuracy | alpha |")
+    print("|---|---|---|---|---|---|---|---|---|")
     acc, alpha, _ = tuned_ridge(X, y, Xt, yt)
-    print(f"| - | raw pixels (mean-subtracted) | 784 | - | - | - | {acc:.4f} | {alpha:g} |", flush=True)
+    print(f"| - | - | raw pixels (mean-subtracted) | 784 | - | - | - | {acc:.4f} | {alpha:g} |", flush=True)
     base = dict(
         input_scale=1.0, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", random_state=0,
         learning_rate=0.02, max_iter=args.epochs, batch_size=100,
     )  # fmt: skip
     for config in args.configs:
         params = {**base, **json.loads(config)}
-        for label, kw in (("learned", {}), ("untrained", dict(learning_rate=1e-12, max_iter=1, batch_size=len(X)))):
-            e = NSMEncoder(nps, **{**params, **kw})
-            t0 = time.perf_counter()
-            e.fit(X)
-            t_fit = time.perf_counter() - t0
-            F, Ft = e.transform(X), e.transform(Xt)
-            odd = float(np.mean(np.abs(F) > 0.99)) if params["activation"] == "tanh" else float(np.mean(F == 0))
-            acc, alpha, _ = tuned_ridge(F, y, Ft, yt)
-            print(
-                f"| `{config}` | {label} | {F.shape[1]} | {t_fit:.1f} | {e.n_dynamics_steps_:.1f} | {odd:.3f} | {acc:.4f} | {alpha:g} |",
-                flush=True,
-            )
+        margins = []
+        for seed in args.seeds if args.seeds is not None else [params["random_state"]]:
+            accs = []
+            for label, kw in (("learned", {}), ("untrained", dict(learning_rate=1e-12, max_iter=1, batch_size=len(X)))):
+                e = NSMEncoder(nps, **{**params, "random_state": seed, **kw})
+                t0 = time.perf_counter()
+                e.fit(X)
+                t_fit = time.perf_counter() - t0
+                F, Ft = e.transform(X), e.transform(Xt)
+                odd = float(np.mean(np.abs(F) > 0.99)) if params["activation"] == "tanh" else float(np.mean(F == 0))
+                acc, alpha, _ = tuned_ridge(F, y, Ft, yt)
+                accs.append(acc)
+                print(
+                    f"| `{config}` | {seed} | {label} | {F.shape[1]} | {t_fit:.1f} | {e.n_dynamics_steps_:.1f} | {odd:.3f} | {acc:.4f} | {alpha:g} |",
+                    flush=True,
+                )
+            margins.append(100 * (accs[0] - accs[1]))
+        print(f"| `{config}` | mean of {len(margins)} | learned - untrained (points) | | | | | {np.mean(margins):+.2f} | |", flush=True)
 
 
 def lce_cmd(args):
@@ -650,6 +665,9 @@ def main():
     parser.add_argument("--eta", type=float, default=0.02, help="deep: learning rate of both layers")
     parser.add_argument("--activation", default="tanh", help="deep: the activation of both layers")
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.0, 0.1], help="deep: feedback strengths")
+    parser.add_argument("--n2", type=int, default=8, help="deep: layer 2's neurons per site")
+    parser.add_argument("--tau", type=float, default=1.0, help="deep: NSMEncoder tau (L learns at eta / (2 tau))")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="struct-search, deep: random_state of both networks, one pass per seed")
     args = parser.parse_args()
     commands = {"whiten": whiten_cmd, "stack": stack_cmd, "nps": nps_cmd, "nsm-conv": nsm_conv_cmd, "deep": deep_cmd, "lce": lce_cmd}
     {**commands, "conv-search": conv_search_cmd, "struct-search": struct_search_cmd}[args.what](args)
