@@ -151,7 +151,11 @@ class NSMEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMixin, Base
         maximum, against 0.55 at tau = 0.25 and 0.61 for random filters) and
         costs 2.5 points of accuracy against tau = 0.25; tau = 0.25 to 0.5 is
         what that measurement supports (benchmarks/RESULTS.md, "Convolutional
-        NSM: why the filters collapse"). The default stays the paper's.
+        NSM: why the filters collapse"). The structured layer (8 per site,
+        tanh) gains 1.06 and 0.80 points at tau = 0.25 over tau = 1 (means
+        over seeds, Fashion-MNIST 5,000 and 10,000 images; "Structured and
+        deep structured NSM with a faster lateral rate"). The default stays
+        the paper's.
     schedule : {"constant", "linear", "step"} or callable, default="constant"
         Learning rate over the epochs of ``fit``: constant; falling linearly
         from ``learning_rate`` towards 0; x0.1 from 90% of the epochs on
