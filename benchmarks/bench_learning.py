@@ -6,7 +6,7 @@
     python benchmarks/bench_learning.py nps [--n-train N] [--n-test N] [--nps 4 8 16 32 64] [--epochs E]
     python benchmarks/bench_learning.py conv-search [--n-train N] [--n-test N] [--configs '{"learning_rate": 0.005}' ...]
     python benchmarks/bench_learning.py struct-search [--n-train N] [--n-test N] [--nps 8] [--configs '{"max_iter": 10}' ...] [--seeds 0 1 2]
-    python benchmarks/bench_learning.py lce [--n-train N] [--n-test N] [--widths 1000 1000] [--epochs E]
+    python benchmarks/bench_learning.py lce [--n-train N] [--n-test N] [--widths 1000 1000] [--epochs E] [--window K]
     python benchmarks/bench_learning.py deep [--n-train N] [--n-test N] [--scales 1 0.5] [--radius2 1.5 3] [--gammas 0 0.1] [--tau T] [--seeds 0 1]
 
 Fashion-MNIST (local Debian package), the first ``--n-train`` training and
@@ -95,6 +95,8 @@ lce
     ``return_layers="all"``): at every layer p, layer p learned against layer
     p untrained (its initial truncated-normal weights) on top of the same
     learned layers below, and raw pixels; readout ``tuned_ridge``.
+    ``--window K``: locally connected layers (Section V; K x K windows, same-size
+    output), ``--widths`` then counts units per image position.
 
 The readout ``tuned_ridge`` (deep, and the later commands): StandardScaler +
 a one-vs-rest ridge classifier whose penalty is chosen on a held-out 20 % of
@@ -551,7 +553,8 @@ def lce_cmd(args):
     X, Xt = X.reshape(len(X), -1), Xt.reshape(len(Xt), -1)
     widths = args.widths
     print(
-        f"Fashion-MNIST {len(X)} train / {len(Xt)} test, LocalCompetitiveEncoder layer-wise {widths}, {args.epochs} epochs per layer, "
+        f"Fashion-MNIST {len(X)} train / {len(Xt)} test, LocalCompetitiveEncoder layer-wise {widths}, window {args.window}, "
+        f"{args.epochs} epochs per layer, "
         f"tuned_ridge readout; load {os.getloadavg()}",
         flush=True,
     )
@@ -560,6 +563,8 @@ def lce_cmd(args):
     acc, alpha, _ = tuned_ridge(X, y, Xt, yt)
     print(f"| raw pixels | - | {X.shape[1]} | - | {acc:.4f} | {alpha:g} |", flush=True)
     net = dict(n_components=widths[-1], hidden_layer_sizes=tuple(widths[:-1]), return_layers="all", random_state=0)
+    if args.window is not None:  # locally connected layers (Zhou Section V): widths are units per position
+        net.update(window=args.window, image_shape=(28, 28))
     t0 = time.perf_counter()
     learned = LocalCompetitiveEncoder(max_iter=args.epochs, **net).fit(X)
     t_fit = time.perf_counter() - t0
@@ -662,6 +667,7 @@ def main():
         "--pools", nargs="+", default=None, help="conv-search: JSON dicts of pool, pool_size, pool_stride, power; every network under each"
     )
     parser.add_argument("--widths", type=int, nargs="+", default=[1000, 1000], help="lce: units per layer, bottom first")
+    parser.add_argument("--window", type=int, default=None, help="lce: locally connected layers with this window; widths per position")
     parser.add_argument("--eta", type=float, default=0.02, help="deep: learning rate of both layers")
     parser.add_argument("--activation", default="tanh", help="deep: the activation of both layers")
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.0, 0.1], help="deep: feedback strengths")
