@@ -569,7 +569,7 @@ def lce_cmd(args):
     learned = LocalCompetitiveEncoder(max_iter=args.epochs, **net).fit(X)
     t_fit = time.perf_counter() - t0
     initial = LocalCompetitiveEncoder(max_iter=1, learning_rate=1e-12, **net).fit(X)
-    bounds = np.cumsum([0] + list(widths))
+    bounds = np.cumsum([0] + [w * (28 * 28 if args.window is not None else 1) for w in widths])  # each layer's columns
     for p in range(len(widths)):
         ctrl = copy.deepcopy(learned)
         ctrl.coefs_ = learned.coefs_[:p] + initial.coefs_[p:]
