@@ -513,13 +513,15 @@ class PatchStream:
                 pending, pending_y = [], []
 
     def epoch_indices(self, rng=None):
-        """The same pass as :meth:`epoch`, as ``(chunk, index, rows)`` items (without labels).
+        """The same pass as :meth:`epoch`, as ``(pieces, rows)`` items (without labels).
 
-        A minibatch inside one chunk comes uncut: ``(chunk, index, None)``,
-        with ``index`` its flat patch indices (image, row, column in C order),
-        for a kernel that cuts and normalises the patches itself. One that
-        spans chunks, and every one of a whitening stream, comes cut: ``(None, None, rows)``. Same minibatches, in the
-        same order, as :meth:`epoch` with the same ``rng``.
+        Unwhitened, every minibatch comes uncut: ``(pieces, None)``, with
+        ``pieces`` a list of ``(chunk, index)``, ``index`` flat patch indices
+        (image, row, column in C order) of ``chunk``, one piece per chunk the
+        minibatch spans, in row order, for a kernel that cuts and normalises
+        the patches itself. A whitening stream's minibatches come cut:
+        ``(None, rows)``. Same minibatches, in the same order, as :meth:`epoch`
+        with the same ``rng``.
         """
         if self.y is not None:
             raise ValueError("epoch_indices streams unlabelled patches; use epoch() for a stream with y.")
@@ -528,12 +530,9 @@ class PatchStream:
         for chunk, _, perm, lo, hi, last in self._pieces(rng):
             if chunk is not None:
                 index = self._index(perm, lo, hi)
-                if last and not pending and self.whitening is None:
-                    yield chunk, index, None
-                    continue
-                pending.append(self._patches(chunk, index))
+                pending.append((chunk, index) if self.whitening is None else self._patches(chunk, index))
             if last:
-                yield None, None, xp.concat(pending, axis=0)
+                yield (pending, None) if self.whitening is None else (None, xp.concat(pending, axis=0))
                 pending = []
 
 

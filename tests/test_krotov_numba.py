@@ -84,6 +84,24 @@ def test_compiled_step_cuts_patches_as_the_stream(center, window):
     assert st.Wp is M  # at p = 2 the currents' operand is M itself
 
 
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_a_minibatch_across_chunks_is_the_step_on_its_rows(n_threads):
+    """Pieces from several chunks: the earlier ones cut ahead, the last by the step's blocks."""
+    rng = np.random.default_rng(5)
+    chunks = [rng.random((n, 7, 7, 2)).astype(np.float32) for n in (2, 1, 3)]
+    pieces = [(chunks[0], np.array([49, 3, 27])), (chunks[1], np.arange(25)[::-2]), (chunks[2], rng.permutation(75)[:9])]
+    rows = np.concatenate([normalize_rows(bk, gather_patches(bk, c, 3, i), center=True) for c, i in pieces])
+    M0 = rng.standard_normal((10, 18)).astype(np.float32)
+    want = M0.copy()
+    _stepper(want, 40, n_threads, center=True, window=(3, 3)).step_rows(rows, 0.05)
+    st = _stepper(M0, 40, n_threads, center=True, window=(3, 3))
+    st.step_pieces(pieces, 0.05)
+    np.testing.assert_allclose(st.V[: len(rows)], rows, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(M0, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="rows in a minibatch"):
+        st.step_pieces(pieces + [(chunks[0], np.arange(20))], 0.05)
+
+
 def test_compiled_step_refuses_what_it_does_not_handle():
     M = np.zeros((3, 4), np.float32)
     with pytest.raises(ValueError, match="rank"):
@@ -100,15 +118,18 @@ def test_epoch_indices_are_the_epoch_minibatches():
     """The kernel's stream gives the same minibatches as the row stream, across chunk seams."""
     rng = np.random.default_rng(3)
     X = rng.random((7, 6, 6, 2)).astype(np.float32)
+    spans = set()
     for chunk, batch, shuffle in [(2, 37, True), (3, 16, False), (7, 1000, True), (1, 5, True)]:
         stream = PatchStream(bk, X, 3, batch, chunk, "float32", center=True)
         rows = list(stream.epoch(np.random.RandomState(0) if shuffle else None))
         items = list(stream.epoch_indices(np.random.RandomState(0) if shuffle else None))
         assert len(rows) == len(items)
-        for r, (images, index, cut) in zip(rows, items):
-            if cut is None:
-                cut = normalize_rows(bk, gather_patches(bk, images, 3, index), center=True)
+        for r, (pieces, cut) in zip(rows, items):
+            assert cut is None  # an unwhitened stream leaves every minibatch to the kernel
+            cut = np.concatenate([normalize_rows(bk, gather_patches(bk, images, 3, index), center=True) for images, index in pieces])
             np.testing.assert_allclose(cut, r, rtol=1e-6, atol=1e-7)
+        spans.update(len(pieces) for pieces, _ in items)
+    assert spans == {1, 2}  # minibatches inside a chunk and across a seam were both checked
 
 
 def _fit(X, enabled, monkeypatch, **kw):

@@ -81,8 +81,8 @@ def test_compiled_fit_gives_the_same_weights_when_free_cores_change_mid_fit(monk
         monkeypatch.setattr(_threads, "free_cores", lambda: next(flips))
         monkeypatch.setattr(_threads, "_RECHECK", 0.0)  # measure before every step
         threads = []
-        real = KrotovStepper.step_patches
-        monkeypatch.setattr(KrotovStepper, "step_patches", lambda self, *a: (threads.append(numba.get_num_threads()), real(self, *a)))
+        real = KrotovStepper.step_pieces
+        monkeypatch.setattr(KrotovStepper, "step_pieces", lambda self, *a: (threads.append(numba.get_num_threads()), real(self, *a)))
         varied = KrotovPatchEncoder(**kw).fit(X).components_
     assert set(threads) == {1, 2}  # the kernel did run on one and on two threads
     np.testing.assert_array_equal(varied, fixed)

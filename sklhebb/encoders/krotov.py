@@ -438,9 +438,9 @@ class KrotovPatchEncoder(HebbianEstimator, GridFeatureNamesMixin, TransformerMix
         order = rng if self.shuffle else None
 
         def compiled_step(p, item, lr):
-            chunk, index, rows = item
+            pieces, rows = item
             if rows is None:
-                stepper.step_patches(chunk, index, lr)
+                stepper.step_pieces(pieces, lr)
             else:
                 stepper.step_rows(rows, lr)
 

@@ -135,12 +135,13 @@ def _hebbian_sums(V, a1, m1, a2, m2, d, S, c):
 
 # ---------------------------------------------------------------- the step
 @njit(parallel=True, nogil=True, cache=True)
-def fit_step(images, index, cut, center, wy, wx, V, B, M, Wp, p, rank, delta, lr, normalize, I, won, cur, S, c, dM, rowmax):
+def fit_step(images, index, cut, first, center, wy, wx, V, B, M, Wp, p, rank, delta, lr, normalize, I, won, cur, S, c, dM, rowmax):
     """One minibatch of Eq. (1)-(2); updates ``M`` and ``Wp`` in place.
 
-    images, index : the chunk (n, H, W, C) and the B flat patch indices of
-        the minibatch (``cut=True``); with ``cut=False`` the normalised rows
-        are already in ``V[:B]``.
+    images, index : the chunk (n, H, W, C) and the flat patch indices of
+        rows ``first:B`` of the minibatch (``cut=True``); rows ``:first``
+        (the part of a minibatch that began in the previous chunk), and with
+        ``cut=False`` all B rows, are already normalised in ``V``.
     M : (K, N) synapses; Wp : (K, N) sign(M)|M|^(p-1), the currents' operand,
         kept in step with M (M itself at p = 2).
     I : (T, K * ceil(B/T)) per-block currents, transposed (unit by patch).
@@ -168,8 +169,8 @@ def fit_step(images, index, cut, center, wy, wx, V, B, M, Wp, p, rank, delta, lr
                 S[t, k, j] = 0
         if hi > lo:
             n = hi - lo
-            if cut:
-                _cut_rows(images, index, V, lo, hi, wy, wx, center)
+            if cut and hi > max(lo, first):
+                _cut_rows(images, index, V[first:], max(lo, first) - first, hi - first, wy, wx, center)
             It = I[t, : K * n].reshape(K, n)
             np.dot(Wp, V[lo:hi].T, It)
             a1, a2, m1, m2 = won[t, 0], won[t, 1], cur[t, 0], cur[t, 1]
@@ -254,32 +255,54 @@ class KrotovStepper:
 
     def warm_up(self):
         """Compile (or load) the kernel for these buffers' types; leaves M unchanged."""
-        self._run(self._no_images, self._no_index, False, 0, 0.0)
+        self._run(self._no_images, self._no_index, False, 0, 0, 0.0)
 
     def step_patches(self, images, index, lr):
         """Cut patches ``index`` (flat, see PatchStream) of ``images`` and learn from them."""
+        self.step_pieces([(images, index)], lr)
+
+    def step_pieces(self, pieces, lr):
+        """Learn from one minibatch given as ``(images, index)`` pieces, in row order.
+
+        A minibatch that spans chunks comes as several pieces: those before the
+        last are cut here on one thread, the last by the step's threads.
+        """
+        first = 0
+        for images, index in pieces[:-1]:
+            n = self._check_rows(first + len(index))
+            _cut_rows(self._images(images), np.asarray(index, dtype=np.int64), self.V[first:n], 0, n - first, *self.window, self.center)
+            first = n
+        images, index = pieces[-1]
+        self._run(self._images(images), np.asarray(index, dtype=np.int64), True, first, first + len(index), lr)
+
+    def step_rows(self, V, lr):
+        """Learn from already normalised rows ``V``."""
+        B = self._check_rows(V.shape[0])
+        self.V[:B] = V
+        self._run(self._no_images, self._no_index, False, 0, B, lr)
+
+    def _images(self, images):
         if self._chunk[0] is not images:
             # once per chunk, not per minibatch (column-major input, a pandas frame,
             # would otherwise be copied whole for every minibatch); always read-only,
             # so that read-only memmaps compile no second signature in mid-fit
             self._chunk = (images, _read_only(np.ascontiguousarray(images, dtype=self.M.dtype)))
-        self._run(self._chunk[1], np.asarray(index, dtype=np.int64), True, len(index), lr)
+        return self._chunk[1]
 
-    def step_rows(self, V, lr):
-        """Learn from already normalised rows ``V``."""
-        B = V.shape[0]
-        self.V[:B] = V
-        self._run(self._no_images, self._no_index, False, B, lr)
-
-    def _run(self, images, index, cut, B, lr):
+    def _check_rows(self, B):
         if B > self.V.shape[0]:  # the kernel does not check bounds
             raise ValueError(f"{B} rows in a minibatch of at most {self.V.shape[0]}")
+        return B
+
+    def _run(self, images, index, cut, first, B, lr):
+        self._check_rows(B)
         wy, wx = self.window
         with launch_lock:
             fit_step(
                 images,
                 index,
                 cut,
+                first,
                 self.center,
                 wy,
                 wx,
