@@ -7,6 +7,7 @@
     python benchmarks/bench_learning.py conv-search [--n-train N] [--n-test N] [--configs '{"learning_rate": 0.005}' ...]
     python benchmarks/bench_learning.py struct-search [--n-train N] [--n-test N] [--nps 8] [--configs '{"max_iter": 10}' ...] [--seeds 0 1 2]
     python benchmarks/bench_learning.py lce [--n-train N] [--n-test N] [--widths 1000 1000] [--epochs E] [--window K]
+        [--subspace] [--lce-rate ETA] [--seeds 0 1]
     python benchmarks/bench_learning.py deep [--n-train N] [--n-test N] [--scales 1 0.5] [--radius2 1.5 3] [--gammas 0 0.1] [--tau T] [--seeds 0 1]
 
 Fashion-MNIST (local Debian package), the first ``--n-train`` training and
@@ -96,7 +97,9 @@ lce
     p untrained (its initial truncated-normal weights) on top of the same
     learned layers below, and raw pixels; readout ``tuned_ridge``.
     ``--window K``: locally connected layers (Section V; K x K windows, same-size
-    output), ``--widths`` then counts units per image position.
+    output), ``--widths`` then counts units per image position. ``--subspace``:
+    how much of layer 1's weight energy lies in the inputs' top principal
+    subspaces, and the weights' effective rank, learned against untrained.
 
 The readout ``tuned_ridge`` (deep, and the later commands): StandardScaler +
 a one-vs-rest ridge classifier whose penalty is chosen on a held-out 20 % of
@@ -554,7 +557,7 @@ def lce_cmd(args):
     widths = args.widths
     print(
         f"Fashion-MNIST {len(X)} train / {len(Xt)} test, LocalCompetitiveEncoder layer-wise {widths}, window {args.window}, "
-        f"{args.epochs} epochs per layer, "
+        f"{args.epochs} epochs per layer, learning_rate {args.lce_rate or 'default'}, "
         f"tuned_ridge readout; load {os.getloadavg()}",
         flush=True,
     )
@@ -562,22 +565,51 @@ def lce_cmd(args):
     print("|---|---|---|---|---|---|")
     acc, alpha, _ = tuned_ridge(X, y, Xt, yt)
     print(f"| raw pixels | - | {X.shape[1]} | - | {acc:.4f} | {alpha:g} |", flush=True)
-    net = dict(n_components=widths[-1], hidden_layer_sizes=tuple(widths[:-1]), return_layers="all", random_state=0)
-    if args.window is not None:  # locally connected layers (Zhou Section V): widths are units per position
-        net.update(window=args.window, image_shape=(28, 28))
-    t0 = time.perf_counter()
-    learned = LocalCompetitiveEncoder(max_iter=args.epochs, **net).fit(X)
-    t_fit = time.perf_counter() - t0
-    initial = LocalCompetitiveEncoder(max_iter=1, learning_rate=1e-12, **net).fit(X)
-    bounds = np.cumsum([0] + [w * (28 * 28 if args.window is not None else 1) for w in widths])  # each layer's columns
-    for p in range(len(widths)):
-        ctrl = copy.deepcopy(learned)
-        ctrl.coefs_ = learned.coefs_[:p] + initial.coefs_[p:]
-        for label, enc in (("learned", learned), ("untrained, on the learned layers below", ctrl)):
-            F, Ft = enc.transform(X)[:, bounds[p] : bounds[p + 1]], enc.transform(Xt)[:, bounds[p] : bounds[p + 1]]
-            acc, alpha, _ = tuned_ridge(F, y, Ft, yt)
-            fit = f"{t_fit:.1f}" if enc is learned and p == 0 else "-"
-            print(f"| layer {p + 1} {label} | {p + 1} | {F.shape[1]} | {fit} | {acc:.4f} | {alpha:g} |", flush=True)
+    rate = {} if args.lce_rate is None else dict(learning_rate=args.lce_rate)
+    for seed in args.seeds or [0]:
+        net = dict(n_components=widths[-1], hidden_layer_sizes=tuple(widths[:-1]), return_layers="all", random_state=seed)
+        if args.window is not None:  # locally connected layers (Zhou Section V): widths are units per position
+            net.update(window=args.window, image_shape=(28, 28))
+        t0 = time.perf_counter()
+        learned = LocalCompetitiveEncoder(max_iter=args.epochs, **rate, **net).fit(X)
+        t_fit = time.perf_counter() - t0
+        initial = LocalCompetitiveEncoder(max_iter=1, learning_rate=1e-12, **net).fit(X)
+        bounds = np.cumsum([0] + [w * (28 * 28 if args.window is not None else 1) for w in widths])  # each layer's columns
+        if args.subspace:
+            _lce_subspace(X, learned, initial)
+        for p in range(len(widths)):
+            ctrl = copy.deepcopy(learned)
+            ctrl.coefs_ = learned.coefs_[:p] + initial.coefs_[p:]
+            accs = []
+            for label, enc in (("learned", learned), ("untrained, on the learned layers below", ctrl)):
+                F, Ft = enc.transform(X)[:, bounds[p] : bounds[p + 1]], enc.transform(Xt)[:, bounds[p] : bounds[p + 1]]
+                acc, alpha, _ = tuned_ridge(F, y, Ft, yt)
+                accs.append(acc)
+                fit = f"{t_fit:.1f}" if enc is learned and p == 0 else "-"
+                print(f"| seed {seed}: layer {p + 1} {label} | {p + 1} | {F.shape[1]} | {fit} | {acc:.4f} | {alpha:g} |", flush=True)
+            print(f"| seed {seed}: layer {p + 1} learned - untrained (points) | {p + 1} | | | {100 * (accs[0] - accs[1]):+.2f} | |", flush=True)
+
+
+def _lce_subspace(X, learned, initial, dims=(10, 50, 100, 200, 400)):
+    """Where layer 1's weight vectors lie: the share of their energy in the inputs' top principal subspaces.
+
+    The inputs as layer 1 sees them (unit vectors with ``normalize_input``);
+    for each unit the fraction ||P_m w||^2 / ||w||^2, with P_m the projection
+    on the top-m principal directions of those inputs (uncentred: the rule
+    sees no mean), averaged over units; and the participation ratio of the
+    weight matrix's squared singular values (its effective rank).
+    """
+    Z = X / np.linalg.norm(X, axis=1, keepdims=True) if learned.normalize_input else X
+    _, _, Vt = np.linalg.svd(Z, full_matrices=False)
+    print("| layer 1 weights | units | effective rank | " + " | ".join(f"energy in top {m}" for m in dims) + " |")
+    print("|---|---|---|" + "---|" * len(dims))
+    for label, enc in (("learned", learned), ("untrained", initial)):
+        W = np.asarray(enc.coefs_[0], dtype=np.float64).T  # (units, inputs)
+        sv2 = np.linalg.svd(W, compute_uv=False) ** 2
+        pr = sv2.sum() ** 2 / (sv2**2).sum()
+        norms = (W**2).sum(axis=1)
+        shares = [float(np.mean(((W @ Vt[:m].T) ** 2).sum(axis=1) / norms)) for m in dims]
+        print(f"| {label} | {W.shape[0]} | {pr:.1f} | " + " | ".join(f"{v:.3f}" for v in shares) + " |", flush=True)
 
 
 def nps_cmd(args):
@@ -668,12 +700,14 @@ def main():
     )
     parser.add_argument("--widths", type=int, nargs="+", default=[1000, 1000], help="lce: units per layer, bottom first")
     parser.add_argument("--window", type=int, default=None, help="lce: locally connected layers with this window; widths per position")
+    parser.add_argument("--lce-rate", type=float, default=None, help="lce: learning_rate of the learned network (default: the encoder's)")
+    parser.add_argument("--subspace", action="store_true", help="lce: layer 1's weights against the inputs' principal subspaces")
     parser.add_argument("--eta", type=float, default=0.02, help="deep: learning rate of both layers")
     parser.add_argument("--activation", default="tanh", help="deep: the activation of both layers")
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.0, 0.1], help="deep: feedback strengths")
     parser.add_argument("--n2", type=int, default=8, help="deep: layer 2's neurons per site")
     parser.add_argument("--tau", type=float, default=1.0, help="deep: NSMEncoder tau (L learns at eta / (2 tau))")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="struct-search, deep: random_state of both networks, one pass per seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="struct-search, deep, lce: random_state of both networks, a pass per seed")
     args = parser.parse_args()
     commands = {"whiten": whiten_cmd, "stack": stack_cmd, "nps": nps_cmd, "nsm-conv": nsm_conv_cmd, "deep": deep_cmd, "lce": lce_cmd}
     {**commands, "conv-search": conv_search_cmd, "struct-search": struct_search_cmd}[args.what](args)
