@@ -7,7 +7,7 @@
     python benchmarks/bench_learning.py conv-search [--n-train N] [--n-test N] [--configs '{"learning_rate": 0.005}' ...]
     python benchmarks/bench_learning.py struct-search [--n-train N] [--n-test N] [--nps 8] [--configs '{"max_iter": 10}' ...] [--seeds 0 1 2]
     python benchmarks/bench_learning.py lce [--n-train N] [--n-test N] [--widths 1000 1000] [--epochs E] [--window K]
-        [--subspace] [--lce-rate ETA] [--seeds 0 1]
+        [--subspace] [--lce-rate ETA] [--lce-activation NAME] [--seeds 0 1]
     python benchmarks/bench_learning.py deep [--n-train N] [--n-test N] [--scales 1 0.5] [--radius2 1.5 3] [--gammas 0 0.1] [--tau T] [--seeds 0 1]
 
 Fashion-MNIST (local Debian package), the first ``--n-train`` training and
@@ -557,7 +557,7 @@ def lce_cmd(args):
     widths = args.widths
     print(
         f"Fashion-MNIST {len(X)} train / {len(Xt)} test, LocalCompetitiveEncoder layer-wise {widths}, window {args.window}, "
-        f"{args.epochs} epochs per layer, learning_rate {args.lce_rate or 'default'}, "
+        f"{args.epochs} epochs per layer, learning_rate {args.lce_rate or 'default'}, activation {args.lce_activation or 'default'}, "
         f"tuned_ridge readout; load {os.getloadavg()}",
         flush=True,
     )
@@ -566,8 +566,9 @@ def lce_cmd(args):
     acc, alpha, _ = tuned_ridge(X, y, Xt, yt)
     print(f"| raw pixels | - | {X.shape[1]} | - | {acc:.4f} | {alpha:g} |", flush=True)
     rate = {} if args.lce_rate is None else dict(learning_rate=args.lce_rate)
+    both = {} if args.lce_activation is None else dict(activation=args.lce_activation)  # learned and untrained
     for seed in args.seeds or [0]:
-        net = dict(n_components=widths[-1], hidden_layer_sizes=tuple(widths[:-1]), return_layers="all", random_state=seed)
+        net = dict(n_components=widths[-1], hidden_layer_sizes=tuple(widths[:-1]), return_layers="all", random_state=seed, **both)
         if args.window is not None:  # locally connected layers (Zhou Section V): widths are units per position
             net.update(window=args.window, image_shape=(28, 28))
         t0 = time.perf_counter()
@@ -701,6 +702,7 @@ def main():
     parser.add_argument("--widths", type=int, nargs="+", default=[1000, 1000], help="lce: units per layer, bottom first")
     parser.add_argument("--window", type=int, default=None, help="lce: locally connected layers with this window; widths per position")
     parser.add_argument("--lce-rate", type=float, default=None, help="lce: learning_rate of the learned network (default: the encoder's)")
+    parser.add_argument("--lce-activation", default=None, help="lce: the activation of both networks (default: the encoder's)")
     parser.add_argument("--subspace", action="store_true", help="lce: layer 1's weights against the inputs' principal subspaces")
     parser.add_argument("--eta", type=float, default=0.02, help="deep: learning rate of both layers")
     parser.add_argument("--activation", default="tanh", help="deep: the activation of both layers")
