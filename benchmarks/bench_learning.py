@@ -567,6 +567,7 @@ def lce_cmd(args):
     print(f"| raw pixels | - | {X.shape[1]} | - | {acc:.4f} | {alpha:g} |", flush=True)
     rate = {} if args.lce_rate is None else dict(learning_rate=args.lce_rate)
     both = {} if args.lce_activation is None else dict(activation=args.lce_activation)  # learned and untrained
+    bounds = np.cumsum([0] + [w * (28 * 28 if args.window is not None else 1) for w in widths])  # each layer's columns
     for seed in args.seeds or [0]:
         net = dict(n_components=widths[-1], hidden_layer_sizes=tuple(widths[:-1]), return_layers="all", random_state=seed, **both)
         if args.window is not None:  # locally connected layers (Zhou Section V): widths are units per position
@@ -575,7 +576,6 @@ def lce_cmd(args):
         learned = LocalCompetitiveEncoder(max_iter=args.epochs, **rate, **net).fit(X)
         t_fit = time.perf_counter() - t0
         initial = LocalCompetitiveEncoder(max_iter=1, learning_rate=1e-12, **net).fit(X)
-        bounds = np.cumsum([0] + [w * (28 * 28 if args.window is not None else 1) for w in widths])  # each layer's columns
         if args.subspace:
             _lce_subspace(X, learned, initial)
         for p in range(len(widths)):
