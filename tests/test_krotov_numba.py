@@ -61,6 +61,29 @@ def test_compiled_step_breaks_ties_as_numpy_argmax(n_threads):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [2, 3, 4, 5, 7, 8, 9, 30])  # the ranking takes four units at a time: K % 4 = 0-3
+def test_ranking_pass_is_argmax_mask_argmax(K, dtype):
+    """The compiled ranking of transposed currents, ties everywhere: the units of argmax, then argmax with the winner masked."""
+    from sklhebb.rules._krotov_numba import _top2
+
+    rng = np.random.default_rng(K)
+    It = rng.integers(-2, 3, (K, 300)).astype(dtype)  # (units, patches)
+    It[:, :5] = 1.0  # all equal: unit 0 first, unit 1 second
+    won = np.empty((2, 300), np.int32 if dtype == np.float32 else np.int64)
+    cur = np.empty((2, 300), dtype)
+    _top2(It, won[0], cur[0], won[1], cur[1])
+    cols = np.arange(300)
+    first = np.argmax(It, axis=0)
+    masked = It.copy()
+    masked[first, cols] = -np.inf
+    second = np.argmax(masked, axis=0)
+    np.testing.assert_array_equal(won[0], first)
+    np.testing.assert_array_equal(won[1], second)
+    np.testing.assert_array_equal(cur[0], It[first, cols])
+    np.testing.assert_array_equal(cur[1], It[second, cols])
+
+
 @pytest.mark.parametrize("center", [False, True])
 @pytest.mark.parametrize("window", [(3, 3), (9, 8)])  # (9, 8): one patch = the whole image
 def test_compiled_step_cuts_patches_as_the_stream(center, window):

