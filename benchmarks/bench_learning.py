@@ -589,6 +589,16 @@ def lce_cmd(args):
                 fit = f"{t_fit:.1f}" if enc is learned and p == 0 else "-"
                 print(f"| seed {seed}: layer {p + 1} {label} | {p + 1} | {F.shape[1]} | {fit} | {acc:.4f} | {alpha:g} |", flush=True)
             print(f"| seed {seed}: layer {p + 1} learned - untrained (points) | {p + 1} | | | {100 * (accs[0] - accs[1]):+.2f} | |", flush=True)
+        if len(widths) > 1:  # does depth add accuracy: every layer's features side by side
+            accs = []
+            nets = [("learned", learned.coefs_), ("top layer untrained", learned.coefs_[:-1] + initial.coefs_[-1:])]
+            for label, coefs in nets + [("untrained", initial.coefs_)]:
+                enc = copy.deepcopy(learned)
+                enc.coefs_ = coefs
+                acc, alpha, _ = tuned_ridge(enc.transform(X), y, enc.transform(Xt), yt)
+                accs.append(acc)
+                print(f"| seed {seed}: layers 1-{len(widths)} concatenated, {label} | all | {bounds[-1]} | - | {acc:.4f} | {alpha:g} |", flush=True)
+            print(f"| seed {seed}: concatenated, learned - top layer untrained (points) | all | | | {100 * (accs[0] - accs[1]):+.2f} | |", flush=True)
 
 
 def _lce_subspace(X, learned, initial, dims=(10, 50, 100, 200, 400)):
