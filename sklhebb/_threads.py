@@ -43,6 +43,7 @@ _RECHECK = 0.25
 #: a core counts as taken when other processes kept it busy more than this share of the time
 _TAKEN = 0.25
 _last = None  # (time.monotonic(), {cpu: busy ticks}, process CPU seconds) of the last reading
+_count = None  # the free cores that reading found (None before the first full window)
 _current = contextvars.ContextVar("sklhebb_fit_threads", default=None)
 
 
@@ -73,25 +74,31 @@ def _read():
 def free_cores() -> int:
     """Cores this process may use that other processes left (mostly) idle lately; at least 1.
 
-    Lately: since the last call when that was 0.05-2 s ago, else over the
-    next 0.05 s (the call then sleeps that long).
+    Lately: since the last reading when that was 0.05-2 s ago. Within 0.05 s
+    of a reading its count is returned again, without a new one, so that
+    calls in quick succession (a ``partial_fit`` loop, small fits) do not
+    wait; the window then keeps growing until the next call that reads. With
+    no reading in the last 2 s the call measures the next 0.05 s (it sleeps
+    that long).
     """
-    global _last
+    global _last, _count
     n_allowed = len(_allowed_cores())
     try:
         now = _read()
         if _last is None or now[0] - _last[0] > _MAX_WINDOW:
-            _last = now
+            _last, _count = now, None
         if now[0] - _last[0] < _MIN_WINDOW:
+            if _count is not None:  # measured less than a window ago
+                return max(1, min(n_allowed, _count))
             time.sleep(_MIN_WINDOW - (now[0] - _last[0]))
             now = _read()
     except (OSError, ValueError):  # no /proc (not Linux), or a format this code does not know
         return n_allowed
     (t0, busy0, own0), (t1, busy1, own1) = _last, now
-    _last = now
     ticks = os.sysconf("SC_CLK_TCK")
     others = (sum(busy1[c] - busy0.get(c, busy1[c]) for c in busy1) / ticks - (own1 - own0)) / (t1 - t0)
-    return max(1, min(n_allowed, n_allowed - math.ceil(others - _TAKEN)))
+    _last, _count = now, max(1, min(n_allowed, n_allowed - math.ceil(others - _TAKEN)))
+    return _count
 
 
 class FitThreads:

@@ -39,6 +39,41 @@ def test_free_cores_counts_other_processes_busy_time_but_not_our_own(monkeypatch
     assert _threads.free_cores() == n
 
 
+def test_free_cores_within_a_window_of_a_reading_returns_its_count_without_waiting(monkeypatch):
+    tick = os.sysconf("SC_CLK_TCK")
+    cores = sorted(os.sched_getaffinity(0))
+    n = len(cores)
+    sleeps = []
+    it = iter([(0.0, dict.fromkeys(cores, 0), 0.0), (1.0, dict.fromkeys(cores, tick), float(n - 1)), (1.01, dict.fromkeys(cores, 0), 0.0)])
+    monkeypatch.setattr(_threads, "_read", lambda: next(it))
+    monkeypatch.setattr(_threads, "_last", None)
+    monkeypatch.setattr(_threads.time, "sleep", sleeps.append)
+    assert _threads.free_cores() == max(1, n - 1)  # no reading yet: waits for a window (0 to 1 s)
+    assert len(sleeps) == 1
+    assert _threads.free_cores() == max(1, n - 1)  # 10 ms later: that window's count, no wait
+    assert len(sleeps) == 1
+    assert _threads._last[0] == 1.0  # the window goes on from the last reading
+
+
+def test_a_partial_fit_loop_waits_for_the_free_cores_once(monkeypatch):
+    """Many quick calls (a stream of small batches) measure the free cores without sleeping in each call."""
+    sleeps = []
+    real_sleep = _threads.time.sleep
+
+    def sleep(s):
+        sleeps.append(s)
+        real_sleep(s)
+
+    monkeypatch.setattr(_threads, "_last", None)
+    monkeypatch.setattr(_threads.time, "sleep", sleep)
+    X = np.random.default_rng(0).random((400, 16))
+    enc = LocalCompetitiveEncoder(n_components=8, random_state=0)
+    with threadpool_limits(limits=2, user_api="blas"):
+        for i in range(0, 400, 10):
+            enc.partial_fit(X[i : i + 10])
+    assert len(sleeps) <= 1, sleeps
+
+
 def test_fit_caps_blas_at_the_free_cores_and_restores_the_user_limit(monkeypatch):
     seen = []
     monkeypatch.setattr(_threads, "free_cores", lambda: 1)
