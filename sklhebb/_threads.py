@@ -83,12 +83,14 @@ def free_cores() -> int:
     """
     global _last, _count
     n_allowed = len(_allowed_cores())
+    if _last is not None and _count is not None and time.monotonic() - _last[0] < _MIN_WINDOW:  # measured lately
+        return max(1, min(n_allowed, _count))
     try:
         now = _read()
         if _last is None or now[0] - _last[0] > _MAX_WINDOW:
             _last, _count = now, None
         if now[0] - _last[0] < _MIN_WINDOW:
-            if _count is not None:  # measured less than a window ago
+            if _count is not None:
                 return max(1, min(n_allowed, _count))
             time.sleep(_MIN_WINDOW - (now[0] - _last[0]))
             now = _read()

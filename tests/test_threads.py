@@ -269,6 +269,7 @@ def test_free_cores_without_affinity_or_proc_counts_every_core(monkeypatch):
     import sklhebb._threads as threads
 
     monkeypatch.delattr(threads.os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(threads, "_last", None)  # no recent reading whose count would be returned again
     monkeypatch.setattr(threads, "_read", lambda: (_ for _ in ()).throw(OSError("no /proc/stat")))
     monkeypatch.setattr(threads.os, "cpu_count", lambda: 6)
     assert threads.free_cores() == 6
