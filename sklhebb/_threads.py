@@ -90,8 +90,6 @@ def free_cores() -> int:
         if _last is None or now[0] - _last[0] > _MAX_WINDOW:
             _last, _count = now, None
         if now[0] - _last[0] < _MIN_WINDOW:
-            if _count is not None:
-                return max(1, min(n_allowed, _count))
             time.sleep(_MIN_WINDOW - (now[0] - _last[0]))
             now = _read()
     except (OSError, ValueError):  # no /proc (not Linux), or a format this code does not know

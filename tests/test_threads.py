@@ -48,6 +48,7 @@ def test_free_cores_within_a_window_of_a_reading_returns_its_count_without_waiti
     monkeypatch.setattr(_threads, "_read", lambda: next(it))
     monkeypatch.setattr(_threads, "_last", None)
     monkeypatch.setattr(_threads.time, "sleep", sleeps.append)
+    monkeypatch.setattr(_threads.time, "monotonic", lambda: 1.01)  # the clock of the readings
     assert _threads.free_cores() == max(1, n - 1)  # no reading yet: waits for a window (0 to 1 s)
     assert len(sleeps) == 1
     assert _threads.free_cores() == max(1, n - 1)  # 10 ms later: that window's count, no wait
