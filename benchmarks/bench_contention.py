@@ -1,6 +1,7 @@
 """Fit times on a busy machine: default threads against one thread, beside a competing process.
 
     python benchmarks/bench_contention.py [--estimators NAME ...] [--repeat 5] [--phases busy idle] [--grid]
+                                          [--partial-fit ROWS]
 
 Issue 16's protocol. The benchmark starts its own competitor: one CPU-bound
 process (a NumPy matmul loop, ``OMP_NUM_THREADS=1``) pinned to the last core
@@ -16,6 +17,11 @@ alternating the two, medians of ``--repeat`` pairs. Estimators:
 * ``nsm``, ``competitive``, ``activation``, ``urfb``: NSMEncoder,
   LocalCompetitiveEncoder, ActivationLearningClassifier and URFBClassifier
   with their defaults on scikit-learn's digits.
+
+``--partial-fit ROWS``: instead of one ``fit``, a loop of ``partial_fit``
+calls on consecutive ``ROWS``-row slices of the same data (the time of the
+whole loop), for estimators whose calls are short enough that per-call costs
+(the free-core reading, the thread pools' start-up) show.
 
 ``--grid``: GridSearchCV(n_jobs=2) against n_jobs=1 over a small sklhebb
 pipeline (KrotovPatchEncoder + LogisticRegression on digits), no competitor.
@@ -104,12 +110,18 @@ def estimators(names, digits, fm):
     return [(n, *table[n]) for n in names]
 
 
-def time_fit(make, X, y, ctx):
+def time_fit(make, X, y, ctx, rows=None):
+    """Seconds of ``make().fit(X, y)`` under ``ctx``; with ``rows``, of partial_fit over ``rows``-row slices."""
     est = make()
     with ctx(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
-        est.fit(X, y) if y is not None else est.fit(X)
+        if rows is None:
+            est.fit(X, y) if y is not None else est.fit(X)
+        else:
+            kw = {} if y is None else {"classes": np.unique(y)}
+            for i in range(0, X.shape[0], rows):
+                est.partial_fit(X[i : i + rows], *(() if y is None else (y[i : i + rows],)), **kw)
         return time.perf_counter() - t0
 
 
@@ -118,17 +130,19 @@ def load_avg():
 
 
 def run_fits(args, digits, fm):
-    print("| estimator | machine | default (s) | one thread (s) | default / one thread, median [min, max] | load before | load after |")
+    rows = args.partial_fit
+    what = "fit" if rows is None else f"partial_fit loop ({rows} rows a call)"
+    print(f"| estimator, {what} | machine | default (s) | one thread (s) | default / one thread, median [min, max] | load before | load after |")
     print("|---|---|---|---|---|---|---|")
     for name, make, X, y in estimators(args.estimators, digits, fm):
-        time_fit(make, X, y, contextlib.nullcontext)  # compile / load kernels, warm caches
+        time_fit(make, X, y, contextlib.nullcontext, rows)  # compile / load kernels, warm caches
         for phase in args.phases:
             with competitor(phase == "busy"):
                 before = load_avg()
                 t_def, t_one = [], []
                 for _ in range(args.repeat):
-                    t_def.append(time_fit(make, X, y, contextlib.nullcontext))
-                    t_one.append(time_fit(make, X, y, one_thread))
+                    t_def.append(time_fit(make, X, y, contextlib.nullcontext, rows))
+                    t_one.append(time_fit(make, X, y, one_thread, rows))
                 r = np.array(t_def) / np.array(t_one)
                 print(
                     f"| {name} | {phase} | {np.median(t_def):.3f} | {np.median(t_one):.3f} | "
@@ -170,6 +184,7 @@ def main():
     ap.add_argument("--estimators", nargs="+", default=["krotov", "krotov-torch", "nsm", "competitive", "activation", "urfb"])
     ap.add_argument("--phases", nargs="+", default=["busy", "idle"], choices=["busy", "idle"])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--partial-fit", type=int, default=None, metavar="ROWS", help="time a partial_fit loop of ROWS-row calls instead of a fit")
     ap.add_argument("--grid", action="store_true", help="also GridSearchCV(n_jobs=2) against n_jobs=1")
     ap.add_argument("--no-fits", action="store_true", help="only the GridSearchCV part")
     args = ap.parse_args()
