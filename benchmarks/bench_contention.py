@@ -188,6 +188,8 @@ def main():
     ap.add_argument("--grid", action="store_true", help="also GridSearchCV(n_jobs=2) against n_jobs=1")
     ap.add_argument("--no-fits", action="store_true", help="only the GridSearchCV part")
     args = ap.parse_args()
+    if args.partial_fit is not None and args.partial_fit < 1:
+        ap.error(f"--partial-fit takes the rows of one call, at least 1; got {args.partial_fit}")
     digits, fm = load()
     print(f"cores {sorted(os.sched_getaffinity(0))}; competitor pinned to core {max(os.sched_getaffinity(0))} (busy phase)")
     if not args.no_fits:
