@@ -90,6 +90,9 @@ struct-search
     same network untrained (its initial masked W, L = I), and raw pixels;
     readout ``tuned_ridge``. ``--seeds``: both networks once per
     random_state (overriding the config's), then the mean margin.
+    ``--pools``: every network's outputs also pooled over the site grid
+    (``site_pooled``: max or sum, window and stride in sites, ``"signs":
+    "both"`` for max(F) and max(-F) side by side), each pooling a row.
 lce
     LocalCompetitiveEncoder (Zhou), a layer-wise stack of ``--widths`` units
     (its defaults otherwise: square_normalize, 10 epochs per layer,
@@ -128,6 +131,7 @@ from sklhebb import KrotovPatchEncoder
 from sklhebb._backend import resolve
 from sklhebb.datasets import load_fashion_mnist
 from sklhebb.image import PatchStream
+from sklhebb.rules.structure import site_grid
 
 
 def data(n_train, n_test):
@@ -508,6 +512,26 @@ def pooled_rows(args, config, label, e, t_fit, X, y, Xt, yt):
         )
 
 
+SITE_POOL_KEYS = ("pool", "pool_size", "pool_stride", "signs")
+
+
+def site_pooled(F, grid, spec):
+    """Structured-layer outputs ``F`` (n, sites x neurons, ordered site row, site column, neuron) pooled over the
+    site grid ``grid`` (rows, columns) as ``spec`` says: ``pool`` "max" or "sum" over ``pool_size`` x ``pool_size``
+    windows every ``pool_stride`` sites; ``signs`` "both" pools F and -F and concatenates them (tanh outputs are
+    signed, and a max keeps only the positive side)."""
+    from sklhebb.encoders.nsm import _sum_pool
+    from sklhebb.image import max_pool
+
+    if set(spec) - set(SITE_POOL_KEYS) or not {"pool", "pool_size", "pool_stride"} <= set(spec):
+        raise ValueError(f"--pools {spec}: needs pool, pool_size, pool_stride (and optionally signs); allowed: {SITE_POOL_KEYS}")
+    bk = resolve("numpy")
+    M = np.ascontiguousarray(F.reshape(len(F), grid[0], grid[1], -1))
+    sides = [M, -M] if spec.get("signs") == "both" else [M]
+    pool = max_pool if spec["pool"] == "max" else _sum_pool
+    return np.concatenate([pool(bk, S, spec["pool_size"], spec["pool_stride"]).reshape(len(F), -1) for S in sides], axis=1)
+
+
 def struct_search_cmd(args):
     import json
 
@@ -518,6 +542,7 @@ def struct_search_cmd(args):
     mean = X.mean(axis=0)
     X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
     nps = args.nps[0]
+    pools = [None] if args.pools is None else [None if p == "none" else json.loads(p) for p in args.pools]
     print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test, structured NSM {nps} per site, search; load {os.getloadavg()}", flush=True)
     print("| config | seed | network | features | fit (s) | dynamics steps | saturated or zero | accuracy | alpha |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -529,9 +554,9 @@ def struct_search_cmd(args):
     )  # fmt: skip
     for config in args.configs:
         params = {**base, **json.loads(config)}
-        margins = []
+        margins = {}
         for seed in args.seeds if args.seeds is not None else [params["random_state"]]:
-            accs = []
+            accs = {}
             for label, kw in (("learned", {}), ("untrained", dict(learning_rate=1e-12, max_iter=1, batch_size=len(X)))):
                 e = NSMEncoder(nps, **{**params, "random_state": seed, **kw})
                 t0 = time.perf_counter()
@@ -539,14 +564,22 @@ def struct_search_cmd(args):
                 t_fit = time.perf_counter() - t0
                 F, Ft = e.transform(X), e.transform(Xt)
                 odd = float(np.mean(np.abs(F) > 0.99)) if params["activation"] == "tanh" else float(np.mean(F == 0))
-                acc, alpha, _ = tuned_ridge(F, y, Ft, yt)
-                accs.append(acc)
-                print(
-                    f"| `{config}` | {seed} | {label} | {F.shape[1]} | {t_fit:.1f} | {e.n_dynamics_steps_:.1f} | {odd:.3f} | {acc:.4f} | {alpha:g} |",
-                    flush=True,
-                )
-            margins.append(100 * (accs[0] - accs[1]))
-        print(f"| `{config}` | mean of {len(margins)} | learned - untrained (points) | | | | | {np.mean(margins):+.2f} | |", flush=True)
+                grid = site_grid(28, 28, params["site_stride"])
+                for spec in pools:
+                    G, Gt = (F, Ft) if spec is None else (site_pooled(F, grid, spec), site_pooled(Ft, grid, spec))
+                    acc, alpha, _ = tuned_ridge(G, y, Gt, yt)
+                    accs.setdefault(json.dumps(spec), []).append(acc)
+                    where = f"`{config}`" + ("" if spec is None else f" `{json.dumps(spec)}`")
+                    print(
+                        f"| {where} | {seed} | {label} | {G.shape[1]} | {t_fit:.1f} | {e.n_dynamics_steps_:.1f} | {odd:.3f} | "
+                        f"{acc:.4f} | {alpha:g} |",
+                        flush=True,
+                    )
+            for spec, (learned, untrained) in accs.items():
+                margins.setdefault(spec, []).append(100 * (learned - untrained))
+        for spec, m in margins.items():
+            where = f"`{config}`" + ("" if spec == "null" else f" `{spec}`")
+            print(f"| {where} | mean of {len(m)} | learned - untrained (points) | | | | | {np.mean(m):+.2f} | |", flush=True)
 
 
 def lce_cmd(args):
@@ -707,7 +740,11 @@ def main():
     parser.add_argument("--filter-stats", action="store_true", help="conv-search: statistics of the filters and outputs")
     parser.add_argument("--configs", nargs="+", default=["{}"], help="conv-search: JSON dicts of NSMEncoder parameters")
     parser.add_argument(
-        "--pools", nargs="+", default=None, help="conv-search: JSON dicts of pool, pool_size, pool_stride, power; every network under each"
+        "--pools",
+        nargs="+",
+        default=None,
+        help="conv-search: JSON dicts of pool, pool_size, pool_stride, power; struct-search: of pool, pool_size, pool_stride "
+        "(in sites), signs, or none (the sites unpooled); every network under each",
     )
     parser.add_argument("--widths", type=int, nargs="+", default=[1000, 1000], help="lce: units per layer, bottom first")
     parser.add_argument("--window", type=int, default=None, help="lce: locally connected layers with this window; widths per position")
