@@ -115,7 +115,7 @@ def krotov_to_torch(est, *, pooling=True, dtype=None):
         order = np.arange(kh * kw * C).reshape(kh, kw, C).transpose(2, 0, 1).ravel()
         whitening = (est.whitening_mean_[order], est.whitening_[np.ix_(order, order)])
     NNLConv2d = nnl_conv2d_class()
-    layers = [NNLConv2d(weight, stride=1 if win is None else est.stride, power=est.power, center=est.center, whitening=whitening)]
+    layers = [NNLConv2d(weight, stride=1 if win is None else est.stride, power=est._power(), center=est.center, whitening=whitening)]
     if pooling:
         oh, ow = est._conv_size(est.image_shape_)
         size = (min(est.pool_size, oh), min(est.pool_size, ow))

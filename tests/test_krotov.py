@@ -6,6 +6,7 @@ import warnings
 import joblib
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, train_test_split
@@ -179,6 +180,18 @@ def test_pipeline_beats_raw_pixels_on_digits(digits):
     acc = model.score(Xte, yte)
     # measured 0.987 against 0.961 for raw pixels (this split); demand a clear margin
     assert acc >= raw + 0.01, (acc, raw)
+
+
+def test_auto_power_is_3_with_patches_and_1_fully_connected(digits):
+    """power="auto" gives the features of power=3 for the convolutional layer and of power=1 for the dense one."""
+    X = digits[0][:60]
+    for kw, n in (({"window": 3, "image_shape": (8, 8), "pool_size": 3, "pool_stride": 3}, 3), ({"window": None}, 1)):
+        auto = KrotovPatchEncoder(n_components=6, max_iter=1, random_state=0, **kw).fit(X)
+        assert auto.power == "auto" and auto._power() == n
+        F = auto.transform(X)
+        np.testing.assert_array_equal(F, clone(auto).set_params(power=n).fit(X).transform(X))
+        # not a no-op: the other power gives other features
+        assert not np.allclose(F, auto.set_params(power=4 - n).transform(X))
 
 
 def test_grid_search_over_power_runs(digits):

@@ -72,7 +72,7 @@ def test_fit_whitening_streams_chunks_and_samples_a_bounded_number_of_patches():
 
 def test_krotov_fit_and_transform_see_the_same_whitened_patches():
     X = _images()
-    enc = KrotovPatchEncoder(8, window=3, pool_size=3, pool_stride=3, whiten=0.1, max_iter=1, random_state=0).fit(X)
+    enc = KrotovPatchEncoder(8, window=3, power=1, pool_size=3, pool_stride=3, whiten=0.1, max_iter=1, random_state=0).fit(X)
     assert isinstance(enc.whitening_, np.ndarray) and enc.whitening_.shape == (9, 9) and enc.whitening_mean_.shape == (9,)
     bk = resolve("numpy")
     expected = whiten_rows(bk, _all_patches(X, 3), (enc.whitening_mean_, enc.whitening_), normalize=True)
