@@ -93,6 +93,10 @@ struct-search
     ``--pools``: every network's outputs also pooled over the site grid
     (``site_pooled``: max or sum, window and stride in sites, ``"signs":
     "both"`` for max(F) and max(-F) side by side), each pooling a row.
+    ``--zca EPS``: the mean-subtracted pixels ZCA-whitened first
+    (``zca_matrix`` fitted on the training images, relative eps), rescaled to
+    their mean squared norm before whitening, so that tanh sees inputs of the
+    same size.
 lce
     LocalCompetitiveEncoder (Zhou), a layer-wise stack of ``--widths`` units
     (its defaults otherwise: square_normalize, 10 epochs per layer,
@@ -541,13 +545,22 @@ def struct_search_cmd(args):
     X, Xt = X.reshape(len(X), -1), Xt.reshape(len(Xt), -1)
     mean = X.mean(axis=0)
     X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
+    if args.zca is not None:  # ZCA of the pixels, fitted on the training set, rescaled to the pixels' mean squared norm
+        from sklhebb.image import zca_matrix
+
+        _, Z = zca_matrix(np.zeros(X.shape[1]), X.T.astype(np.float64) @ X / len(X), args.zca)
+        size = np.sqrt(np.mean(np.sum(X.astype(np.float64) ** 2, axis=1)))
+        X, Xt = X @ Z, Xt @ Z
+        scale = size / np.sqrt(np.mean(np.sum(X**2, axis=1)))
+        X, Xt = (X * scale).astype(np.float32), (Xt * scale).astype(np.float32)
     nps = args.nps[0]
     pools = [None] if args.pools is None else [None if p == "none" else json.loads(p) for p in args.pools]
-    print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test, structured NSM {nps} per site, search; load {os.getloadavg()}", flush=True)
+    zca = "" if args.zca is None else f", pixels ZCA-whitened (eps {args.zca:g})"
+    print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test, structured NSM {nps} per site{zca}, search; load {os.getloadavg()}", flush=True)
     print("| config | seed | network | features | fit (s) | dynamics steps | saturated or zero | accuracy | alpha |")
     print("|---|---|---|---|---|---|---|---|---|")
     acc, alpha, _ = tuned_ridge(X, y, Xt, yt)
-    print(f"| - | - | raw pixels (mean-subtracted) | 784 | - | - | - | {acc:.4f} | {alpha:g} |", flush=True)
+    print(f"| - | - | raw pixels (mean-subtracted{zca}) | 784 | - | - | - | {acc:.4f} | {alpha:g} |", flush=True)
     base = dict(
         input_scale=1.0, structure="local", image_shape=(28, 28), site_stride=2, radius=4.0, activation="tanh", random_state=0,
         learning_rate=0.02, max_iter=args.epochs, batch_size=100,
@@ -756,6 +769,7 @@ def main():
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.0, 0.1], help="deep: feedback strengths")
     parser.add_argument("--n2", type=int, default=8, help="deep: layer 2's neurons per site")
     parser.add_argument("--tau", type=float, default=1.0, help="deep: NSMEncoder tau (L learns at eta / (2 tau))")
+    parser.add_argument("--zca", type=float, default=None, help="struct-search: ZCA-whiten the pixels first (relative eps, as zca_matrix)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="struct-search, deep, lce: random_state of both networks, a pass per seed")
     args = parser.parse_args()
     commands = {"whiten": whiten_cmd, "stack": stack_cmd, "nps": nps_cmd, "nsm-conv": nsm_conv_cmd, "deep": deep_cmd, "lce": lce_cmd}
