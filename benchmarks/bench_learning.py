@@ -56,6 +56,8 @@ deep
     ``--n2``: layer 2's neurons per site (8 by default); ``--tau``: both
     layers' tau (1, the paper's, by default); ``--seeds``: one
     pass (layer 1 alone and every network) per random_state (0 by default).
+    ``--pools``: each layer alone also pooled over its site grid, as in
+    struct-search (layer 1: 14 x 14 sites; layer 2: 7 x 7).
 conv-search
     The convolutional NSMEncoder of nsm-conv (50 channels of 6 x 6 unit-norm
     patches, ReLU, quadrant sum pooling, eta 0.02, 2 epochs, batch 5,000
@@ -287,6 +289,8 @@ def _top_untrained(learned, untrained):
 
 
 def deep_cmd(args):
+    import json
+
     from sklhebb import NSMEncoder
 
     X, y, Xt, yt = data(args.n_train, args.n_test)
@@ -302,9 +306,17 @@ def deep_cmd(args):
     print("| network | seed | c | r2 | gamma | features | fit (s) | dynamics steps | layer-2 input norm | saturated | accuracy | alpha |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 
-    def line(name, seed, c, r2, gamma, F, Ft, t_fit="-", steps="-", norm="-", sat="-"):
-        acc, alpha, _ = tuned_ridge(F, y, Ft, yt)
-        print(f"| {name} | {seed} | {c} | {r2} | {gamma} | {F.shape[1]} | {t_fit} | {steps} | {norm} | {sat} | {acc:.4f} | {alpha:g} |", flush=True)
+    pools = [None] if args.pools is None else [None if p == "none" else json.loads(p) for p in args.pools]
+
+    def line(name, seed, c, r2, gamma, F, Ft, t_fit="-", steps="-", norm="-", sat="-", grid=None):
+        for spec in pools if grid is not None else [None]:
+            G, Gt = (F, Ft) if spec is None else (site_pooled(F, grid, spec), site_pooled(Ft, grid, spec))
+            acc, alpha, _ = tuned_ridge(G, y, Gt, yt)
+            where = name if spec is None else f"{name}, `{json.dumps(spec)}`"
+            print(
+                f"| {where} | {seed} | {c} | {r2} | {gamma} | {G.shape[1]} | {t_fit} | {steps} | {norm} | {sat} | {acc:.4f} | {alpha:g} |",
+                flush=True,
+            )
 
     line("raw pixels (mean-subtracted)", "-", "-", "-", "-", X, Xt)
     learn = dict(learning_rate=args.eta, max_iter=args.epochs, batch_size=100)
@@ -316,7 +328,7 @@ def deep_cmd(args):
         )  # fmt: skip
         for label, kw in (("learned", learn), ("untrained", frozen)):
             e = NSMEncoder(4, site_stride=2, radius=4.0, **kw, **common).fit(X)
-            line(f"layer 1 alone, {label}", seed, "-", "-", "-", e.transform(X), e.transform(Xt))
+            line(f"layer 1 alone, {label}", seed, "-", "-", "-", e.transform(X), e.transform(Xt), grid=site_grid(28, 28, 2))
         for r2 in args.radius2:
             for c in args.scales:
                 for gamma in args.gammas:
@@ -332,7 +344,8 @@ def deep_cmd(args):
                         H1t = Zt[:, :-n2]
                         norm, sat = f"{float(np.mean(np.linalg.norm(c * H1t, axis=1))):.1f}", f"{float(np.mean(np.abs(Zt[:, -n2:]) > 0.99)):.3f}"
                         steps = f"{e.n_dynamics_steps_:.1f}" if enc is e else "-"
-                        line(name, seed, c, r2, gamma, Z[:, -n2:], Zt[:, -n2:], t_fit if enc is e else "-", steps, norm, sat)
+                        top, top_t, fit_s = Z[:, -n2:], Zt[:, -n2:], t_fit if enc is e else "-"
+                        line(name, seed, c, r2, gamma, top, top_t, fit_s, steps, norm, sat, grid=site_grid(14, 14, 2))
                         line(name.replace("layer 2", "layers 1 + 2"), seed, c, r2, gamma, Z, Zt)
 
 
@@ -756,8 +769,8 @@ def main():
         "--pools",
         nargs="+",
         default=None,
-        help="conv-search: JSON dicts of pool, pool_size, pool_stride, power; struct-search: of pool, pool_size, pool_stride "
-        "(in sites), signs, or none (the sites unpooled); every network under each",
+        help="conv-search: JSON dicts of pool, pool_size, pool_stride, power; struct-search and deep: of pool, pool_size, "
+        "pool_stride (in sites), signs, or none (the sites unpooled); every network (deep: every layer alone) under each",
     )
     parser.add_argument("--widths", type=int, nargs="+", default=[1000, 1000], help="lce: units per layer, bottom first")
     parser.add_argument("--window", type=int, default=None, help="lce: locally connected layers with this window; widths per position")
