@@ -53,7 +53,7 @@ deep
     learned layer 1, and layer 1 alone learned against untrained, raw pixels;
     readout ``tuned_ridge`` (all rows), the share of layer 2's test outputs
     with |r| > 0.99 (capped_relu: its cap is 1) and the mean norm of layer 2's input c r^(1).
-    ``--n2``: layer 2's neurons per site (8 by default); ``--tau``: both
+    ``--n1``, ``--n2``: layer 1's and layer 2's neurons per site (4 and 8 by default); ``--tau``: both
     layers' tau (1, the paper's, by default); ``--seeds``: one
     pass (layer 1 alone and every network) per random_state (0 by default).
     ``--pools``: each layer alone also pooled over its site grid, as in
@@ -298,7 +298,7 @@ def deep_cmd(args):
     mean = X.mean(axis=0)
     X, Xt = X - mean, Xt - mean  # Obeid Sec. 6.3: mean subtraction
     print(
-        f"Fashion-MNIST {len(X)} train / {len(Xt)} test, deep structured NSM (4 per site, radius 4 | {args.n2} per site, radius r2), "
+        f"Fashion-MNIST {len(X)} train / {len(Xt)} test, deep structured NSM ({args.n1} per site, radius 4 | {args.n2} per site, radius r2), "
         f"{args.activation}, "
         f"eta {args.eta}, tau {args.tau}, {args.epochs} epochs, tuned_ridge readout; load {os.getloadavg()}",
         flush=True,
@@ -327,12 +327,12 @@ def deep_cmd(args):
             random_state=seed,
         )  # fmt: skip
         for label, kw in (("learned", learn), ("untrained", frozen)):
-            e = NSMEncoder(4, site_stride=2, radius=4.0, **kw, **common).fit(X)
+            e = NSMEncoder(args.n1, site_stride=2, radius=4.0, **kw, **common).fit(X)
             line(f"layer 1 alone, {label}", seed, "-", "-", "-", e.transform(X), e.transform(Xt), grid=site_grid(28, 28, 2))
         for r2 in args.radius2:
             for c in args.scales:
                 for gamma in args.gammas:
-                    net = dict(hidden_layer_sizes=(4,), site_stride=(2, 2), radius=(4.0, r2), gamma=gamma, layer_input_scale=c, **common)
+                    net = dict(hidden_layer_sizes=(args.n1,), site_stride=(2, 2), radius=(4.0, r2), gamma=gamma, layer_input_scale=c, **common)
                     t0 = time.perf_counter()
                     e = NSMEncoder(args.n2, **learn, **net).fit(X)
                     t_fit = f"{time.perf_counter() - t0:.1f}"
@@ -780,6 +780,7 @@ def main():
     parser.add_argument("--eta", type=float, default=0.02, help="deep: learning rate of both layers")
     parser.add_argument("--activation", default="tanh", help="deep: the activation of both layers")
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.0, 0.1], help="deep: feedback strengths")
+    parser.add_argument("--n1", type=int, default=4, help="deep: layer 1's neurons per site")
     parser.add_argument("--n2", type=int, default=8, help="deep: layer 2's neurons per site")
     parser.add_argument("--tau", type=float, default=1.0, help="deep: NSMEncoder tau (L learns at eta / (2 tau))")
     parser.add_argument("--zca", type=float, default=None, help="struct-search: ZCA-whiten the pixels first (relative eps, as zca_matrix)")
