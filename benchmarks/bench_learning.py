@@ -542,6 +542,8 @@ def site_pooled(F, grid, spec):
 
     if set(spec) - set(SITE_POOL_KEYS) or not {"pool", "pool_size", "pool_stride"} <= set(spec):
         raise ValueError(f"--pools {spec}: needs pool, pool_size, pool_stride (and optionally signs); allowed: {SITE_POOL_KEYS}")
+    if spec["pool"] not in ("max", "sum") or spec.get("signs", "both") != "both":
+        raise ValueError(f"--pools {spec}: pool is 'max' or 'sum', and signs (when given) is 'both'")
     bk = resolve("numpy")
     M = np.ascontiguousarray(F.reshape(len(F), grid[0], grid[1], -1))
     sides = [M, -M] if spec.get("signs") == "both" else [M]
