@@ -306,11 +306,11 @@ def deep_cmd(args):
     print("| network | seed | c | r2 | gamma | features | fit (s) | dynamics steps | layer-2 input norm | saturated | accuracy | alpha |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 
-    pools = [None] if args.pools is None else [None if p == "none" else json.loads(p) for p in args.pools]
+    pools = site_pools(args)
 
     def line(name, seed, c, r2, gamma, F, Ft, t_fit="-", steps="-", norm="-", sat="-", grid=None):
         for spec in pools if grid is not None else [None]:
-            G, Gt = (F, Ft) if spec is None else (site_pooled(F, grid, spec), site_pooled(Ft, grid, spec))
+            G, Gt = site_pooled(F, grid, spec), site_pooled(Ft, grid, spec)
             acc, alpha, _ = tuned_ridge(G, y, Gt, yt)
             where = name if spec is None else f"{name}, `{json.dumps(spec)}`"
             print(
@@ -532,13 +532,23 @@ def pooled_rows(args, config, label, e, t_fit, X, y, Xt, yt):
 SITE_POOL_KEYS = ("pool", "pool_size", "pool_stride", "signs")
 
 
+def site_pools(args):
+    """``--pools`` of struct-search and deep: the JSON specs of ``site_pooled``, None for "none" (and when not given)."""
+    import json
+
+    return [None] if args.pools is None else [None if p == "none" else json.loads(p) for p in args.pools]
+
+
 def site_pooled(F, grid, spec):
     """Structured-layer outputs ``F`` (n, sites x neurons, ordered site row, site column, neuron) pooled over the
     site grid ``grid`` (rows, columns) as ``spec`` says: ``pool`` "max" or "sum" over ``pool_size`` x ``pool_size``
     windows every ``pool_stride`` sites; ``signs`` "both" pools F and -F and concatenates them (tanh outputs are
-    signed, and a max keeps only the positive side)."""
+    signed, and a max keeps only the positive side). ``spec`` None: ``F`` as it is."""
     from sklhebb.encoders.nsm import _sum_pool
     from sklhebb.image import max_pool
+
+    if spec is None:
+        return F
 
     if set(spec) - set(SITE_POOL_KEYS) or not {"pool", "pool_size", "pool_stride"} <= set(spec):
         raise ValueError(f"--pools {spec}: needs pool, pool_size, pool_stride (and optionally signs); allowed: {SITE_POOL_KEYS}")
@@ -569,7 +579,7 @@ def struct_search_cmd(args):
         scale = size / np.sqrt(np.mean(np.sum(X**2, axis=1)))
         X, Xt = (X * scale).astype(np.float32), (Xt * scale).astype(np.float32)
     nps = args.nps[0]
-    pools = [None] if args.pools is None else [None if p == "none" else json.loads(p) for p in args.pools]
+    pools = site_pools(args)
     zca = "" if args.zca is None else f", pixels ZCA-whitened (eps {args.zca:g})"
     print(f"Fashion-MNIST {len(X)} train / {len(Xt)} test, structured NSM {nps} per site{zca}, search; load {os.getloadavg()}", flush=True)
     print("| config | seed | network | features | fit (s) | dynamics steps | saturated or zero | accuracy | alpha |")
@@ -594,7 +604,7 @@ def struct_search_cmd(args):
                 odd = float(np.mean(np.abs(F) > 0.99)) if params["activation"] == "tanh" else float(np.mean(F == 0))
                 grid = site_grid(28, 28, params["site_stride"])
                 for spec in pools:
-                    G, Gt = (F, Ft) if spec is None else (site_pooled(F, grid, spec), site_pooled(Ft, grid, spec))
+                    G, Gt = site_pooled(F, grid, spec), site_pooled(Ft, grid, spec)
                     acc, alpha, _ = tuned_ridge(G, y, Gt, yt)
                     accs.setdefault(json.dumps(spec), []).append(acc)
                     where = f"`{config}`" + ("" if spec is None else f" `{json.dumps(spec)}`")
